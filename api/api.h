@@ -1,0 +1,42 @@
+/*
+ * api.h - the query port (default 3200): Tempo trace-by-ID routes, /api/echo,
+ * /api/status/buildinfo, /ready, /health and /metrics.
+ *
+ * Lifecycle: td_api_new -> td_api_start -> td_api_set_ready(true) once every
+ * other part is up -> td_api_stop -> td_api_free.
+ *
+ * Thread-safety: new/start/stop/free from one controlling thread; set_ready and
+ * port from any thread. Requests are served on the HTTP library's threads.
+ */
+#ifndef TD_API_H
+#define TD_API_H
+
+#include "core/config.h"
+#include "core/status.h"
+#include "store/store.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct td_api_opts {
+    char *listen;             /* "0.0.0.0:3200" */
+    int64_t threads;          /* HTTP worker threads */
+    uint64_t max_trace_bytes; /* v1 -> 422 / v2 -> PARTIAL beyond this */
+    bool multitenancy;        /* require X-Scope-OrgID */
+} td_api_opts;
+
+extern const td_opt td_api_opt_rows[];
+extern const size_t td_api_nopt_rows;
+
+typedef struct td_api td_api;
+
+td_status td_api_new(const td_api_opts *o, td_store *store, td_api **out, td_err *err);
+/* Bind and serve. Errors: TD_IO when the port cannot be bound. */
+td_status td_api_start(td_api *api, td_err *err);
+/* /ready answers 200 only while ready is true (503 with a reason otherwise). */
+void td_api_set_ready(td_api *api, bool ready);
+void td_api_stop(td_api *api);
+void td_api_free(td_api *api);
+int td_api_port(const td_api *api);
+
+#endif

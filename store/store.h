@@ -1,0 +1,103 @@
+/*
+ * store.h - the LevelDB-backed span store. store/ is the only module that
+ * includes leveldb/c.h; the byte layout of keys and values is in store/FORMAT.md.
+ *
+ * What is stored: a td_batch holds fragments; a fragment is one serialized
+ * opentelemetry.proto.trace.v1.ResourceSpans carrying one resource, its scope(s)
+ * and only spans of one trace. Fragments are keyed by tenant and trace ID so that
+ * all fragments of one trace are one prefix scan, whatever request, service or
+ * order they arrived in.
+ *
+ * Thread-safety: a td_store may be used from any number of threads at once
+ * (LevelDB serialises writers itself); td_store_close must not race with other calls.
+ */
+#ifndef TD_STORE_H
+#define TD_STORE_H
+
+#include "core/config.h"
+#include "core/queue.h"
+#include "core/status.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TD_TENANT_MAX 150
+#define TD_DEFAULT_TENANT "single-tenant"
+
+/* One trace's share of one resource in one request. data points into its batch. */
+typedef struct td_frag {
+    uint8_t trace_id[16];
+    uint64_t start_ns; /* min start of its spans */
+    uint64_t end_ns;   /* max end of its spans */
+    uint32_t nspans;
+    uint32_t len;
+    const uint8_t *data; /* serialized ResourceSpans */
+} td_frag;
+
+/*
+ * The unit that travels through the queue and is written atomically: a single
+ * heap block (header, fragment array, fragment bytes). q.spans / q.bytes are its
+ * queue accounting.
+ */
+typedef struct td_batch {
+    td_qitem q;
+    char tenant[TD_TENANT_MAX + 1];
+    size_t nfrags;
+    td_frag *frags;
+    uint8_t *data;   /* nbytes of fragment storage; frags[i].data point in here */
+    size_t data_cap;
+} td_batch;
+
+/*
+ * Allocate a batch for nfrags fragments and data_cap bytes of fragment data in one
+ * block; frags/data are ready to fill, nfrags is set, q.spans/q.bytes are 0 (the
+ * builder sets them). NULL on OOM or overflow. Free with td_batch_free.
+ */
+td_batch *td_batch_new(const char *tenant, size_t nfrags, size_t data_cap);
+void td_batch_free(td_batch *b);
+
+typedef struct td_store_opts {
+    char *dir;                   /* data directory; created if missing */
+    uint64_t cache_bytes;        /* LevelDB block cache */
+    uint64_t write_buffer_bytes; /* LevelDB memtable size */
+    bool sync;                   /* fsync every write batch */
+} td_store_opts;
+
+/* Option rows for td_config (TD_OPT_* rows pointing into a td_store_opts). */
+extern const td_opt td_store_opt_rows[];
+extern const size_t td_store_nopt_rows;
+
+typedef struct td_store td_store;
+
+/* Open (creating if needed) the store under o->dir. Errors: TD_IO with LevelDB's message. */
+td_status td_store_open(const td_store_opts *o, td_store **out, td_err *err);
+/* Close and free; NULL is fine. */
+void td_store_close(td_store *s);
+
+/*
+ * Write every fragment of the n batches in one atomic LevelDB write. The batches
+ * stay owned by the caller. Errors: TD_IO (nothing of these batches is written).
+ */
+td_status td_store_write(td_store *s, td_batch *const *batches, size_t n, td_err *err);
+
+/*
+ * Called once per stored fragment of a trace, in key order. Return TD_OK to go on;
+ * any other status stops the scan and is returned by td_store_trace_get.
+ * data is valid only during the call.
+ */
+typedef td_status (*td_frag_cb)(void *ud, const uint8_t *data, size_t len, td_err *err);
+
+/*
+ * Visit the fragments of trace_id for tenant. When end_ns > 0, only fragments
+ * overlapping [start_ns, end_ns] are visited. Returns TD_NOT_FOUND when none was
+ * visited, TD_IO on read errors, TD_CORRUPT on a malformed stored value.
+ */
+td_status td_store_trace_get(td_store *s, const char *tenant, const uint8_t trace_id[16],
+                             uint64_t start_ns, uint64_t end_ns, td_frag_cb cb, void *ud,
+                             td_err *err);
+
+/* Approximate bytes on disk (LevelDB's estimate over the whole key space). */
+uint64_t td_store_approx_size(td_store *s);
+
+#endif
