@@ -127,7 +127,7 @@ diag.setLogger({
     const text = a.map(fmt).join(' ');
     console.error('otel diag warn:', text);
     if (/Partial Success/i.test(text)) problems.push(`server reported partial success: ${text}`);
-    if (/could not deserialize response/i.test(text)) problems.push(`server response not decodable: ${text}`);
+    if (/could not deserialize response|failed to parse .*response/i.test(text)) problems.push(`server response not decodable: ${text}`);
     if (/Invalid attribute/i.test(text)) problems.push(`SDK dropped an attribute: ${text}`);
   },
   info: () => {},
@@ -136,7 +136,7 @@ diag.setLogger({
 }, DiagLogLevel.WARN);
 
 function fmt(x) {
-  if (x instanceof Error) return x.stack || x.message;
+  if (x instanceof Error) return process.env.OTEL_EXPORT_DEBUG ? (x.stack || x.message) : `${x.name}: ${x.message}`.replace(/\s+for call at\s*$/, '');
   if (x instanceof Uint8Array) return `<${x.length} bytes: ${Buffer.from(x).toString('utf8').slice(0, 200)}>`;
   if (typeof x === 'object') { try { return JSON.stringify(x); } catch { return String(x); } }
   return String(x);
@@ -345,7 +345,9 @@ for (const p of [frontend, backend]) {
   }
   for (const { spans: n, result } of results) {
     if (result.code !== ExportResultCode.SUCCESS) {
-      console.error(`otel_export: ${p.service}: export of ${n} span(s) FAILED: ${fmt(result.error ?? 'unknown error')}`);
+      const e = result.error;
+      const detail = e && e.code !== undefined ? ` (code ${e.code}${e.data ? `, body ${String(e.data).slice(0, 300)}` : ''})` : '';
+      console.error(`otel_export: ${p.service}: export of ${n} span(s) FAILED: ${fmt(e ?? 'unknown error')}${detail}`);
       failed = true;
     }
   }
