@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# tracectl_offline.test.sh - tracectl against fake_tempo.mjs (no traced needed).
+#
+# Env: TRACECTL_BIN (the binary), TD_E2E_DIR (this directory), TD_E2E_TMP (scratch, optional).
+# Checks output and exit codes (0 found, 1 not found, 2 usage, 3 unreachable, 4 server error).
+# Prints "N passed, N failed"; exits non-zero when anything failed.
+set -u
+
+: "${TRACECTL_BIN:?set TRACECTL_BIN to the tracectl binary}"
+E2E_DIR=${TD_E2E_DIR:-$(cd "$(dirname "$0")" && pwd)}
+mkdir -p "${TD_E2E_TMP:-/tmp}"
+TMP=$(mktemp -d "${TD_E2E_TMP:-/tmp}/tracectl_offline.XXXXXX")
+unset TRACECTL_SERVER
+
+KNOWN=5b8efff798038103d269b633813fc60c
+PASSED=0
+FAILED=0
+FAKE_PID=
+
+cleanup() {
+    if [ -n "$FAKE_PID" ]; then
+        kill "$FAKE_PID" 2>/dev/null
+        wait "$FAKE_PID" 2>/dev/null
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+pass() {
+    PASSED=$((PASSED + 1))
+    echo "ok   - $1"
+}
+fail() {
+    FAILED=$((FAILED + 1))
+    echo "FAIL - $1"
+    if [ -s "$TMP/err" ]; then
+        sed 's/^/       stderr: /' "$TMP/err" | head -20
+    fi
+}
+
+# run ARGS...: tracectl with a hard time bound; sets RC, output in $TMP/out and $TMP/err.
+run() {
+    timeout 60 "$TRACECTL_BIN" "$@" >"$TMP/out" 2>"$TMP/err"
+    RC=$?
+}
+
+# expect_rc NAME CODE ARGS...
+expect_rc() {
+    local name=$1 want=$2
+    shift 2
+    run "$@"
+    if [ "$RC" -eq "$want" ]; then
+        pass "$name"
+    else
+        fail "$name: exit $RC, want $want"
+    fi
+}
+
+# has_line NAME REGEX: some line of $TMP/out matches the extended regex.
+has_line() {
+    if grep -Eq -- "$2" "$TMP/out"; then
+        pass "$1"
+    else
+        fail "$1: no line matching /$2/"
+        sed 's/^/       stdout: /' "$TMP/out" | head -20
+    fi
+}
+
+# Start the fake server and read its port with a deadline (no polling).
+coproc FAKE { exec node "$E2E_DIR/fake_tempo.mjs"; }
+FAKE_PID=$FAKE_PID
+PORT=
+read -r -t 10 -u "${FAKE[0]}" PORT
+if ! [[ "$PORT" =~ ^[0-9]+$ ]]; then
+    echo "FAIL - fake_tempo.mjs did not report a port"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+SERVER="http://127.0.0.1:$PORT"
+
+# A port with nothing listening: bind an ephemeral one, then close it.
+CLOSED_PORT=$(timeout 10 node -e '
+const s = require("net").createServer();
+s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });')
+
+# --- help and version -------------------------------------------------------
+expect_rc "--help exits 0" 0 --help
+has_line "--help lists find" '^  find '
+has_line "--help documents exit code 3" '^  3  server unreachable'
+expect_rc "find --help exits 0" 0 find --help
+has_line "find --help shows usage" '^Usage: tracectl find --trace-id ID'
+has_line "find --help documents exit codes" '^  4  server error'
+expect_rc "--version exits 0" 0 --version
+has_line "--version prints a version" '^tracectl [0-9]+\.[0-9]+\.[0-9]+'
+
+# --- a known trace, human output ---------------------------------------------
+expect_rc "find known trace exits 0" 0 --server "$SERVER" find --trace-id "$KNOWN"
+cat >"$TMP/expected" <<'EOF'
+Trace 5b8efff798038103d269b633813fc60c  6 spans  2 services  duration 1.3s
+frontend  GET /cart  [server]  +0ns  1.25s  error: boom  http.request.method=GET http.route=/cart http.response.status_code=500
+├─ frontend  cart.lookup  [internal]  +5ms  300µs  ok  http.route="AAEC/w==" db.system={k=v, n=1.5} rpc.method=[a, 2, false, 0.25, "x y"] error=true
+└─ frontend  POST cart  [client]  +400ms  800ms  -  http.request.method=POST url.path=/items
+   └─ cart  POST /items  [server]  +410ms  780ms  ok  http.method=POST http.route=/items http.status_code=201
+      └─ cart  SELECT items  [client]  +420ms  50ms  error  db.system=postgresql exception.message="deadlock detected"
+(missing parent 00f067aa0ba902b7)
+└─ cart  flush queue  [producer]  +1.3s  2.5ms  -  messaging.system=kafka
+EOF
+if diff -u "$TMP/expected" "$TMP/out" >"$TMP/diff"; then
+    pass "find known trace: whole tree as expected"
+else
+    fail "find known trace: tree differs"
+    sed 's/^/       /' "$TMP/diff"
+fi
+has_line "header names trace, span and service counts" "^Trace $KNOWN  6 spans  2 services  duration "
+has_line "root span at column 0 with kind and error status" '^frontend  GET /cart  \[server\]  \+0ns  1\.25s  error: boom'
+has_line "child of another service indented one level" '^   └─ cart  POST /items  \[server\]'
+has_line "grandchild indented two levels" '^      └─ cart  SELECT items  \[client\]'
+has_line "orphan listed under its missing parent" '^\(missing parent 00f067aa0ba902b7\)$'
+has_line "orphan span drawn below that line" '^└─ cart  flush queue  \[producer\]'
+if [ "$(grep -n 'cart.lookup' "$TMP/out" | cut -d: -f1)" -lt "$(grep -n 'POST cart' "$TMP/out" | cut -d: -f1)" ]; then
+    pass "children sorted by start time"
+else
+    fail "children sorted by start time"
+fi
+if ! grep -q 'user.note' "$TMP/out"; then
+    pass "non-key attributes are not printed"
+else
+    fail "non-key attributes are not printed"
+fi
+
+# Global options also work after the command, and the server comes from the environment.
+TRACECTL_SERVER="$SERVER/" expect_rc "TRACECTL_SERVER env and options after the command" 0 \
+    find "$KNOWN" --timeout 5
+has_line "positional ID gives the same header" "^Trace $KNOWN  6 spans"
+
+# --- --json: the body exactly as served --------------------------------------
+expect_rc "find --json exits 0" 0 --server "$SERVER" --json find --trace-id "$KNOWN"
+if timeout 30 node -e '
+const fs = require("fs"), assert = require("assert");
+const out = fs.readFileSync(process.argv[1], "utf8");
+fetch(process.argv[2]).then((r) => r.text()).then((body) => {
+  assert.deepStrictEqual(JSON.parse(out), JSON.parse(body));
+  assert.strictEqual(out, body.endsWith("\n") ? body : body + "\n");
+}).catch((e) => { console.error(e.message); process.exit(1); });
+' "$TMP/out" "$SERVER/canned/$KNOWN" 2>"$TMP/err"; then
+    pass "--json output is the served body, newline-terminated"
+else
+    fail "--json output is the served body, newline-terminated"
+fi
+
+# --- not found, usage, server errors, unreachable ----------------------------
+expect_rc "unknown trace (200, empty trace) exits 1" 1 --server "$SERVER" find --trace-id 0123456789abcdef
+expect_rc "unknown trace with --json exits 1" 1 --server "$SERVER" find --json --trace-id ffff
+if [ ! -s "$TMP/out" ] && grep -q 'not found' "$TMP/err"; then
+    pass "not found: nothing on stdout, a message on stderr"
+else
+    fail "not found: nothing on stdout, a message on stderr"
+fi
+expect_rc "404 exits 1" 1 --server "$SERVER" find --trace-id 4040
+expect_rc "bad trace ID xyz exits 2" 2 --server "$SERVER" find --trace-id xyz
+expect_rc "33 hex digits exits 2" 2 --server "$SERVER" find --trace-id 0123456789abcdef0123456789abcdef0
+expect_rc "missing --trace-id exits 2" 2 --server "$SERVER" find
+expect_rc "unknown option exits 2" 2 --server "$SERVER" find --trace-id "$KNOWN" --bogus
+expect_rc "unknown command exits 2" 2 --server "$SERVER" frobnicate
+expect_rc "end before start exits 2" 2 --server "$SERVER" find --trace-id "$KNOWN" --start 20 --end 10
+expect_rc "bad --timeout exits 2" 2 --server "$SERVER" --timeout -1 find --trace-id "$KNOWN"
+expect_rc "server error 500 exits 4" 4 --server "$SERVER" find --trace-id 5000
+if grep -q 'HTTP 500: boom' "$TMP/err"; then
+    pass "server error body printed on stderr"
+else
+    fail "server error body printed on stderr"
+fi
+expect_rc "invalid JSON from the server exits 4" 4 --server "$SERVER" find --trace-id bad0
+expect_rc "unreachable server (closed port) exits 3" 3 --server "http://127.0.0.1:$CLOSED_PORT" \
+    find --trace-id "$KNOWN"
+expect_rc "server that never answers: --timeout exits 3" 3 --server "$SERVER" --timeout 1 \
+    find --trace-id 5105
+
+# --- request details: tenant header, Accept, start/end -----------------------
+expect_rc "--org-id request exits 0" 0 --server "$SERVER" find 0e0e --org-id tenant-a \
+    --start 100 --end 200
+has_line "X-Scope-OrgID, Accept and start/end are sent" \
+    'org=tenant-a accept=application/json query=\?start=100&end=200'
+
+# --- hostile input: loops, junk entries, terminal escapes, huge numbers --------
+expect_rc "malformed trace still prints (exit 0)" 0 --server "$SERVER" find bee5
+has_line "junk span entries are skipped" "^Trace $KNOWN  6 spans  1 service  "
+has_line "a parent loop is cut and shown" '^\(parent cycle 00000000000000c2\)$'
+has_line "a self-parent is shown as a loop" '^\(parent cycle 00000000000000c3\)$'
+has_line "numeric kind and status after an int64 overflow" '\[client\]  .*error: line1\\nline2'
+if ! LC_ALL=C grep -q $'[\x01-\x08\x0b-\x1f\x7f]' "$TMP/out" && ! grep -q $'\xc2\x9b' "$TMP/out"; then
+    pass "control characters are escaped, not sent to the terminal"
+else
+    fail "control characters are escaped, not sent to the terminal"
+fi
+
+# --- big traces: no recursion limits ------------------------------------------
+expect_rc "10k-deep span chain exits 0" 0 --server "$SERVER" find dee9
+if [ "$(wc -l <"$TMP/out")" -eq 10001 ] && grep -q 'op-9999' "$TMP/out"; then
+    pass "10k-deep chain prints every span"
+else
+    fail "10k-deep chain prints every span"
+fi
+expect_rc "10k-wide trace exits 0" 0 --server "$SERVER" find a1de
+if [ "$(grep -c '^├─ big  op-' "$TMP/out")" -eq 9998 ] && grep -q '^└─ big  op-9999 ' "$TMP/out"; then
+    pass "10k-wide trace prints every child, last one with └─"
+else
+    fail "10k-wide trace prints every child, last one with └─"
+fi
+
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
