@@ -1,1 +1,631 @@
-/* placeholder: being written */
+/*
+ * server.c - the query port: a libmicrohttpd daemon and a small route table.
+ *
+ * Every request is answered from the first access-handler call (no route takes
+ * a body), so a handler is a plain function that fills a `req` (status, content
+ * type, body) and the dispatcher does the common work once: request id, log
+ * context, response headers, and the two metrics (STYLE rule 10: the dispatcher
+ * that sends a status is where it is counted). The trace work itself is in
+ * tempo_trace.c.
+ */
+#include "api/api.h"
+#include "api/json.h"
+#include "api/tempo.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/metrics.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MOD "api"
+
+/* The Tempo version we claim in /api/status/buildinfo (Grafana gates features on >= 2.7.0). */
+#define TEMPO_COMPAT_VERSION "2.9.0"
+#define REQUEST_ID_MAX 64
+
+const td_opt td_api_opt_rows[] = {
+    {"query-listen", TD_OPT_STRING, "0.0.0.0:3200", offsetof(td_api_opts, listen),
+     "Address of the query port (Tempo API, /ready, /metrics): host:port, [v6addr]:port; "
+     "port 0 picks a free port.",
+     0, 0},
+    {"query-threads", TD_OPT_INT, "4", offsetof(td_api_opts, threads),
+     "HTTP worker threads serving the query port.", 1, 1024},
+    {"max-trace-size", TD_OPT_SIZE, "50MiB", offsetof(td_api_opts, max_trace_bytes),
+     "Largest trace returned by trace-by-ID (stored bytes): /api/traces answers 422 beyond it, "
+     "/api/v2/traces a partial trace. 0 = unlimited.",
+     0, 0},
+    {"multitenancy", TD_OPT_BOOL, "false", offsetof(td_api_opts, multitenancy),
+     "Require the X-Scope-OrgID header (tenant ID; `a|b` reads several tenants) on queries "
+     "and ingest; off = one implicit tenant.",
+     0, 0},
+};
+const size_t td_api_nopt_rows = sizeof(td_api_opt_rows) / sizeof(td_api_opt_rows[0]);
+
+struct td_api {
+    td_api_opts o; /* copy; o.listen is owned */
+    td_store *store;
+    struct MHD_Daemon *d;
+    atomic_bool ready;
+    atomic_bool was_ready; /* tells "starting up" from "shutting down" in /ready */
+    atomic_int port;
+};
+
+/* One request being answered. Handlers fill status, ctype and body. */
+typedef struct req {
+    td_api *api;
+    struct MHD_Connection *c;
+    const char *arg; /* path remainder after a prefix route */
+    const char *reqid;
+    int status;
+    const char *ctype;
+    td_buf body;
+} req;
+
+typedef void (*handler_fn)(req *r);
+
+typedef struct route {
+    const char *path; /* exact path, or the prefix before {id} */
+    bool prefix;      /* a non-empty remainder without '/' follows */
+    const char *name; /* route label in metrics */
+    handler_fn fn;
+} route;
+
+#define CT_TEXT "text/plain; charset=utf-8"
+#define CT_JSON "application/json"
+#define CT_PROTOBUF "application/protobuf"
+
+/* ---- small reply helpers ---- */
+
+static void reply(req *r, int status, const char *ctype, const char *body)
+{
+    r->status = status;
+    r->ctype = ctype;
+    td_buf_reset(&r->body);
+    td_buf_addstr(&r->body, body);
+}
+
+/* An error the way Go's http.Error writes it: text/plain, message + "\n". */
+static void reply_error(req *r, int status, const char *msg)
+{
+    reply(r, status, CT_TEXT, msg);
+    td_buf_addch(&r->body, '\n');
+}
+
+static void reply_err(req *r, const td_err *err)
+{
+    int status = td_status_http(err->code);
+    if (status >= 500) {
+        TD_LOG_THROTTLED(TD_LOG_ERROR, MOD, "query failed: %s: %s", td_status_name(err->code),
+                         err->msg);
+    }
+    reply_error(r, status, err->msg[0] ? err->msg : td_status_name(err->code));
+}
+
+static const char *header(req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->c, MHD_HEADER_KIND, name);
+}
+
+static const char *query_arg(req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->c, MHD_GET_ARGUMENT_KIND, name);
+}
+
+/* ---- handlers ---- */
+
+static void h_ready(req *r)
+{
+    if (atomic_load(&r->api->ready)) {
+        reply(r, 200, CT_TEXT, "ready\n");
+    } else if (atomic_load(&r->api->was_ready)) {
+        reply(r, 503, CT_TEXT, "not ready: shutting down\n");
+    } else {
+        reply(r, 503, CT_TEXT, "not ready: starting up\n");
+    }
+}
+
+static void h_health(req *r)
+{
+    r->status = 200;
+    r->ctype = CT_JSON;
+    td_json j;
+    td_json_init(&j, &r->body);
+    td_json_begin_object(&j);
+    td_json_key(&j, "status");
+    td_json_string(&j, "healthy");
+    td_json_key(&j, "version");
+    td_json_string(&j, TD_VERSION);
+    td_json_end_object(&j);
+}
+
+static void h_metrics(req *r)
+{
+    r->status = 200;
+    r->ctype = "text/plain; version=0.0.4; charset=utf-8";
+    td_metrics_write(&r->body);
+}
+
+static void h_echo(req *r)
+{
+    reply(r, 200, CT_TEXT, "echo");
+}
+
+/* YYYY-MM-DD of the build (TD_BUILD_DATE if the build defines it, else __DATE__). */
+static void build_date(char out[32])
+{
+#ifdef TD_BUILD_DATE
+    snprintf(out, 32, "%s", TD_BUILD_DATE);
+#else
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    const char *d = __DATE__; /* "Mmm dd yyyy" */
+    const char *m = strstr(months, (char[]){d[0], d[1], d[2], 0});
+    unsigned mon = m ? (unsigned)(m - months) / 3 + 1 : 1;
+    unsigned day = (unsigned)atoi(d + 4) % 100;
+    unsigned year = (unsigned)atoi(d + 7) % 10000;
+    snprintf(out, 32, "%04u-%02u-%02u", year, mon, day);
+#endif
+}
+
+static void h_buildinfo(req *r)
+{
+    char date[32];
+    build_date(date);
+    r->status = 200;
+    r->ctype = CT_JSON;
+    td_json j;
+    td_json_init(&j, &r->body);
+    td_json_begin_object(&j);
+    td_json_key(&j, "version");
+    td_json_string(&j, TEMPO_COMPAT_VERSION);
+    td_json_key(&j, "revision");
+    td_json_string(&j, TD_VERSION);
+    td_json_key(&j, "branch");
+    td_json_string(&j, "main");
+    td_json_key(&j, "buildUser");
+    td_json_string(&j, "");
+    td_json_key(&j, "buildDate");
+    td_json_string(&j, date);
+    td_json_key(&j, "goVersion");
+    td_json_string(&j, "");
+    td_json_end_object(&j);
+}
+
+/* Arena cap for one trace request: decoded protobuf is a few times its packed size. */
+static size_t trace_arena_limit(uint64_t max_trace)
+{
+    if (!max_trace) {
+        return 0;
+    }
+    uint64_t lim = max_trace > UINT64_MAX / 16 ? UINT64_MAX : max_trace * 16;
+    if (lim < 64u << 20) {
+        lim = 64u << 20;
+    }
+    return lim > SIZE_MAX ? SIZE_MAX : (size_t)lim;
+}
+
+/*
+ * GET /api/traces/{id} (v1) and /api/v2/traces/{id} (v2), API-CONTRACT §3.3/3.4.
+ * Order of checks follows Tempo: tenant, trace ID, start/end.
+ */
+static void h_trace(req *r, bool v2)
+{
+    td_api *api = r->api;
+    td_err err;
+    td_err_init(&err);
+    td_arena a;
+    td_arena_init(&a, 64 * 1024, trace_arena_limit(api->o.max_trace_bytes));
+
+    if (!api->store) {
+        reply_error(r, 503, "no trace store configured");
+        goto out;
+    }
+    const char *org = header(r, "X-Scope-OrgID");
+    td__tenants ts;
+    uint8_t id[16];
+    uint64_t start_ns, end_ns;
+    if (td__tempo_tenants(org, api->o.multitenancy, &a, &ts, &err) != TD_OK) {
+        reply_err(r, &err);
+        goto out;
+    }
+    td_log_ctx_push(r->reqid, api->o.multitenancy ? org : TD_DEFAULT_TENANT);
+    if (td__tempo_parse_trace_id(r->arg, strlen(r->arg), id, &err) != TD_OK ||
+        td__tempo_parse_range(query_arg(r, "start"), query_arg(r, "end"), &start_ns, &end_ns,
+                              &err) != TD_OK) {
+        reply_err(r, &err);
+        goto out;
+    }
+    td__tempo_format fmt = td__tempo_negotiate(header(r, MHD_HTTP_HEADER_ACCEPT));
+
+    td__trace t;
+    td__trace_init(&t, &a, api->o.max_trace_bytes);
+    td_status st = td__trace_fetch(&t, api->store, &ts, id, start_ns, end_ns, &err);
+    if (st == TD_NOT_FOUND && !v2) {
+        reply_error(r, 404, "trace not found");
+        goto out;
+    }
+    if (st != TD_OK && st != TD_NOT_FOUND) {
+        reply_err(r, &err);
+        goto out;
+    }
+    if (t.partial && !v2) {
+        /* v1 has no partial answer: Tempo refuses with 422 */
+        char msg[96];
+        snprintf(msg, sizeof(msg), "trace exceeds max size (max bytes: %" PRIu64 ")",
+                 api->o.max_trace_bytes);
+        reply_error(r, 422, msg);
+        goto out;
+    }
+    /* v2 not found is a 200 with an empty trace (Grafana shows "trace not found") */
+    if (td__trace_finish(&t, &err) != TD_OK) {
+        reply_err(r, &err);
+        goto out;
+    }
+    r->status = 200;
+    if (fmt == TD_TEMPO_PROTOBUF) {
+        r->ctype = CT_PROTOBUF;
+        st = v2 ? td__trace_pb_v2(&t, &r->body, &err) : td__trace_pb_v1(&t, &r->body, &err);
+        if (st != TD_OK) {
+            reply_err(r, &err);
+        }
+    } else {
+        r->ctype = CT_JSON;
+        if (v2) {
+            td__trace_json_v2(&t, &r->body);
+        } else {
+            td__trace_json_v1(&t, &r->body);
+        }
+    }
+out:
+    td_arena_release(&a);
+}
+
+static void h_trace_v1(req *r)
+{
+    h_trace(r, false);
+}
+
+static void h_trace_v2(req *r)
+{
+    h_trace(r, true);
+}
+
+static const route routes[] = {
+    {"/ready", false, "/ready", h_ready},
+    {"/health", false, "/health", h_health},
+    {"/metrics", false, "/metrics", h_metrics},
+    {"/api/echo", false, "/api/echo", h_echo},
+    {"/api/status/buildinfo", false, "/api/status/buildinfo", h_buildinfo},
+    {"/api/traces/", true, "/api/traces/{id}", h_trace_v1},
+    {"/api/v2/traces/", true, "/api/v2/traces/{id}", h_trace_v2},
+};
+
+static const route *find_route(const char *url, const char **arg)
+{
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        const route *rt = &routes[i];
+        if (!rt->prefix) {
+            if (strcmp(url, rt->path) == 0) {
+                *arg = "";
+                return rt;
+            }
+            continue;
+        }
+        size_t n = strlen(rt->path);
+        if (strncmp(url, rt->path, n) == 0 && url[n] && !strchr(url + n, '/')) {
+            *arg = url + n;
+            return rt;
+        }
+    }
+    return NULL;
+}
+
+/* ---- dispatch ---- */
+
+/* X-Request-Id from the client when it is short and printable, else a fresh one. */
+static const char *request_id(struct MHD_Connection *c, char fresh[17])
+{
+    const char *id = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
+    if (id) {
+        size_t n = strlen(id);
+        bool ok = n > 0 && n <= REQUEST_ID_MAX;
+        for (size_t i = 0; ok && i < n; i++) {
+            ok = id[i] > 0x20 && id[i] < 0x7F;
+        }
+        if (ok) {
+            return id;
+        }
+    }
+    td_log_new_request_id(fresh);
+    return fresh;
+}
+
+static void free_body(void *p)
+{
+    td_free(p);
+}
+
+static double now_sec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Does the request announce a body? (None of our routes takes one.) */
+static bool has_body(struct MHD_Connection *c)
+{
+    const char *cl =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    return MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) ||
+           (cl && strcmp(cl, "0") != 0);
+}
+
+/*
+ * MHD calls this once when the headers are in, then once per body chunk, then
+ * once more with no data. Bodiless requests are answered on the last call, which
+ * keeps the connection alive; a request with a body is answered at once (an
+ * "early" response: MHD then closes the connection instead of reading a body
+ * nobody wants).
+ */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    static int seen; /* address used as the "headers seen" marker */
+    (void)version;
+    (void)upload_data;
+    if (*con_cls == NULL) {
+        *con_cls = &seen;
+        if (!has_body(c)) {
+            return MHD_YES;
+        }
+    } else if (*upload_data_size) {
+        *upload_data_size = 0; /* not reached for early answers; drop stray data */
+        return MHD_YES;
+    }
+    double t0 = now_sec();
+    char fresh[17];
+    req r = {.api = cls, .c = c, .arg = "", .status = 500, .ctype = CT_TEXT};
+    td_buf_init(&r.body, 0);
+    r.reqid = request_id(c, fresh);
+    td_log_ctx_push(r.reqid, NULL);
+
+    const route *rt = find_route(url, &r.arg);
+    const char *rname = rt ? rt->name : "other";
+    bool get =
+        strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+    if (!rt) {
+        reply_error(&r, 404, "404 page not found");
+    } else if (!get) {
+        reply_error(&r, 405, "405 method not allowed");
+    } else {
+        rt->fn(&r);
+    }
+
+    size_t len;
+    char *body = td_buf_detach(&r.body, &len);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer_with_free_callback(len, body, free_body);
+    if (!resp) {
+        td_free(body);
+        td_log_ctx_pop();
+        return MHD_NO; /* MHD closes the connection */
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r.ctype);
+    MHD_add_response_header(resp, "X-Request-Id", r.reqid);
+    if (strncmp(r.ctype, "text/plain; charset", 19) == 0 && r.status >= 400) {
+        MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    }
+    if (r.status == 405) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    }
+    enum MHD_Result ok = MHD_queue_response(c, (unsigned)r.status, resp);
+    MHD_destroy_response(resp);
+
+    char code[8];
+    snprintf(code, sizeof(code), "%d", r.status);
+    double secs = now_sec() - t0;
+    td_metric_add(td_metric_series(TD_M_QUERY_REQUESTS, rname, code, NULL), 1);
+    td_metric_observe(td_metric_series(TD_M_QUERY_SECONDS, rname, NULL, NULL), secs);
+    td_log(TD_LOG_DEBUG, MOD, "%s %s -> %d (%zu bytes, %.3f ms)", method, url, r.status, len,
+           secs * 1e3);
+    td_log_ctx_pop();
+    return ok;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[256];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) {
+        msg[--n] = '\0';
+    }
+    TD_LOG_THROTTLED(TD_LOG_WARN, MOD, "libmicrohttpd: %s", msg);
+}
+
+/* ---- lifecycle ---- */
+
+td_status td_api_new(const td_api_opts *o, td_store *store, td_api **out, td_err *err)
+{
+    *out = NULL;
+    if (!o->listen || !*o->listen) {
+        return td_err_set(err, TD_INVALID, "query-listen: empty address");
+    }
+    if (o->threads < 1 || o->threads > 1024) {
+        return td_err_set(err, TD_INVALID, "query-threads: %" PRId64 " is out of range [1, 1024]",
+                          o->threads);
+    }
+    td_api *api = td_xcalloc(1, sizeof(*api));
+    api->o = *o;
+    api->o.listen = td_xstrdup(o->listen);
+    api->store = store;
+    *out = api;
+    return TD_OK;
+}
+
+/* Split "host:port" / "[v6]:port" / ":port" into host and port text. */
+static td_status split_listen(const char *s, char *host, size_t hostcap, char *port, size_t portcap,
+                              td_err *err)
+{
+    const char *colon;
+    const char *h = s;
+    size_t hn;
+    if (s[0] == '[') {
+        const char *rb = strchr(s, ']');
+        if (!rb || rb[1] != ':') {
+            return td_err_set(err, TD_INVALID, "query-listen: bad address '%s'", s);
+        }
+        h = s + 1;
+        hn = (size_t)(rb - h);
+        colon = rb + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon) {
+            return td_err_set(err, TD_INVALID, "query-listen: '%s' has no port (host:port)", s);
+        }
+        hn = (size_t)(colon - s);
+    }
+    const char *p = colon + 1;
+    size_t pn = strlen(p);
+    bool digits = pn > 0 && pn < portcap;
+    for (size_t i = 0; digits && i < pn; i++) {
+        digits = p[i] >= '0' && p[i] <= '9';
+    }
+    if (!digits || atoi(p) > 65535 || hn >= hostcap) {
+        return td_err_set(err, TD_INVALID, "query-listen: bad address '%s'", s);
+    }
+    if (hn == 0) {
+        snprintf(host, hostcap, "0.0.0.0");
+    } else {
+        memcpy(host, h, hn);
+        host[hn] = '\0';
+    }
+    memcpy(port, p, pn + 1);
+    return TD_OK;
+}
+
+/*
+ * Bind the listening socket ourselves (instead of letting MHD do it) so that a
+ * failure reports the real errno, e.g. "Address already in use".
+ */
+static td_status open_listener(const char *addr, int *fd_out, td_err *err)
+{
+    char host[256], port[8];
+    if (split_listen(addr, host, sizeof(host), port, sizeof(port), err) != TD_OK) {
+        return err->code;
+    }
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
+    int gai = getaddrinfo(host, port, &hints, &res);
+    if (gai != 0) {
+        return td_err_set(err, TD_IO, "cannot listen on %s: %s", addr, gai_strerror(gai));
+    }
+    int last_errno = 0;
+    int fd = -1;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+        if (fd < 0) {
+            last_errno = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0) {
+            break;
+        }
+        last_errno = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        return td_err_set(err, TD_IO, "cannot listen on %s: %s", addr, strerror(last_errno));
+    }
+    *fd_out = fd;
+    return TD_OK;
+}
+
+td_status td_api_start(td_api *api, td_err *err)
+{
+    TD_ASSERT(!api->d);
+    int fd = -1;
+    if (open_listener(api->o.listen, &fd, err) != TD_OK) {
+        return err->code;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    unsigned pool = (unsigned)api->o.threads;
+    /* the logger goes first so that MHD reports option errors through it too */
+    api->d =
+        MHD_start_daemon(flags, 0, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+                         (void *)api, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE,
+                         pool > 1 ? pool : 0u, MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_END);
+    if (!api->d) {
+        close(fd);
+        return td_err_set(err, TD_IO, "cannot start the HTTP server on %s", api->o.listen);
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(api->d, MHD_DAEMON_INFO_BIND_PORT);
+    int port = info ? info->port : 0;
+    if (!port) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+            port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                  : ((struct sockaddr_in *)&ss)->sin_port);
+        }
+    }
+    atomic_store(&api->port, port);
+    td_log(TD_LOG_INFO, MOD, "query port listening on %s (port %d, %u threads)", api->o.listen,
+           port, pool);
+    return TD_OK;
+}
+
+void td_api_set_ready(td_api *api, bool ready)
+{
+    if (ready) {
+        atomic_store(&api->was_ready, true);
+    }
+    atomic_store(&api->ready, ready);
+}
+
+void td_api_stop(td_api *api)
+{
+    if (!api || !api->d) {
+        return;
+    }
+    atomic_store(&api->ready, false);
+    /* stops the threads and closes the listening socket and every connection */
+    MHD_stop_daemon(api->d);
+    api->d = NULL;
+    atomic_store(&api->port, 0);
+}
+
+void td_api_free(td_api *api)
+{
+    if (!api) {
+        return;
+    }
+    td_api_stop(api);
+    td_free(api->o.listen);
+    td_free(api);
+}
+
+int td_api_port(const td_api *api)
+{
+    return atomic_load(&api->port);
+}

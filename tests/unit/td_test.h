@@ -89,8 +89,9 @@ static int td__test_failed;
 
 int main(int argc, char **argv)
 {
-    int passed = 0, failed = 0;
-    for (const struct td_test *t = td_test_list; t->name; t++) {
+    /* volatile: they live across setjmp/longjmp */
+    volatile int passed = 0, failed = 0;
+    for (const struct td_test *volatile t = td_test_list; t->name; t++) {
         if (argc > 1 && strcmp(argv[1], t->name) != 0) {
             continue;
         }
