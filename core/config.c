@@ -128,8 +128,8 @@ static const td_opt *find(const td_opt_table *t, size_t nt, const char *name, si
     return NULL;
 }
 
-static td_status apply(const td_opt *o, void *base, const char *value, const char *source,
-                       td_err *err)
+static td_status apply_opt(const td_opt *o, void *base, const char *value, const char *source,
+                           td_err *err)
 {
     char *field = (char *)base + o->offset;
     const char *v = value ? value : "";
@@ -200,7 +200,7 @@ td_status td_config_set(const td_opt_table *t, size_t nt, const char *name, cons
     if (!o) {
         return td_err_set(err, TD_INVALID, "%s: unknown option '%s'", source, name);
     }
-    return apply(o, base, value, source, err);
+    return apply_opt(o, base, value, source, err);
 }
 
 td_status td_config_defaults(const td_opt_table *t, size_t nt, td_err *err)
@@ -212,7 +212,7 @@ td_status td_config_defaults(const td_opt_table *t, size_t nt, td_err *err)
             if (o->type == TD_OPT_BOOL && !o->def) {
                 def = "false";
             }
-            td_status st = apply(o, t[i].base, def, "default", err);
+            td_status st = apply_opt(o, t[i].base, def, "default", err);
             if (st) {
                 return st;
             }
@@ -278,6 +278,72 @@ static td_status load_file(const td_opt_table *t, size_t nt, const char *path, t
     return st;
 }
 
+/*
+ * Walk the command-line options exactly once per pass, with one set of rules for
+ * which argument is an option value. The first pass (apply == false) only finds
+ * the --config file, which must be loaded before env and flags are applied; it
+ * skips every option value the same way the second pass consumes it, so
+ * `--data-dir x --config f` finds f, and reports nothing (the second pass does).
+ */
+static td_status scan_flags(const td_opt_table *t, size_t nt, int argc, char **argv, bool apply,
+                            const char **config_file, int *argi, td_err *err)
+{
+    int i = 1;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            i++;
+            break;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            break;
+        }
+        const char *name = a + 2;
+        const char *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        if (nlen == 6 && strncmp(name, "config", 6) == 0) {
+            if (!eq && i + 1 >= argc) {
+                return apply ? td_err_set(err, TD_INVALID, "option '--config' needs a value")
+                             : TD_OK;
+            }
+            *config_file = eq ? eq + 1 : argv[++i];
+            continue;
+        }
+        void *base;
+        const td_opt *o = find(t, nt, name, nlen, &base);
+        if (!o) {
+            return apply ? td_err_set(err, TD_INVALID, "unknown option '--%.*s' (see --help)",
+                                      (int)nlen, name)
+                         : TD_OK;
+        }
+        const char *value;
+        if (eq) {
+            value = eq + 1;
+        } else if (o->type == TD_OPT_BOOL &&
+                   (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0)) {
+            value = "true";
+        } else if (o->type == TD_OPT_BOOL) {
+            int dummy;
+            value = td_parse_bool(argv[i + 1], &dummy) ? argv[++i] : "true";
+        } else if (i + 1 < argc) {
+            value = argv[++i];
+        } else {
+            return apply ? td_err_set(err, TD_INVALID, "option '--%s' needs a value", o->name)
+                         : TD_OK;
+        }
+        if (apply) {
+            td_status st = apply_opt(o, base, value, "command line", err);
+            if (st) {
+                return st;
+            }
+        }
+    }
+    if (argi) {
+        *argi = i;
+    }
+    return TD_OK;
+}
+
 td_status td_config_load(const td_opt_table *t, size_t nt, int argc, char **argv, char **envp,
                          int *argi, td_err *err)
 {
@@ -287,16 +353,7 @@ td_status td_config_load(const td_opt_table *t, size_t nt, int argc, char **argv
     }
     /* config file: flag wins over env */
     const char *file = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--") == 0 || strncmp(argv[i], "--", 2) != 0) {
-            break;
-        }
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-            file = argv[i + 1];
-        } else if (strncmp(argv[i], "--config=", 9) == 0) {
-            file = argv[i] + 9;
-        }
-    }
+    scan_flags(t, nt, argc, argv, false, &file, NULL, err);
     if (!file && envp) {
         for (char **e = envp; *e; e++) {
             if (strncmp(*e, "TRACED_CONFIG=", 14) == 0 && (*e)[14]) {
@@ -315,7 +372,7 @@ td_status td_config_load(const td_opt_table *t, size_t nt, int argc, char **argv
                 size_t el = strlen(ename);
                 for (char **e = envp; *e; e++) {
                     if (strncmp(*e, ename, el) == 0 && (*e)[el] == '=') {
-                        st = apply(&t[i].opts[j], t[i].base, *e + el + 1, ename, err);
+                        st = apply_opt(&t[i].opts[j], t[i].base, *e + el + 1, ename, err);
                         if (st) {
                             return st;
                         }
@@ -324,53 +381,8 @@ td_status td_config_load(const td_opt_table *t, size_t nt, int argc, char **argv
             }
         }
     }
-    int i = 1;
-    for (; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--") == 0) {
-            i++;
-            break;
-        }
-        if (strncmp(a, "--", 2) != 0) {
-            break;
-        }
-        const char *name = a + 2;
-        const char *eq = strchr(name, '=');
-        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-        if (nlen == 6 && strncmp(name, "config", 6) == 0) {
-            if (!eq) {
-                i++;
-            }
-            continue;
-        }
-        void *base;
-        const td_opt *o = find(t, nt, name, nlen, &base);
-        if (!o) {
-            return td_err_set(err, TD_INVALID, "unknown option '--%.*s' (see --help)", (int)nlen,
-                              name);
-        }
-        const char *value;
-        if (eq) {
-            value = eq + 1;
-        } else if (o->type == TD_OPT_BOOL &&
-                   (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0)) {
-            value = "true";
-        } else if (o->type == TD_OPT_BOOL) {
-            int dummy;
-            value = td_parse_bool(argv[i + 1], &dummy) ? argv[++i] : "true";
-        } else if (i + 1 < argc) {
-            value = argv[++i];
-        } else {
-            return td_err_set(err, TD_INVALID, "option '--%s' needs a value", o->name);
-        }
-        if ((st = apply(o, base, value, "command line", err))) {
-            return st;
-        }
-    }
-    if (argi) {
-        *argi = i;
-    }
-    return TD_OK;
+    const char *ignored = NULL;
+    return scan_flags(t, nt, argc, argv, true, &ignored, argi, err);
 }
 
 void td_config_release(const td_opt_table *t, size_t nt)

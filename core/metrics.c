@@ -120,13 +120,26 @@ void td_count(td_metric_id id, uint64_t v, const char *l1, const char *l2)
     td_metric_add(td_metric_series(id, l1, l2, NULL), v);
 }
 
+/*
+ * fn == NULL unregisters, but only the registration made with the same ud, so an
+ * owner going away (a closed store) cannot remove a newer owner's function.
+ * Scrapes call fn under reg.lock, so once this returns fn is no longer running
+ * with the old ud and the owner may free it.
+ */
 void td_metric_gauge_fn(td_metric_id id, int64_t (*fn)(void *ud), void *ud)
 {
-    TD_ASSERT(defs[id].type == TD_GAUGE);
-    td_metric_series(id, NULL, NULL, NULL);
+    TD_ASSERT((unsigned)id < TD__M_COUNT && defs[id].type == TD_GAUGE);
+    if (fn) {
+        td_metric_series(id, NULL, NULL, NULL);
+    }
     pthread_mutex_lock(&reg.lock);
-    reg.fn[id] = fn;
-    reg.fn_ud[id] = ud;
+    if (fn) {
+        reg.fn[id] = fn;
+        reg.fn_ud[id] = ud;
+    } else if (reg.fn_ud[id] == ud) {
+        reg.fn[id] = NULL;
+        reg.fn_ud[id] = NULL;
+    }
     pthread_mutex_unlock(&reg.lock);
 }
 

@@ -80,7 +80,9 @@ void td_count(td_metric_id id, uint64_t v, const char *l1, const char *l2);
 
 /*
  * Make the unlabeled series of a gauge family computed at scrape time by fn(ud).
- * fn runs on the scraping thread and must be thread-safe.
+ * fn runs on the scraping thread and must be thread-safe. fn == NULL removes the
+ * registration, but only when ud matches the registered one (so two owners, e.g.
+ * two open stores, cannot remove each other's gauge).
  */
 void td_metric_gauge_fn(td_metric_id id, int64_t (*fn)(void *ud), void *ud);
 

@@ -1,0 +1,127 @@
+/*
+ * keys.h - byte encoding of store keys and values (internal to store/; td__ prefix).
+ *
+ * The layout is specified in store/FORMAT.md; this header is its only
+ * implementation, shared by store.c and the unit tests (which check that
+ * memcmp order of encoded keys is the order FORMAT.md promises).
+ * All integers are big-endian so that memcmp order equals numeric order.
+ *
+ * Thread-safety: pure functions on caller-provided buffers; reentrant.
+ */
+#ifndef TD_STORE_KEYS_H
+#define TD_STORE_KEYS_H
+
+#include "store/store.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Leading byte of every key: the record type. */
+#define TD__REC_TRACE 'T' /* trace fragment */
+#define TD__REC_META 'M'  /* store metadata, e.g. "Mseq" */
+
+/* 'T' | tenant length | tenant | trace_id (16) ... */
+#define TD__KEY_TRACE_PREFIX_MAX (1 + 1 + TD_TENANT_MAX + 16)
+/* ... | start_ns (8) | seq (8) */
+#define TD__KEY_TRACE_MAX (TD__KEY_TRACE_PREFIX_MAX + 8 + 8)
+
+/* Metadata key holding the next unused seq (value: 8 bytes big-endian). */
+#define TD__KEY_META_SEQ "Mseq"
+
+/* Value: version (1) | end_ns (8) | nspans (4) | fragment bytes. */
+#define TD__VAL_VERSION 1
+#define TD__VAL_HDR 13
+
+static inline void td__put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static inline uint64_t td__get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+static inline void td__put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static inline uint32_t td__get_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+/*
+ * Write the prefix shared by every fragment of one trace of one tenant into
+ * out[TD__KEY_TRACE_PREFIX_MAX]; returns its length. tlen must be <= TD_TENANT_MAX.
+ * The length byte before the tenant is what keeps tenant "a" from being a
+ * prefix of tenant "ab".
+ */
+static inline size_t td__key_trace_prefix(uint8_t *out, const char *tenant, size_t tlen,
+                                          const uint8_t trace_id[16])
+{
+    out[0] = TD__REC_TRACE;
+    out[1] = (uint8_t)tlen;
+    memcpy(out + 2, tenant, tlen);
+    memcpy(out + 2 + tlen, trace_id, 16);
+    return 2 + tlen + 16;
+}
+
+/* Full fragment key into out[TD__KEY_TRACE_MAX]; returns its length. */
+static inline size_t td__key_trace(uint8_t *out, const char *tenant, size_t tlen,
+                                   const uint8_t trace_id[16], uint64_t start_ns, uint64_t seq)
+{
+    size_t n = td__key_trace_prefix(out, tenant, tlen, trace_id);
+    td__put_be64(out + n, start_ns);
+    td__put_be64(out + n + 8, seq);
+    return n + 16;
+}
+
+/*
+ * Split a fragment key whose first plen bytes are a known trace prefix.
+ * false when the key does not have exactly 16 bytes after the prefix.
+ */
+static inline bool td__key_trace_tail(const uint8_t *key, size_t klen, size_t plen,
+                                      uint64_t *start_ns, uint64_t *seq)
+{
+    if (klen != plen + 16) {
+        return false;
+    }
+    *start_ns = td__get_be64(key + plen);
+    *seq = td__get_be64(key + plen + 8);
+    return true;
+}
+
+/* Write the value header for a fragment into out[TD__VAL_HDR]. */
+static inline void td__val_header(uint8_t *out, uint64_t end_ns, uint32_t nspans)
+{
+    out[0] = TD__VAL_VERSION;
+    td__put_be64(out + 1, end_ns);
+    td__put_be32(out + 9, nspans);
+}
+
+/* Parse a stored value; false when it is too short or of an unknown version. */
+static inline bool td__val_parse(const uint8_t *v, size_t vlen, uint64_t *end_ns, uint32_t *nspans)
+{
+    if (vlen < TD__VAL_HDR || v[0] != TD__VAL_VERSION) {
+        return false;
+    }
+    *end_ns = td__get_be64(v + 1);
+    *nspans = td__get_be32(v + 9);
+    return true;
+}
+
+#endif

@@ -1,0 +1,720 @@
+/*
+ * test_store.c - the LevelDB store: key layout, write/read, time windows,
+ * tenants, durability across reopen, td_batch allocation and OOM paths.
+ * Every test works in a fresh directory under $TD_TEST_TMP and removes it.
+ */
+#include "core/buf.h"
+#include "core/mem.h"
+#include "core/metrics.h"
+#include "store/keys.h"
+#include "store/store.h"
+#include "td_test.h"
+
+#include <ftw.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- fixtures ---- */
+
+static char tmpdir[4096];
+
+static void tmp_make(void)
+{
+    const char *base = getenv("TD_TEST_TMP");
+    if (!base || !*base) {
+        base = "/tmp";
+    }
+    mkdir(base, 0755);
+    snprintf(tmpdir, sizeof(tmpdir), "%s/test_store-XXXXXX", base);
+    TD_CHECK(mkdtemp(tmpdir) != NULL);
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void tmp_remove(void)
+{
+    if (tmpdir[0]) {
+        TD_ASSERT_EQ_INT(nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS), 0);
+        tmpdir[0] = '\0';
+    }
+}
+
+/* Options for a store at <tmpdir>/<sub>. dir is heap; free with opts_release. */
+static td_store_opts opts_for(const char *sub)
+{
+    td_store_opts o = {0};
+    td_buf b = TD_BUF_INIT;
+    td_buf_addf(&b, "%s/%s", tmpdir, sub);
+    o.dir = td_buf_detach(&b, NULL);
+    o.cache_bytes = 8 << 20;
+    o.write_buffer_bytes = 4 << 20;
+    o.sync = false;
+    return o;
+}
+
+static void opts_release(td_store_opts *o)
+{
+    td_free(o->dir);
+    o->dir = NULL;
+}
+
+static td_store *open_store(const td_store_opts *o)
+{
+    td_store *s = NULL;
+    td_err err;
+    td_err_init(&err);
+    td_status st = td_store_open(o, &s, &err);
+    if (st) {
+        fprintf(stderr, "  open: %s\n", err.msg);
+    }
+    TD_ASSERT_EQ_INT(st, TD_OK);
+    TD_CHECK(s != NULL);
+    return s;
+}
+
+static void tid_of(uint8_t out[16], unsigned x)
+{
+    memset(out, 0, 16);
+    out[0] = (uint8_t)(x >> 8);
+    out[15] = (uint8_t)x;
+}
+
+/* One fragment to write: its payload is the text, so reads can be checked by content. */
+typedef struct fspec {
+    unsigned tid;
+    uint64_t start, end;
+    uint32_t nspans;
+    char text[48];
+} fspec;
+
+static td_batch *make_batch(const char *tenant, const fspec *f, size_t n)
+{
+    size_t data = 0;
+    for (size_t i = 0; i < n; i++) {
+        data += strlen(f[i].text);
+    }
+    td_batch *b = td_batch_new(tenant, n, data);
+    TD_CHECK(b != NULL);
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        td_frag *fr = &b->frags[i];
+        tid_of(fr->trace_id, f[i].tid);
+        fr->start_ns = f[i].start;
+        fr->end_ns = f[i].end;
+        fr->nspans = f[i].nspans;
+        fr->len = (uint32_t)strlen(f[i].text);
+        memcpy(b->data + off, f[i].text, fr->len);
+        fr->data = b->data + off;
+        off += fr->len;
+        b->q.spans += f[i].nspans;
+    }
+    b->q.bytes = sizeof(*b) + data;
+    return b;
+}
+
+static void write_one(td_store *s, const char *tenant, const fspec *f, size_t n)
+{
+    td_batch *b = make_batch(tenant, f, n);
+    td_err err;
+    td_err_init(&err);
+    td_status st = td_store_write(s, &b, 1, &err);
+    td_batch_free(b);
+    TD_ASSERT_EQ_INT(st, TD_OK);
+}
+
+/* Collects visited fragments as "text;text;..." */
+static td_status collect(void *ud, const uint8_t *data, size_t len, td_err *err)
+{
+    (void)err;
+    td_buf *b = ud;
+    td_buf_add(b, data, len);
+    td_buf_addch(b, ';');
+    return TD_OK;
+}
+
+/* Read trace tid of tenant into out (reset first); returns the status. */
+static td_status read_trace(td_store *s, const char *tenant, unsigned tid, uint64_t start,
+                            uint64_t end, td_buf *out)
+{
+    uint8_t id[16];
+    tid_of(id, tid);
+    td_buf_reset(out);
+    td_err err;
+    td_err_init(&err);
+    return td_store_trace_get(s, tenant, id, start, end, collect, out, &err);
+}
+
+/* n fragments of 2 KiB of poorly compressible bytes, trace IDs 0x8000.. */
+static void write_big(td_store *s, const char *tenant, unsigned n)
+{
+    enum { LEN = 2048 };
+    for (unsigned i = 0; i < n; i++) {
+        td_batch *b = td_batch_new(tenant, 1, LEN);
+        TD_CHECK(b != NULL);
+        tid_of(b->frags[0].trace_id, 0x8000 + i);
+        for (size_t j = 0; j < LEN; j++) {
+            b->data[j] = (uint8_t)(j * 7919u + i * 31u + (j >> 3) * 13u);
+        }
+        b->frags[0].data = b->data;
+        b->frags[0].len = LEN;
+        td_err err;
+        td_err_init(&err);
+        TD_ASSERT_OK(td_store_write(s, &b, 1, &err));
+        td_batch_free(b);
+    }
+}
+
+/* ---- keys ---- */
+
+static void key_for(uint8_t *k, size_t *klen, const char *tenant, unsigned tid, uint64_t start,
+                    uint64_t seq)
+{
+    uint8_t id[16];
+    tid_of(id, tid);
+    *klen = td__key_trace(k, tenant, strlen(tenant), id, start, seq);
+}
+
+/* memcmp order as LevelDB's bytewise comparator sees it. */
+static int keycmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    return c ? c : (alen > blen) - (alen < blen);
+}
+
+static void test_key_layout(void)
+{
+    uint8_t k[TD__KEY_TRACE_MAX];
+    uint8_t id[16];
+    tid_of(id, 0x0102);
+    size_t n = td__key_trace(k, "ab", 2, id, 0x1122334455667788ULL, 0x99ULL);
+    TD_ASSERT_EQ_U64(n, 34 + 2);
+    TD_ASSERT_EQ_INT(k[0], 'T');
+    TD_ASSERT_EQ_INT(k[1], 2);
+    TD_ASSERT_EQ_MEM(k + 2, "ab", 2);
+    TD_ASSERT_EQ_MEM(k + 4, id, 16);
+    static const uint8_t start_be[8] = {0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88};
+    static const uint8_t seq_be[8] = {0, 0, 0, 0, 0, 0, 0, 0x99};
+    TD_ASSERT_EQ_MEM(k + 20, start_be, 8);
+    TD_ASSERT_EQ_MEM(k + 28, seq_be, 8);
+
+    uint64_t start, seq;
+    TD_CHECK(td__key_trace_tail(k, n, 20, &start, &seq));
+    TD_ASSERT_EQ_U64(start, 0x1122334455667788ULL);
+    TD_ASSERT_EQ_U64(seq, 0x99);
+    TD_CHECK(!td__key_trace_tail(k, n - 1, 20, &start, &seq));
+
+    /* the longest tenant still fits */
+    char big[TD_TENANT_MAX + 1];
+    memset(big, 'x', TD_TENANT_MAX);
+    big[TD_TENANT_MAX] = '\0';
+    TD_ASSERT_EQ_U64(td__key_trace(k, big, TD_TENANT_MAX, id, 1, 2), TD__KEY_TRACE_MAX);
+
+    /* value header */
+    uint8_t v[TD__VAL_HDR + 3];
+    td__val_header(v, 0xAABBCCDDEEFF0011ULL, 70000);
+    memcpy(v + TD__VAL_HDR, "abc", 3);
+    uint64_t end;
+    uint32_t nspans;
+    TD_CHECK(td__val_parse(v, sizeof(v), &end, &nspans));
+    TD_ASSERT_EQ_U64(end, 0xAABBCCDDEEFF0011ULL);
+    TD_ASSERT_EQ_U64(nspans, 70000);
+    TD_CHECK(td__val_parse(v, TD__VAL_HDR, &end, &nspans)); /* empty fragment is fine */
+    TD_CHECK(!td__val_parse(v, TD__VAL_HDR - 1, &end, &nspans));
+    v[0] = 2;
+    TD_CHECK(!td__val_parse(v, sizeof(v), &end, &nspans));
+}
+
+static void test_key_order(void)
+{
+    uint8_t a[TD__KEY_TRACE_MAX], b[TD__KEY_TRACE_MAX];
+    size_t al, bl;
+
+    /* tenant isolation: the prefix of "a" is not a prefix of any "ab" key */
+    uint8_t pa[TD__KEY_TRACE_PREFIX_MAX];
+    uint8_t id[16];
+    tid_of(id, 7);
+    size_t pal = td__key_trace_prefix(pa, "a", 1, id);
+    key_for(b, &bl, "ab", 7, 5, 5);
+    TD_CHECK(memcmp(pa, b, pal) != 0);
+    /* ... even when the "ab" trace id starts with the byte 'b' */
+    uint8_t idb[16];
+    memset(idb, 'b', 16);
+    pal = td__key_trace_prefix(pa, "a", 1, id);
+    bl = td__key_trace(b, "ab", 2, idb, 0, 0);
+    TD_CHECK(memcmp(pa, b, pal) != 0);
+    uint8_t pa_b[TD__KEY_TRACE_PREFIX_MAX];
+    size_t pab = td__key_trace_prefix(pa_b, "a", 1, idb);
+    TD_CHECK(memcmp(pa_b, b, pab) != 0);
+
+    /* every key of one tenant sorts before every key of a longer-named tenant */
+    key_for(a, &al, "a", 0xffff, UINT64_MAX, UINT64_MAX);
+    key_for(b, &bl, "ab", 0, 0, 0);
+    TD_CHECK(keycmp(a, al, b, bl) < 0);
+    /* same length: by tenant bytes */
+    key_for(a, &al, "ab", 0xffff, 9, 9);
+    key_for(b, &bl, "ac", 0, 0, 0);
+    TD_CHECK(keycmp(a, al, b, bl) < 0);
+
+    /* trace ids: bytewise */
+    key_for(a, &al, "t", 0x00ff, UINT64_MAX, 0);
+    key_for(b, &bl, "t", 0x0100, 0, 0);
+    TD_CHECK(keycmp(a, al, b, bl) < 0);
+
+    /* start time: numeric order (big-endian), not byte-swapped */
+    static const uint64_t starts[] = {
+        0, 1, 255, 256, 65535, 65536, 1700000000000000000ULL, UINT64_MAX - 1, UINT64_MAX};
+    for (size_t i = 0; i + 1 < sizeof(starts) / sizeof(starts[0]); i++) {
+        key_for(a, &al, "t", 3, starts[i], UINT64_MAX);
+        key_for(b, &bl, "t", 3, starts[i + 1], 0);
+        TD_CHECK(keycmp(a, al, b, bl) < 0);
+    }
+    /* same start: seq decides */
+    key_for(a, &al, "t", 3, 100, 255);
+    key_for(b, &bl, "t", 3, 100, 256);
+    TD_CHECK(keycmp(a, al, b, bl) < 0);
+
+    /* every fragment key of a trace starts with its prefix; metadata keys never do */
+    uint8_t p[TD__KEY_TRACE_PREFIX_MAX];
+    tid_of(id, 3);
+    size_t pl = td__key_trace_prefix(p, "t", 1, id);
+    TD_ASSERT_EQ_MEM(a, p, pl);
+    TD_CHECK(memcmp(TD__KEY_META_SEQ, p, 1) != 0);
+}
+
+/* ---- batches ---- */
+
+static void test_batch_new(void)
+{
+    td_batch *b = td_batch_new("tenant-1", 3, 100);
+    TD_CHECK(b != NULL);
+    TD_ASSERT_EQ_STR(b->tenant, "tenant-1");
+    TD_ASSERT_EQ_U64(b->nfrags, 3);
+    TD_ASSERT_EQ_U64(b->data_cap, 100);
+    TD_ASSERT_EQ_U64(b->q.spans, 0);
+    TD_ASSERT_EQ_U64(b->q.bytes, 0);
+    TD_CHECK(b->q.next == NULL);
+    TD_CHECK((void *)b == (void *)&b->q); /* the queue item is the first member */
+    TD_ASSERT_EQ_U64((uintptr_t)b->frags % _Alignof(td_frag), 0);
+    TD_CHECK((uint8_t *)b->frags >= (uint8_t *)(b + 1));
+    TD_CHECK(b->data >= (uint8_t *)(b->frags + 3));
+    for (int i = 0; i < 3; i++) {
+        TD_ASSERT_EQ_U64(b->frags[i].len, 0);
+        TD_CHECK(b->frags[i].data == NULL);
+    }
+    memset(b->data, 0xab, 100); /* ASan checks the whole area is ours */
+    td_batch_free(b);
+
+    b = td_batch_new(NULL, 0, 0);
+    TD_CHECK(b != NULL);
+    TD_ASSERT_EQ_STR(b->tenant, TD_DEFAULT_TENANT);
+    td_batch_free(b);
+    td_batch_free(NULL);
+
+    /* overflow in either dimension is refused before allocating */
+    TD_CHECK(td_batch_new("t", SIZE_MAX / 2, 0) == NULL);
+    TD_CHECK(td_batch_new("t", SIZE_MAX / sizeof(td_frag), 1) == NULL);
+    TD_CHECK(td_batch_new("t", 1, SIZE_MAX) == NULL);
+    TD_CHECK(td_batch_new("t", 0, SIZE_MAX - 8) == NULL);
+
+    /* OOM */
+    td_mem_fail_after(1);
+    b = td_batch_new("t", 2, 10);
+    TD_CHECK(td_mem_fail_after(0));
+    TD_CHECK(b == NULL);
+}
+
+/* ---- options ---- */
+
+static void test_options(void)
+{
+    td_store_opts o = {0};
+    td_opt_table t = {"store", td_store_opt_rows, td_store_nopt_rows, &o};
+    td_err err;
+    td_err_init(&err);
+    TD_ASSERT_OK(td_config_defaults(&t, 1, &err));
+    TD_ASSERT_EQ_STR(o.dir, "./data");
+    TD_ASSERT_EQ_U64(o.cache_bytes, 64ULL << 20);
+    TD_ASSERT_EQ_U64(o.write_buffer_bytes, 32ULL << 20);
+    TD_CHECK(!o.sync);
+    TD_ASSERT_OK(td_config_set(&t, 1, "store-sync", "on", "test", &err));
+    TD_CHECK(o.sync);
+    TD_ASSERT_OK(td_config_set(&t, 1, "store-cache-size", "1GiB", "test", &err));
+    TD_ASSERT_EQ_U64(o.cache_bytes, 1ULL << 30);
+    TD_ASSERT_EQ_INT(td_config_set(&t, 1, "store-write-buffer", "1k", "test", &err), TD_INVALID);
+    TD_CHECK(strstr(err.msg, "store-write-buffer") != NULL);
+    for (size_t i = 0; i < td_store_nopt_rows; i++) {
+        TD_CHECK(strlen(td_store_opt_rows[i].help) > 20);
+    }
+    td_config_release(&t, 1);
+    TD_CHECK(o.dir == NULL);
+}
+
+/* ---- open errors ---- */
+
+static void test_open_errors(void)
+{
+    tmp_make();
+    td_err err;
+    td_err_init(&err);
+    td_store *s = NULL;
+
+    td_store_opts o = {0};
+    o.dir = td_xstrdup("");
+    TD_ASSERT_EQ_INT(td_store_open(&o, &s, &err), TD_INVALID);
+    TD_CHECK(s == NULL);
+    opts_release(&o);
+
+    /* a file where the directory should be */
+    o = opts_for("file");
+    FILE *f = fopen(o.dir, "w");
+    TD_CHECK(f != NULL);
+    fclose(f);
+    TD_ASSERT_EQ_INT(td_store_open(&o, &s, &err), TD_IO);
+    TD_CHECK(s == NULL);
+    opts_release(&o);
+
+    /* nested directories are created; a second open of the same store is refused by the lock */
+    o = opts_for("x/y/z");
+    td_store *s1 = open_store(&o);
+    struct stat sb;
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/traces/CURRENT", o.dir);
+    TD_ASSERT_EQ_INT(stat(path, &sb), 0);
+    TD_ASSERT_EQ_INT(td_store_open(&o, &s, &err), TD_IO);
+    TD_CHECK(s == NULL);
+    TD_CHECK(strstr(err.msg, "lock") != NULL || strstr(err.msg, "LOCK") != NULL);
+    td_store_close(s1);
+    td_store_close(NULL);
+    opts_release(&o);
+    tmp_remove();
+}
+
+/* ---- write and read ---- */
+
+static void test_write_read_many(void)
+{
+    tmp_make();
+    td_store_opts o = opts_for("db");
+    td_store *s = open_store(&o);
+    static const char *tenants[] = {"a", "ab", "b", TD_DEFAULT_TENANT};
+    enum { NT = 4, NTRACE = 20, NFRAG = 5 };
+
+    /* one td_store_write per tenant, several fragments per trace */
+    for (int t = 0; t < NT; t++) {
+        fspec f[NTRACE * NFRAG];
+        size_t n = 0;
+        for (unsigned tr = 0; tr < NTRACE; tr++) {
+            for (unsigned k = 0; k < NFRAG; k++, n++) {
+                f[n].tid = 0x100 + tr;
+                f[n].start = 1000 + k * 10;
+                f[n].end = 1000 + k * 10 + 5;
+                f[n].nspans = k + 1;
+                snprintf(f[n].text, sizeof(f[n].text), "%s/%u/%u", tenants[t], tr, k);
+            }
+        }
+        write_one(s, tenants[t], f, n);
+    }
+
+    td_buf got = TD_BUF_INIT, want = TD_BUF_INIT;
+    for (int t = 0; t < NT; t++) {
+        for (unsigned tr = 0; tr < NTRACE; tr++) {
+            td_buf_reset(&want);
+            for (unsigned k = 0; k < NFRAG; k++) {
+                td_buf_addf(&want, "%s/%u/%u;", tenants[t], tr, k);
+            }
+            TD_ASSERT_EQ_INT(read_trace(s, tenants[t], 0x100 + tr, 0, 0, &got), TD_OK);
+            TD_ASSERT_EQ_STR(got.data, want.data);
+        }
+    }
+    td_buf_release(&got);
+    td_buf_release(&want);
+    td_store_close(s);
+    opts_release(&o);
+    tmp_remove();
+}
+
+static void test_batches_and_orders(void)
+{
+    tmp_make();
+    td_store_opts o = opts_for("db");
+    td_store *s = open_store(&o);
+    td_err err;
+    td_err_init(&err);
+
+    /* trace 1 arrives in three writes, out of time order, mixed with trace 2 */
+    fspec w1[] = {{1, 300, 310, 1, "t1@300"}, {2, 50, 60, 1, "t2@50"}};
+    fspec w2a[] = {{1, 100, 110, 2, "t1@100"}};
+    fspec w2b[] = {{2, 10, 20, 1, "t2@10"}, {1, 200, 210, 3, "t1@200"}};
+    fspec w3[] = {{1, 100, 120, 1, "t1@100-again"}, {1, 0, 5, 1, "t1@0"}};
+    write_one(s, "x", w1, 2);
+    /* one write with two batches (and an empty one) */
+    td_batch *bs[3] = {make_batch("x", w2a, 1), make_batch("x", NULL, 0), make_batch("x", w2b, 2)};
+    TD_ASSERT_OK(td_store_write(s, bs, 3, &err));
+    for (int i = 0; i < 3; i++) {
+        td_batch_free(bs[i]);
+    }
+    write_one(s, "x", w3, 2);
+    /* nothing to write is fine */
+    TD_ASSERT_OK(td_store_write(s, NULL, 0, &err));
+
+    td_buf got = TD_BUF_INIT;
+    TD_ASSERT_OK(read_trace(s, "x", 1, 0, 0, &got));
+    /* by start time; equal starts in write order */
+    TD_ASSERT_EQ_STR(got.data, "t1@0;t1@100;t1@100-again;t1@200;t1@300;");
+    TD_ASSERT_OK(read_trace(s, "x", 2, 0, 0, &got));
+    TD_ASSERT_EQ_STR(got.data, "t2@10;t2@50;");
+    td_buf_release(&got);
+    td_store_close(s);
+    opts_release(&o);
+    tmp_remove();
+}
+
+static void test_time_filter(void)
+{
+    tmp_make();
+    td_store_opts o = opts_for("db");
+    td_store *s = open_store(&o);
+    fspec f[] = {
+        {9, 100, 200, 1, "A"}, /* [100,200] */
+        {9, 150, 400, 1, "B"}, /* [150,400] */
+        {9, 500, 600, 1, "C"}, /* [500,600] */
+        {9, 700, 700, 1, "D"}, /* a single instant */
+    };
+    write_one(s, "t", f, 4);
+    td_buf got = TD_BUF_INIT;
+    static const struct {
+        uint64_t start, end;
+        const char *want;
+    } cases[] = {
+        {0, 0, "A;B;C;D;"},    /* no window */
+        {999, 0, "A;B;C;D;"},  /* end 0 = no window, whatever start says */
+        {0, 1000, "A;B;C;D;"}, /* window covers all */
+        {0, 100, "A;"},        /* touches A's start */
+        {200, 200, "A;B;"},    /* touches A's end, inside B */
+        {201, 499, "B;"},      /* only B overlaps */
+        {401, 499, NULL},      /* the gap */
+        {450, 550, "C;"},      /* C's start inside */
+        {600, 700, "C;D;"},    /* both edges */
+        {701, 9999, NULL},     /* after everything */
+        {0, 99, NULL},         /* before everything */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        td_status st = read_trace(s, "t", 9, cases[i].start, cases[i].end, &got);
+        if (!cases[i].want) {
+            TD_ASSERT_EQ_INT(st, TD_NOT_FOUND);
+            TD_ASSERT_EQ_U64(got.len, 0);
+        } else {
+            TD_ASSERT_EQ_INT(st, TD_OK);
+            TD_ASSERT_EQ_STR(got.data, cases[i].want);
+        }
+    }
+    td_buf_release(&got);
+    td_store_close(s);
+    opts_release(&o);
+    tmp_remove();
+}
+
+static td_status stop_after_one(void *ud, const uint8_t *data, size_t len, td_err *err)
+{
+    int *calls = ud;
+    (*calls)++;
+    (void)data;
+    return td_err_set(err, TD_TOO_LARGE, "stop after %zu bytes", len);
+}
+
+static void test_not_found_and_tenants(void)
+{
+    tmp_make();
+    td_store_opts o = opts_for("db");
+    td_store *s = open_store(&o);
+    fspec f[] = {{5, 10, 20, 1, "ab-secret"}};
+    write_one(s, "ab", f, 1);
+    fspec g[] = {{6, 10, 20, 1, "a-six"}};
+    write_one(s, "a", g, 1);
+
+    td_buf got = TD_BUF_INIT;
+    TD_ASSERT_EQ_INT(read_trace(s, "ab", 5, 0, 0, &got), TD_OK);
+    TD_ASSERT_EQ_STR(got.data, "ab-secret;");
+    /* the same trace ID under other tenants, including prefixes of the name */
+    TD_ASSERT_EQ_INT(read_trace(s, "a", 5, 0, 0, &got), TD_NOT_FOUND);
+    TD_ASSERT_EQ_INT(read_trace(s, "abc", 5, 0, 0, &got), TD_NOT_FOUND);
+    TD_ASSERT_EQ_INT(read_trace(s, "", 5, 0, 0, &got), TD_NOT_FOUND);
+    TD_ASSERT_EQ_INT(read_trace(s, "ab", 6, 0, 0, &got), TD_NOT_FOUND);
+    TD_ASSERT_EQ_INT(read_trace(s, "a", 6, 0, 0, &got), TD_OK);
+    TD_ASSERT_EQ_INT(read_trace(s, "ab", 4, 0, 0, &got), TD_NOT_FOUND);
+    TD_ASSERT_EQ_U64(got.len, 0);
+
+    td_err err;
+    td_err_init(&err);
+    uint8_t id[16];
+    tid_of(id, 5);
+    TD_ASSERT_EQ_INT(td_store_trace_get(s, "ab", id, 0, 0, collect, &got, &err), TD_OK);
+    td_err_init(&err);
+    TD_ASSERT_EQ_INT(td_store_trace_get(s, "zz", id, 0, 0, collect, &got, &err), TD_NOT_FOUND);
+    TD_ASSERT_EQ_INT(err.code, TD_NOT_FOUND);
+
+    /* a callback error stops the scan and comes back as is */
+    fspec more[] = {{5, 30, 40, 1, "ab-two"}};
+    write_one(s, "ab", more, 1);
+    int calls = 0;
+    TD_ASSERT_EQ_INT(td_store_trace_get(s, "ab", id, 0, 0, stop_after_one, &calls, &err),
+                     TD_TOO_LARGE);
+    TD_ASSERT_EQ_INT(calls, 1);
+    TD_ASSERT_EQ_STR(err.msg, "stop after 9 bytes");
+
+    /* a tenant longer than any stored one is a caller error */
+    char big[TD_TENANT_MAX + 2];
+    memset(big, 'q', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    TD_ASSERT_EQ_INT(td_store_trace_get(s, big, id, 0, 0, collect, &got, &err), TD_INVALID);
+
+    td_buf_release(&got);
+    td_store_close(s);
+    opts_release(&o);
+    tmp_remove();
+}
+
+static void test_reopen_durability(void)
+{
+    tmp_make();
+    td_store_opts o = opts_for("db");
+    o.sync = true;
+    td_store *s = open_store(&o);
+    enum { NTRACE = 50 };
+    for (unsigned tr = 0; tr < NTRACE; tr++) {
+        fspec f[2] = {{tr, 10, 20, 1, ""}, {tr, 10, 30, 2, ""}};
+        snprintf(f[0].text, sizeof(f[0].text), "first-%u", tr);
+        snprintf(f[1].text, sizeof(f[1].text), "second-%u", tr);
+        write_one(s, "dur", f, 2);
+    }
+    td_store_close(s);
+
+    /* reopen: everything is there; new fragments with identical start never overwrite old ones */
+    s = open_store(&o);
+    td_buf got = TD_BUF_INIT, want = TD_BUF_INIT;
+    for (unsigned tr = 0; tr < NTRACE; tr++) {
+        fspec f[1] = {{tr, 10, 40, 1, ""}};
+        snprintf(f[0].text, sizeof(f[0].text), "third-%u", tr);
+        write_one(s, "dur", f, 1);
+    }
+    /* a few big fragments so the size estimate has something on disk after reopening */
+    write_big(s, "dur", 64);
+    td_store_close(s);
+
+    s = open_store(&o);
+    for (unsigned tr = 0; tr < NTRACE; tr++) {
+        td_buf_reset(&want);
+        td_buf_addf(&want, "first-%u;second-%u;third-%u;", tr, tr, tr);
+        TD_ASSERT_EQ_INT(read_trace(s, "dur", tr, 0, 0, &got), TD_OK);
+        TD_ASSERT_EQ_STR(got.data, want.data);
+    }
+    TD_ASSERT_EQ_INT(read_trace(s, "dur", 0x8000 + 63, 0, 0, &got), TD_OK);
+    TD_ASSERT_EQ_U64(got.len, 2048 + 1);
+
+    /* the size estimate is exported as a scrape-time gauge while the store is open */
+    uint64_t size = td_store_approx_size(s);
+    TD_CHECK(size > 0);
+    td_buf m = TD_BUF_INIT;
+    td_metrics_write(&m);
+    char line[128];
+    snprintf(line, sizeof(line), "\ntraced_leveldb_size_bytes %llu\n", (unsigned long long)size);
+    TD_CHECK(strstr(m.data, line) != NULL);
+    td_store_close(s);
+    td_buf_reset(&m);
+    td_metrics_write(&m);
+    TD_CHECK(strstr(m.data, "\ntraced_leveldb_size_bytes 0\n") != NULL);
+    td_buf_release(&m);
+
+    td_buf_release(&got);
+    td_buf_release(&want);
+    opts_release(&o);
+    tmp_remove();
+}
+
+/* Two stores open at once: closing the older must not unregister the newer one's gauge. */
+static void test_size_gauge_owner(void)
+{
+    tmp_make();
+    td_store_opts o1 = opts_for("one"), o2 = opts_for("two");
+    /* give "two" some bytes on disk (a reopen flushes the log into a table) */
+    td_store *s2 = open_store(&o2);
+    write_big(s2, "t", 64);
+    td_store_close(s2);
+
+    td_store *s1 = open_store(&o1);
+    s2 = open_store(&o2);
+    td_store_close(s1);
+    uint64_t size = td_store_approx_size(s2);
+    TD_CHECK(size > 0);
+    td_buf m = TD_BUF_INIT;
+    td_metrics_write(&m);
+    char line[128];
+    snprintf(line, sizeof(line), "\ntraced_leveldb_size_bytes %llu\n", (unsigned long long)size);
+    TD_CHECK(strstr(m.data, line) != NULL);
+    td_buf_release(&m);
+    td_store_close(s2);
+    opts_release(&o1);
+    opts_release(&o2);
+    tmp_remove();
+}
+
+/* Failing each of the store's own allocations in turn: TD_NOMEM and nothing half written. */
+static void test_write_oom(void)
+{
+    tmp_make();
+    td_store_opts o = opts_for("db");
+    td_store *s = open_store(&o);
+    fspec f[] = {{77, 1, 2, 1, "oom-a"}, {77, 3, 4, 1, "oom-b"}, {78, 1, 2, 1, "oom-c"}};
+    td_batch *b = make_batch("t", f, 3);
+    td_buf got = TD_BUF_INIT;
+    td_status st = TD_NOMEM;
+    long n;
+    for (n = 1; n < 100 && st != TD_OK; n++) {
+        td_err err;
+        td_err_init(&err);
+        td_mem_fail_after(n);
+        st = td_store_write(s, &b, 1, &err);
+        bool failed = td_mem_fail_after(0);
+        if (st != TD_OK) {
+            TD_CHECK(failed);
+            TD_ASSERT_EQ_INT(st, TD_NOMEM);
+            TD_ASSERT_EQ_INT(read_trace(s, "t", 77, 0, 0, &got), TD_NOT_FOUND);
+            TD_ASSERT_EQ_INT(read_trace(s, "t", 78, 0, 0, &got), TD_NOT_FOUND);
+        }
+    }
+    TD_ASSERT_EQ_INT(st, TD_OK);
+    TD_CHECK(n > 2); /* at least one injected failure was exercised */
+    TD_ASSERT_OK(read_trace(s, "t", 77, 0, 0, &got));
+    TD_ASSERT_EQ_STR(got.data, "oom-a;oom-b;");
+    td_batch_free(b);
+    td_buf_release(&got);
+    td_store_close(s);
+    opts_release(&o);
+    tmp_remove();
+}
+
+TEST_LIST = {
+    {"key_layout", test_key_layout},
+    {"key_order", test_key_order},
+    {"batch_new", test_batch_new},
+    {"options", test_options},
+    {"open_errors", test_open_errors},
+    {"write_read_many", test_write_read_many},
+    {"batches_and_orders", test_batches_and_orders},
+    {"time_filter", test_time_filter},
+    {"not_found_and_tenants", test_not_found_and_tenants},
+    {"reopen_durability", test_reopen_durability},
+    {"size_gauge_owner", test_size_gauge_owner},
+    {"write_oom", test_write_oom},
+    {NULL, NULL},
+};
