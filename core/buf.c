@@ -31,7 +31,8 @@ void td_buf_reset(td_buf *b)
     td_buf_setlen(b, 0);
 }
 
-bool td_buf_try_grow(td_buf *b, size_t extra)
+/* checked: allocation goes through td_realloc (fault injection applies). */
+static bool grow(td_buf *b, size_t extra, bool checked)
 {
     size_t need;
     if (!td_size_add(b->len, extra, &need) || !td_size_add(need, 1, &need)) {
@@ -47,7 +48,8 @@ bool td_buf_try_grow(td_buf *b, size_t extra)
             break;
         }
     }
-    char *p = td_realloc(b->cap ? b->data : NULL, cap);
+    void *old = b->cap ? b->data : NULL;
+    char *p = checked ? td_realloc(old, cap) : realloc(old, cap);
     if (!p) {
         return false;
     }
@@ -59,9 +61,15 @@ bool td_buf_try_grow(td_buf *b, size_t extra)
     return true;
 }
 
+bool td_buf_try_grow(td_buf *b, size_t extra)
+{
+    return grow(b, extra, true);
+}
+
+/* Small, program-chosen sizes: never fault-injected, abort on real OOM. */
 void td_buf_grow(td_buf *b, size_t extra)
 {
-    if (!td_buf_try_grow(b, extra)) {
+    if (!grow(b, extra, false)) {
         fprintf(stderr, "fatal: out of memory growing a buffer by %zu bytes\n", extra);
         abort();
     }
