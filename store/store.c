@@ -96,7 +96,7 @@ const td_opt td_store_opt_rows[] = {
      "Memory used to cache recently read parts of the store. More makes repeated trace "
      "lookups faster; it does not limit what can be stored.",
      1 * MiB, 1024 * GiB},
-    {"store-write-buffer", TD_OPT_SIZE, "32MiB", offsetof(td_store_opts, write_buffer_bytes),
+    {"store-write-buffer", TD_OPT_SIZE, "16MiB", offsetof(td_store_opts, write_buffer_bytes),
      "Memory that collects new writes before they are sorted into a file on disk. More "
      "means faster ingest and fewer files, but more memory and a longer start-up after "
      "a crash.",

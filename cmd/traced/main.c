@@ -15,6 +15,7 @@
 #include "core/metrics.h"
 #include "store/store.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -153,6 +154,15 @@ int main(int argc, char **argv)
     sigaddset(&stop, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
+
+    /*
+     * Batches and request buffers of a few hundred KiB are allocated on network
+     * threads and freed on the writer. A fixed mmap threshold (glibc otherwise
+     * raises it dynamically up to 32 MiB) returns them to the OS at once instead of
+     * leaving them parked in per-thread malloc arenas: measured in bench/, this cut
+     * peak RSS at saturation by about a quarter.
+     */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
     td_metric_set(td_metric_series(TD_M_BUILD_INFO, TD_VERSION, NULL, NULL), 1);
     /* one multitenancy switch for the whole daemon; the api table owns the option */
