@@ -344,7 +344,7 @@ static void test_options(void)
     TD_ASSERT_OK(td_config_defaults(&t, 1, &err));
     TD_ASSERT_EQ_STR(o.dir, "./data");
     TD_ASSERT_EQ_U64(o.cache_bytes, 64ULL << 20);
-    TD_ASSERT_EQ_U64(o.write_buffer_bytes, 32ULL << 20);
+    TD_ASSERT_EQ_U64(o.write_buffer_bytes, 16ULL << 20);
     TD_CHECK(!o.sync);
     TD_ASSERT_OK(td_config_set(&t, 1, "store-sync", "on", "test", &err));
     TD_CHECK(o.sync);
