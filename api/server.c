@@ -445,7 +445,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return ok;
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+/* The format comes from libmicrohttpd itself (its external-logger contract). */
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt,
+                                                          va_list ap)
 {
     (void)cls;
     char msg[256];
