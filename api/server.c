@@ -1,14 +1,26 @@
 /*
- * server.c - the query port: a libmicrohttpd daemon and a small route table.
+ * server.c - the query port: one listening socket shared by HTTP/1.1 and h2c gRPC,
+ * a libmicrohttpd daemon and a small route table.
  *
- * Every request is answered from the first access-handler call (no route takes
- * a body), so a handler is a plain function that fills a `req` (status, content
- * type, body) and the dispatcher does the common work once: request id, log
- * context, response headers, and the two metrics (STYLE rule 10: the dispatcher
- * that sends a status is where it is counted). The trace work itself is in
- * tempo_trace.c.
+ * Connections. We listen and accept ourselves (accept4 on one acceptor thread) and
+ * classify each connection by peeking (MSG_PEEK, never reading) at its first
+ * bytes: the HTTP/2 client preface goes to the gRPC server in grpc_query.c
+ * (API-CONTRACT §1 rule 5), anything else to libmicrohttpd with
+ * MHD_add_connection (its daemon runs without a listening socket of its own).
+ * Classification is non-blocking (epoll, edge-triggered for the connections
+ * being classified), so a client that connects and says nothing delays nobody;
+ * after CLASSIFY_TIMEOUT_MS it is treated as HTTP/1.1 and libmicrohttpd's idle
+ * timeout applies, as before.
+ *
+ * Requests. Every request is answered from the first access-handler call (no
+ * route takes a body), so a handler is a plain function that fills a `req`
+ * (status, content type, body) and the dispatcher does the common work once:
+ * request id, log context, response headers, and the two metrics (STYLE rule 10:
+ * the dispatcher that sends a status is where it is counted). The trace work
+ * itself is in tempo_trace.c.
  */
 #include "api/api.h"
+#include "api/grpc_query.h"
 #include "api/json.h"
 #include "api/tempo.h"
 #include "core/log.h"
@@ -21,10 +33,13 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,6 +49,10 @@
 /* The Tempo version we claim in /api/status/buildinfo (Grafana gates features on >= 2.7.0). */
 #define TEMPO_COMPAT_VERSION "2.9.0"
 #define REQUEST_ID_MAX 64
+#define CLASSIFY_TIMEOUT_MS 10000 /* silent longer: treated as HTTP/1.1 */
+#define MAX_PENDING 1024          /* connections being classified; beyond: oldest -> HTTP/1.1 */
+#define ACCEPT_BURST 64           /* accepts per wake-up, so classification keeps up */
+#define ACCEPT_PAUSE_MS 100       /* after EMFILE and the like */
 
 const td_opt td_api_opt_rows[] = {
     {"query-listen", TD_OPT_STRING, "0.0.0.0:3200", offsetof(td_api_opts, listen),
@@ -53,13 +72,31 @@ const td_opt td_api_opt_rows[] = {
 };
 const size_t td_api_nopt_rows = sizeof(td_api_opt_rows) / sizeof(td_api_opt_rows[0]);
 
+/* An accepted connection whose protocol is not known yet (acceptor thread only). */
+typedef struct pending {
+    int fd;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    int64_t deadline_ms;
+    struct pending *prev, *next; /* in accept order, which is deadline order */
+} pending;
+
 struct td_api {
     td_api_opts o; /* copy; o.listen is owned */
     td_store *store;
     struct MHD_Daemon *d;
+    td__query_grpc *grpc;
     atomic_bool ready;
     atomic_bool was_ready; /* tells "starting up" from "shutting down" in /ready */
     atomic_int port;
+
+    /* the acceptor: listening socket, epoll set, stop signal, connections being classified */
+    int lfd, epfd, wakefd;
+    pthread_t acceptor;
+    bool acceptor_running;
+    pending *head, *tail;
+    size_t npending;
+    int64_t paused_until_ms; /* accept paused after EMFILE & co; 0 = not paused */
 };
 
 /* One request being answered. Handlers fill status, ctype and body. */
@@ -475,8 +512,23 @@ td_status td_api_new(const td_api_opts *o, td_store *store, td_api **out, td_err
     api->o = *o;
     api->o.listen = td_xstrdup(o->listen);
     api->store = store;
+    api->lfd = api->epfd = api->wakefd = -1;
+    /*
+     * gRPC methods of the query port (tempopb.StreamingQuerier, API-CONTRACT §3.9)
+     * are registered here with td__query_grpc_register; none yet: Search and the
+     * others land with the TraceQL work. Until then every call is UNIMPLEMENTED.
+     * Handlers run on their own pool, sized like the HTTP one.
+     */
+    td__query_grpc_opts go = {.multitenancy = o->multitenancy,
+                              .handler_threads = (size_t)o->threads};
+    api->grpc = td__query_grpc_new(&go);
     *out = api;
     return TD_OK;
+}
+
+td__query_grpc *td__api_query_grpc(td_api *api)
+{
+    return api->grpc;
 }
 
 /* Split "host:port" / "[v6]:port" / ":port" into host and port text. */
@@ -563,37 +615,302 @@ static td_status open_listener(const char *addr, int *fd_out, td_err *err)
     return TD_OK;
 }
 
+/* ---- the acceptor: accept, classify, hand over ---- */
+
+/* epoll cookies (only their addresses matter) of the two fds that are not connections */
+static const char ev_listen, ev_wake;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Unlink p from the pending list and the epoll set; the fd stays open. */
+static void pending_remove(td_api *api, pending *p)
+{
+    epoll_ctl(api->epfd, EPOLL_CTL_DEL, p->fd, NULL);
+    if (p->prev) {
+        p->prev->next = p->next;
+    } else {
+        api->head = p->next;
+    }
+    if (p->next) {
+        p->next->prev = p->prev;
+    } else {
+        api->tail = p->prev;
+    }
+    api->npending--;
+}
+
+static void hand_to_http(td_api *api, pending *p)
+{
+    pending_remove(api, p);
+    /* MHD owns (and on failure has closed) the socket from here on */
+    if (MHD_add_connection(api->d, p->fd, (const struct sockaddr *)&p->addr, p->addrlen) !=
+        MHD_YES) {
+        TD_LOG_THROTTLED(TD_LOG_WARN, MOD, "HTTP server refused a connection: %s", strerror(errno));
+    }
+    td_free(p);
+}
+
+static void hand_to_grpc(td_api *api, pending *p)
+{
+    pending_remove(api, p);
+    td__query_grpc_take_fd(api->grpc, p->fd);
+    td_free(p);
+}
+
+static void drop(td_api *api, pending *p)
+{
+    pending_remove(api, p);
+    close(p->fd);
+    td_free(p);
+}
+
+/*
+ * Data (or a hang-up) on a connection being classified. Peek, never read: the
+ * server that gets the connection must see every byte.
+ */
+static void classify(td_api *api, pending *p, uint32_t events)
+{
+    char buf[TD_H2_PREFACE_LEN];
+    ssize_t n = recv(p->fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        if (events & (EPOLLERR | EPOLLHUP)) {
+            drop(api, p);
+        }
+        return;
+    }
+    if (n <= 0) {
+        drop(api, p); /* closed (or failed) before saying anything */
+        return;
+    }
+    switch (td__query_classify(buf, (size_t)n)) {
+    case TD_CONN_HTTP1:
+        hand_to_http(api, p);
+        break;
+    case TD_CONN_H2:
+        hand_to_grpc(api, p);
+        break;
+    case TD_CONN_UNDECIDED:
+        /* part of the preface: edge-triggered epoll wakes us when more arrives */
+        if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+            drop(api, p); /* ...and it never will */
+        }
+        break;
+    }
+}
+
+static void set_listening(td_api *api, bool on)
+{
+    if (on) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = (void *)&ev_listen};
+        epoll_ctl(api->epfd, EPOLL_CTL_ADD, api->lfd, &ev);
+        api->paused_until_ms = 0;
+    } else {
+        epoll_ctl(api->epfd, EPOLL_CTL_DEL, api->lfd, NULL);
+        api->paused_until_ms = now_ms() + ACCEPT_PAUSE_MS;
+    }
+}
+
+static void accept_some(td_api *api)
+{
+    for (int i = 0; i < ACCEPT_BURST; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd = accept4(api->lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) {
+            switch (errno) {
+            case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+            case EWOULDBLOCK:
+#endif
+                return;
+            case EINTR:
+            case ECONNABORTED:
+            case EPROTO:
+            case EPERM:
+            case ENETDOWN:
+            case ENOPROTOOPT:
+            case EHOSTDOWN:
+            case ENONET:
+            case EHOSTUNREACH:
+            case EOPNOTSUPP:
+            case ENETUNREACH:
+                continue; /* that connection's problem, not ours (accept(2)) */
+            default:
+                /* EMFILE, ENFILE, ENOBUFS, ENOMEM: back off instead of spinning */
+                TD_LOG_THROTTLED(TD_LOG_ERROR, MOD, "accept on the query port: %s",
+                                 strerror(errno));
+                set_listening(api, false);
+                return;
+            }
+        }
+        if (api->npending >= MAX_PENDING) {
+            hand_to_http(api, api->head);
+        }
+        pending *p = td_xcalloc(1, sizeof(*p));
+        p->fd = fd;
+        p->addr = ss;
+        p->addrlen = sl;
+        p->deadline_ms = now_ms() + CLASSIFY_TIMEOUT_MS;
+        /* edge-triggered: a partial preface must not wake us again until more arrives */
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = p};
+        if (epoll_ctl(api->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+            TD_LOG_THROTTLED(TD_LOG_ERROR, MOD, "epoll_ctl: %s", strerror(errno));
+            close(fd);
+            td_free(p);
+            continue;
+        }
+        p->prev = api->tail;
+        if (api->tail) {
+            api->tail->next = p;
+        } else {
+            api->head = p;
+        }
+        api->tail = p;
+        api->npending++;
+    }
+}
+
+/* epoll_wait timeout: until the oldest classification deadline or the end of a pause. */
+static int next_timeout(const td_api *api, int64_t now)
+{
+    int64_t t = -1;
+    if (api->head) {
+        t = api->head->deadline_ms - now;
+    }
+    if (api->paused_until_ms && (t < 0 || api->paused_until_ms - now < t)) {
+        t = api->paused_until_ms - now;
+    }
+    return t < 0 ? (api->head || api->paused_until_ms ? 0 : -1) : (int)t;
+}
+
+static void *acceptor_main(void *arg)
+{
+    td_api *api = arg;
+    struct epoll_event evs[64];
+    bool stop = false;
+    while (!stop) {
+        int n = epoll_wait(api->epfd, evs, 64, next_timeout(api, now_ms()));
+        if (n < 0 && errno != EINTR) {
+            TD_LOG_THROTTLED(TD_LOG_ERROR, MOD, "epoll_wait: %s", strerror(errno));
+            nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+        }
+        for (int i = 0; i < n; i++) {
+            void *ptr = evs[i].data.ptr;
+            if (ptr == &ev_wake) {
+                stop = true;
+            } else if (ptr == &ev_listen) {
+                accept_some(api);
+            } else {
+                classify(api, ptr, evs[i].events);
+            }
+        }
+        int64_t now = now_ms();
+        /* silent for too long: HTTP/1.1 (libmicrohttpd's idle timeout takes over) */
+        while (api->head && api->head->deadline_ms <= now) {
+            hand_to_http(api, api->head);
+        }
+        if (api->paused_until_ms && api->paused_until_ms <= now) {
+            set_listening(api, true);
+        }
+    }
+    while (api->head) {
+        drop(api, api->head);
+    }
+    return NULL;
+}
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+}
+
+static void acceptor_stop(td_api *api)
+{
+    if (api->acceptor_running) {
+        uint64_t one = 1;
+        ssize_t w = write(api->wakefd, &one, sizeof(one));
+        (void)w; /* an eventfd write only fails when the counter would overflow */
+        pthread_join(api->acceptor, NULL);
+        api->acceptor_running = false;
+    }
+    close_fd(&api->epfd);
+    close_fd(&api->wakefd);
+    close_fd(&api->lfd); /* new connections are refused from here on */
+}
+
+static td_status acceptor_start(td_api *api, td_err *err)
+{
+    api->epfd = epoll_create1(EPOLL_CLOEXEC);
+    api->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = (void *)&ev_wake};
+    if (api->epfd < 0 || api->wakefd < 0 ||
+        epoll_ctl(api->epfd, EPOLL_CTL_ADD, api->wakefd, &ev) != 0) {
+        return td_err_set(err, TD_IO, "query port: epoll: %s", strerror(errno));
+    }
+    set_listening(api, true);
+    if (pthread_create(&api->acceptor, NULL, acceptor_main, api) != 0) {
+        return td_err_set(err, TD_INTERNAL, "query port: cannot create the acceptor thread");
+    }
+    api->acceptor_running = true;
+    return TD_OK;
+}
+
+/* ---- lifecycle ---- */
+
+/*
+ * Order: listening socket (bind errors first), libmicrohttpd, gRPC, and only then
+ * the acceptor that feeds both. td_api_stop undoes it in reverse.
+ */
 td_status td_api_start(td_api *api, td_err *err)
 {
     TD_ASSERT(!api->d);
-    int fd = -1;
-    if (open_listener(api->o.listen, &fd, err) != TD_OK) {
+    if (open_listener(api->o.listen, &api->lfd, err) != TD_OK) {
         return err->code;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    /*
+     * No listening socket of its own: connections arrive by MHD_add_connection from
+     * the acceptor thread, which MHD_USE_ITC makes safe with internal threads (the
+     * connection is queued under a mutex and the worker woken). With a thread pool
+     * MHD spreads added connections over its workers.
+     */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+                     MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
     unsigned pool = (unsigned)api->o.threads;
     /* the logger goes first so that MHD reports option errors through it too */
     api->d =
         MHD_start_daemon(flags, 0, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-                         (void *)api, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE,
-                         pool > 1 ? pool : 0u, MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_END);
+                         (void *)api, MHD_OPTION_THREAD_POOL_SIZE, pool > 1 ? pool : 0u,
+                         MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_END);
     if (!api->d) {
-        close(fd);
+        close_fd(&api->lfd);
         return td_err_set(err, TD_IO, "cannot start the HTTP server on %s", api->o.listen);
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(api->d, MHD_DAEMON_INFO_BIND_PORT);
-    int port = info ? info->port : 0;
-    if (!port) {
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof(ss);
-        if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
-            port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                  : ((struct sockaddr_in *)&ss)->sin_port);
-        }
+    if (td__query_grpc_start(api->grpc, err) != TD_OK || acceptor_start(api, err) != TD_OK) {
+        acceptor_stop(api);
+        td__query_grpc_stop(api->grpc);
+        MHD_stop_daemon(api->d);
+        api->d = NULL;
+        return err->code;
+    }
+    int port = 0;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getsockname(api->lfd, (struct sockaddr *)&ss, &sl) == 0) {
+        port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                              : ((struct sockaddr_in *)&ss)->sin_port);
     }
     atomic_store(&api->port, port);
-    td_log(TD_LOG_INFO, MOD, "query port listening on %s (port %d, %u threads)", api->o.listen,
-           port, pool);
+    td_log(TD_LOG_INFO, MOD,
+           "query port listening on %s (port %d, %u threads; HTTP/1.1 and h2c gRPC, %zu methods)",
+           api->o.listen, port, pool, td__query_grpc_nmethods(api->grpc));
     return TD_OK;
 }
 
@@ -611,7 +928,11 @@ void td_api_stop(td_api *api)
         return;
     }
     atomic_store(&api->ready, false);
-    /* stops the threads and closes the listening socket and every connection */
+    /* 1. no new connections, and none half-classified, so nothing reaches a stopping server */
+    acceptor_stop(api);
+    /* 2. gRPC: grace for running calls, then cancel; closes every h2c connection */
+    td__query_grpc_stop(api->grpc);
+    /* 3. stops the HTTP threads and closes every HTTP connection */
     MHD_stop_daemon(api->d);
     api->d = NULL;
     atomic_store(&api->port, 0);
@@ -623,6 +944,7 @@ void td_api_free(td_api *api)
         return;
     }
     td_api_stop(api);
+    td__query_grpc_free(api->grpc);
     td_free(api->o.listen);
     td_free(api);
 }

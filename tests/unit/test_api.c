@@ -1,9 +1,10 @@
 /*
  * test_api.c - the query API: JSON writer, Tempo request parsing, trace assembly
  * and encoders, and the HTTP server driven over real sockets by a tiny blocking
- * HTTP/1.1 client.
+ * HTTP/1.1 client; h2c gRPC on the same port driven by the gRPC C core client.
  */
 #include "api/api.h"
+#include "api/grpc_query.h"
 #include "api/json.h"
 #include "api/tempo.h"
 #include "core/log.h"
@@ -16,13 +17,21 @@
 #include <errno.h>
 #include <float.h>
 #include <ftw.h>
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/slice.h>
+#include <grpc/support/time.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------------ */
@@ -930,16 +939,31 @@ static bool resp_header(const resp *r, const char *name, char *out, size_t cap)
     return false;
 }
 
+/* The text of one request. */
+static int http_format(char *req, size_t cap, const char *method, const char *path,
+                       const char *headers)
+{
+    return snprintf(req, cap, "%s %s HTTP/1.1\r\nHost: test\r\n%s%s\r\n", method, path,
+                    headers ? headers : "",
+                    strcmp(method, "POST") == 0 ? "Content-Length: 0\r\n" : "");
+}
+
+static bool http_read(conn *c, const char *method, resp *r);
+
 /* Send one request and read its response. false on any transport failure. */
 static bool http_do(conn *c, const char *method, const char *path, const char *headers, resp *r)
 {
     char req[2048];
-    int n = snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: test\r\n%s%s\r\n", method, path,
-                     headers ? headers : "",
-                     strcmp(method, "POST") == 0 ? "Content-Length: 0\r\n" : "");
+    int n = http_format(req, sizeof(req), method, path, headers);
     if (send(c->fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
         return false;
     }
+    return http_read(c, method, r);
+}
+
+/* Read the response to a request made with method. */
+static bool http_read(conn *c, const char *method, resp *r)
+{
     char *end;
     while (!(end = memmem(c->in, c->inlen, "\r\n\r\n", 4))) {
         if (!conn_fill(c)) {
@@ -1404,6 +1428,609 @@ static void test_server(void)
     TD_CHECK(!connected);
 }
 
+/* ------------------------------------------------------------------------ */
+/* one port, two protocols: classification, HTTP/1.1 and h2c gRPC          */
+/* ------------------------------------------------------------------------ */
+
+static void test_classify(void)
+{
+    TD_ASSERT_EQ_INT(td__query_classify("", 0), TD_CONN_UNDECIDED);
+    TD_ASSERT_EQ_INT(td__query_classify("P", 1), TD_CONN_UNDECIDED);
+    TD_ASSERT_EQ_INT(td__query_classify("PRI * HTTP/2.0\r\n", 16), TD_CONN_UNDECIDED);
+    TD_ASSERT_EQ_INT(td__query_classify(TD_H2_PREFACE, 23), TD_CONN_UNDECIDED);
+    TD_ASSERT_EQ_INT(td__query_classify(TD_H2_PREFACE, TD_H2_PREFACE_LEN), TD_CONN_H2);
+    /* the preface followed by the client's SETTINGS frame */
+    TD_ASSERT_EQ_INT(td__query_classify(TD_H2_PREFACE "\0\0\0\x04\0\0\0\0\0", 33), TD_CONN_H2);
+    /* HTTP/1 is known at the first byte that differs */
+    TD_ASSERT_EQ_INT(td__query_classify("POST / HTTP/1.1\r\n", 2), TD_CONN_HTTP1);
+    TD_ASSERT_EQ_INT(td__query_classify("GET / HTTP/1.1\r\n", 1), TD_CONN_HTTP1);
+    TD_ASSERT_EQ_INT(td__query_classify("PRI * HTTP/1.1\r\n", 16), TD_CONN_HTTP1);
+    TD_ASSERT_EQ_INT(td__query_classify("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\r", 24), TD_CONN_HTTP1);
+    TD_ASSERT_EQ_INT(td__query_classify("\x16\x03\x01\x02", 4), TD_CONN_HTTP1); /* TLS */
+}
+
+/* ---- test methods ---- */
+
+/* Message 0 echoes the request, 1 lists the tenants, 2 is the x-test metadata ("-" if absent). */
+static td_status h_three(td__query_grpc_call *call, void *cls, td_err *err)
+{
+    (void)cls;
+    td_slice req = td__query_grpc_request(call);
+    td_status st = td__query_grpc_send(call, req.ptr, req.len, err);
+    const td__tenants *ts = td__query_grpc_tenants(call);
+    td_buf b = TD_BUF_INIT;
+    for (size_t i = 0; i < ts->n; i++) {
+        td_buf_addstr(&b, i ? "|" : "");
+        td_buf_addstr(&b, ts->names[i]);
+    }
+    if (st == TD_OK) {
+        st = td__query_grpc_send(call, b.data, b.len, err);
+    }
+    td_buf_release(&b);
+    size_t n = 0;
+    const char *v = td__query_grpc_metadata(call, "x-test", &n);
+    if (st == TD_OK) {
+        st = td__query_grpc_send(call, v ? v : "-", v ? n : 1, err);
+    }
+    return st;
+}
+
+static td_status h_fail(td__query_grpc_call *call, void *cls, td_err *err)
+{
+    (void)cls;
+    td_slice req = td__query_grpc_request(call);
+    return td_err_set(err, TD_INVALID, "bad request: %.*s", (int)req.len, req.ptr);
+}
+
+static td_status h_too_big(td__query_grpc_call *call, void *cls, td_err *err)
+{
+    (void)cls;
+    /* refused on its length alone, before a byte is read */
+    td_status st = td__query_grpc_send(call, "", TD_QUERY_GRPC_MAX_MSG + 1, err);
+    return st == TD_TOO_LARGE ? st : td_err_set(err, TD_INTERNAL, "expected TD_TOO_LARGE");
+}
+
+/* Streams until the call ends; *state: 1 running, 2 saw the client's cancel, 3 something else. */
+static td_status h_endless(td__query_grpc_call *call, void *cls, td_err *err)
+{
+    atomic_int *state = cls;
+    atomic_store(state, 1);
+    char msg[1024];
+    memset(msg, 'x', sizeof(msg));
+    td_status st;
+    for (int i = 0; (st = td__query_grpc_send(call, msg, sizeof(msg), err)) == TD_OK; i++) {
+        if (i > 1000000) {
+            break;
+        }
+    }
+    atomic_store(state, st == TD_IO && td__query_grpc_cancelled(call) ? 2 : 3);
+    return st;
+}
+
+/* Sends one message, then waits until the call is cancelled; *state as above. */
+static td_status h_block(td__query_grpc_call *call, void *cls, td_err *err)
+{
+    atomic_int *state = cls;
+    atomic_store(state, 1);
+    td_status st = td__query_grpc_send(call, "started", 7, err);
+    while (st == TD_OK && !td__query_grpc_cancelled(call)) {
+        nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
+    }
+    atomic_store(state, td__query_grpc_cancelled(call) ? 2 : 3);
+    return td_err_set(err, TD_IO, "stopped");
+}
+
+static td_status h_unused(td__query_grpc_call *call, void *cls, td_err *err)
+{
+    (void)call;
+    (void)cls;
+    (void)err;
+    return TD_OK;
+}
+
+static void test_grpc_register(void)
+{
+    td__query_grpc_opts o = {.handler_threads = 1};
+    td__query_grpc *g = td__query_grpc_new(&o);
+    td_err err;
+    td_err_init(&err);
+    TD_ASSERT_OK(td__query_grpc_register(g, "/a.B/C", h_unused, NULL, &err));
+    TD_ASSERT_EQ_INT(td__query_grpc_register(g, "/a.B/C", h_unused, NULL, &err), TD_INVALID);
+    TD_CHECK(strstr(err.msg, "twice") != NULL);
+    static const char *const bad[] = {"a.B/C", "/a.B", "/a.B/", "//C", "/a/B/C", ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        TD_ASSERT_EQ_INT(td__query_grpc_register(g, bad[i], h_unused, NULL, &err), TD_INVALID);
+    }
+    TD_ASSERT_EQ_INT(td__query_grpc_register(g, "/a.B/D", NULL, NULL, &err), TD_INVALID);
+    TD_ASSERT_EQ_INT(td__query_grpc_nmethods(g), 1);
+    /* start, no registration while running, stop; a second start works too */
+    for (int round = 0; round < 2; round++) {
+        TD_ASSERT_OK(td__query_grpc_start(g, &err));
+        TD_ASSERT_EQ_INT(td__query_grpc_register(g, "/a.B/E", h_unused, NULL, &err), TD_INVALID);
+        td__query_grpc_stop(g);
+    }
+    td__query_grpc_stop(g); /* no-op */
+    TD_ASSERT_OK(td__query_grpc_register(g, "/a.B/E", h_unused, NULL, &err));
+    TD_ASSERT_EQ_INT(td__query_grpc_nmethods(g), 2);
+    td__query_grpc_free(g);
+}
+
+/* ---- a gRPC C core client: one server-streaming call ---- */
+
+static gpr_timespec in_ms(int ms)
+{
+    return gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(ms, GPR_TIMESPAN));
+}
+
+static double mono_sec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+enum { TAG_START = 1, TAG_STATUS = 2, TAG_MSG = 4 };
+
+typedef struct gclient {
+    grpc_completion_queue *cq;
+    grpc_call *call;
+    unsigned done, ok; /* TAG_* bits */
+    grpc_metadata md[2];
+    size_t nmd;
+    grpc_byte_buffer *req;
+    grpc_metadata_array init_md, trail_md;
+    grpc_status_code code;
+    grpc_slice details;
+} gclient;
+
+typedef struct gres {
+    grpc_status_code code;
+    char details[256];
+    char request_id[80];
+    size_t nmsgs;
+    td_buf msgs[4]; /* the first four messages */
+} gres;
+
+static void gres_release(gres *r)
+{
+    for (size_t i = 0; i < 4; i++) {
+        td_buf_release(&r->msgs[i]);
+    }
+}
+
+/* Wait for the batches with tags t (others completing meanwhile are recorded). */
+static bool gclient_wait(gclient *g, unsigned t)
+{
+    while ((g->done & t) != t) {
+        grpc_event ev = grpc_completion_queue_next(g->cq, in_ms(15000), NULL);
+        if (ev.type != GRPC_OP_COMPLETE) {
+            return false;
+        }
+        unsigned bit = (unsigned)(uintptr_t)ev.tag;
+        g->done |= bit;
+        if (ev.success) {
+            g->ok |= bit;
+        }
+    }
+    return true;
+}
+
+/* Start the call: metadata (x-scope-orgid when tenant, x-test: hello), request, half-close. */
+static bool gclient_start(gclient *g, grpc_channel *ch, const char *method, const char *tenant,
+                          const char *req)
+{
+    memset(g, 0, sizeof(*g));
+    g->cq = grpc_completion_queue_create_for_next(NULL);
+    grpc_slice path = grpc_slice_from_copied_string(method);
+    g->call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, g->cq, path, NULL,
+                                       in_ms(10000), NULL);
+    grpc_slice_unref(path);
+    g->md[g->nmd].key = grpc_slice_from_static_string("x-test");
+    g->md[g->nmd++].value = grpc_slice_from_static_string("hello");
+    if (tenant) {
+        g->md[g->nmd].key = grpc_slice_from_static_string("x-scope-orgid");
+        g->md[g->nmd++].value = grpc_slice_from_copied_string(tenant);
+    }
+    grpc_slice rs = grpc_slice_from_copied_string(req);
+    g->req = grpc_raw_byte_buffer_create(&rs, 1);
+    grpc_slice_unref(rs);
+    grpc_metadata_array_init(&g->init_md);
+    grpc_metadata_array_init(&g->trail_md);
+    g->details = grpc_empty_slice();
+
+    grpc_op ops[4];
+    memset(ops, 0, sizeof(ops));
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[0].data.send_initial_metadata.count = g->nmd;
+    ops[0].data.send_initial_metadata.metadata = g->md;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = g->req;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &g->init_md;
+    if (grpc_call_start_batch(g->call, ops, 4, (void *)(uintptr_t)TAG_START, NULL) !=
+        GRPC_CALL_OK) {
+        return false;
+    }
+    grpc_op st;
+    memset(&st, 0, sizeof(st));
+    st.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    st.data.recv_status_on_client.trailing_metadata = &g->trail_md;
+    st.data.recv_status_on_client.status = &g->code;
+    st.data.recv_status_on_client.status_details = &g->details;
+    return grpc_call_start_batch(g->call, &st, 1, (void *)(uintptr_t)TAG_STATUS, NULL) ==
+           GRPC_CALL_OK;
+}
+
+/* The next message into out; *end is set when the stream has none left. */
+static bool gclient_read(gclient *g, td_buf *out, bool *end)
+{
+    grpc_byte_buffer *m = NULL;
+    grpc_op op;
+    memset(&op, 0, sizeof(op));
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &m;
+    g->done &= ~(unsigned)TAG_MSG;
+    g->ok &= ~(unsigned)TAG_MSG;
+    if (grpc_call_start_batch(g->call, &op, 1, (void *)(uintptr_t)TAG_MSG, NULL) != GRPC_CALL_OK ||
+        !gclient_wait(g, TAG_MSG)) {
+        return false;
+    }
+    *end = m == NULL;
+    if (m) {
+        grpc_byte_buffer_reader rd;
+        grpc_byte_buffer_reader_init(&rd, m);
+        grpc_slice s = grpc_byte_buffer_reader_readall(&rd);
+        td_buf_reset(out);
+        td_buf_add(out, GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s));
+        grpc_slice_unref(s);
+        grpc_byte_buffer_reader_destroy(&rd);
+        grpc_byte_buffer_destroy(m);
+    }
+    return true;
+}
+
+/* Wait for the status into r (code, details, x-request-id) and free everything. */
+static bool gclient_finish(gclient *g, gres *r)
+{
+    bool ok = gclient_wait(g, TAG_START | TAG_STATUS);
+    r->code = g->code;
+    snprintf(r->details, sizeof(r->details), "%.*s", (int)GRPC_SLICE_LENGTH(g->details),
+             (const char *)GRPC_SLICE_START_PTR(g->details));
+    for (size_t i = 0; i < g->init_md.count; i++) {
+        const grpc_metadata *m = &g->init_md.metadata[i];
+        if (grpc_slice_str_cmp(m->key, "x-request-id") == 0) {
+            snprintf(r->request_id, sizeof(r->request_id), "%.*s", (int)GRPC_SLICE_LENGTH(m->value),
+                     (const char *)GRPC_SLICE_START_PTR(m->value));
+        }
+    }
+    grpc_slice_unref(g->details);
+    for (size_t i = 0; i < g->nmd; i++) {
+        grpc_slice_unref(g->md[i].key);
+        grpc_slice_unref(g->md[i].value);
+    }
+    grpc_metadata_array_destroy(&g->init_md);
+    grpc_metadata_array_destroy(&g->trail_md);
+    grpc_byte_buffer_destroy(g->req);
+    grpc_call_unref(g->call);
+    grpc_completion_queue_shutdown(g->cq);
+    while (grpc_completion_queue_next(g->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN) {
+    }
+    grpc_completion_queue_destroy(g->cq);
+    return ok;
+}
+
+/* One whole call; cancels after cancel_after messages when that is > 0. */
+static bool grpc_stream(grpc_channel *ch, const char *method, const char *tenant, const char *req,
+                        size_t cancel_after, gres *r)
+{
+    memset(r, 0, sizeof(*r));
+    for (size_t i = 0; i < 4; i++) {
+        td_buf_init(&r->msgs[i], 0);
+    }
+    gclient g;
+    bool ok = gclient_start(&g, ch, method, tenant, req);
+    td_buf scratch = TD_BUF_INIT;
+    bool end = false;
+    while (ok && !end) {
+        ok = gclient_read(&g, r->nmsgs < 4 ? &r->msgs[r->nmsgs] : &scratch, &end);
+        if (ok && !end && ++r->nmsgs == cancel_after) {
+            grpc_call_cancel(g.call, NULL);
+        }
+    }
+    td_buf_release(&scratch);
+    return gclient_finish(&g, r) && ok;
+}
+
+static grpc_channel *channel_to(int port)
+{
+    char target[64];
+    snprintf(target, sizeof(target), "ipv4:127.0.0.1:%d", port);
+    grpc_channel_credentials *cc = grpc_insecure_credentials_create();
+    grpc_channel *ch = grpc_channel_create(target, cc, NULL);
+    grpc_channel_credentials_release(cc);
+    return ch;
+}
+
+/* Wait up to secs for *v == want. */
+static bool wait_int(atomic_int *v, int want, double secs)
+{
+    double until = mono_sec() + secs;
+    while (atomic_load(v) != want) {
+        if (mono_sec() > until) {
+            return false;
+        }
+        nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
+    }
+    return true;
+}
+
+static atomic_int endless_state, block_state;
+
+static td_api *start_api_grpc(bool mt)
+{
+    td_api_opts o = {.listen = (char *)"127.0.0.1:0", .threads = 2, .multitenancy = mt};
+    td_api *api = NULL;
+    td_err err;
+    td_err_init(&err);
+    if (td_api_new(&o, NULL, &api, &err) != TD_OK) {
+        return NULL;
+    }
+    td__query_grpc *g = td__api_query_grpc(api);
+    if (td__query_grpc_register(g, "/td.test.Stream/Three", h_three, NULL, &err) != TD_OK ||
+        td__query_grpc_register(g, "/td.test.Stream/Fail", h_fail, NULL, &err) != TD_OK ||
+        td__query_grpc_register(g, "/td.test.Stream/TooBig", h_too_big, NULL, &err) != TD_OK ||
+        td__query_grpc_register(g, "/td.test.Stream/Endless", h_endless, &endless_state, &err) !=
+            TD_OK ||
+        td__query_grpc_register(g, "/td.test.Stream/Block", h_block, &block_state, &err) != TD_OK ||
+        td_api_start(api, &err) != TD_OK) {
+        fprintf(stderr, "  start: %s\n", err.msg);
+        td_api_free(api);
+        return NULL;
+    }
+    return api;
+}
+
+/* Two requests in one write on one connection: two answers, in order. */
+static void h2c_http_pipelined(int port)
+{
+    conn *c = td_xmalloc(sizeof(*c));
+    TD_CHECK(conn_open(c, AF_INET, port));
+    char req[1024];
+    int n = http_format(req, sizeof(req), "GET", "/api/echo", "X-Request-Id: pipe-1\r\n");
+    n += http_format(req + n, sizeof(req) - (size_t)n, "GET", "/ready", "X-Request-Id: pipe-2\r\n");
+    TD_ASSERT_EQ_INT(send(c->fd, req, (size_t)n, MSG_NOSIGNAL), n);
+    resp r;
+    char rid[64];
+    TD_CHECK(http_read(c, "GET", &r));
+    TD_ASSERT_EQ_INT(r.status, 200);
+    TD_ASSERT_EQ_STR(r.body.data, "echo");
+    TD_CHECK(resp_header(&r, "X-Request-Id", rid, sizeof(rid)));
+    TD_ASSERT_EQ_STR(rid, "pipe-1");
+    td_buf_release(&r.body);
+    TD_CHECK(http_read(c, "GET", &r));
+    TD_ASSERT_EQ_INT(r.status, 200);
+    TD_ASSERT_EQ_STR(r.body.data, "ready\n");
+    TD_CHECK(resp_header(&r, "X-Request-Id", rid, sizeof(rid)));
+    TD_ASSERT_EQ_STR(rid, "pipe-2");
+    td_buf_release(&r.body);
+    /* and the connection stays usable */
+    TD_CHECK(http_do(c, "GET", "/api/echo", NULL, &r));
+    TD_ASSERT_EQ_INT(r.status, 200);
+    td_buf_release(&r.body);
+    conn_close(c);
+    td_free(c);
+}
+
+/*
+ * Connections that say nothing, or only part of the preface, delay nobody; each
+ * is served once it speaks (a split preface is still h2c).
+ */
+static void h2c_silent_clients(int port, grpc_channel *ch)
+{
+    conn *silent = td_xmalloc(sizeof(*silent));
+    conn *partial = td_xmalloc(sizeof(*partial));
+    conn *idle[8];
+    for (size_t i = 0; i < 8; i++) {
+        idle[i] = td_xmalloc(sizeof(conn));
+        TD_CHECK(conn_open(idle[i], AF_INET, port));
+    }
+    TD_CHECK(conn_open(silent, AF_INET, port));
+    TD_CHECK(conn_open(partial, AF_INET, port));
+    TD_ASSERT_EQ_INT(send(partial->fd, TD_H2_PREFACE, 16, MSG_NOSIGNAL), 16);
+
+    double t0 = mono_sec();
+    resp r;
+    GET_OK(port, "/api/echo", NULL, &r);
+    TD_ASSERT_EQ_INT(r.status, 200);
+    td_buf_release(&r.body);
+    gres g;
+    TD_CHECK(grpc_stream(ch, "/td.test.Stream/Three", NULL, "q", 0, &g));
+    TD_ASSERT_EQ_INT(g.code, GRPC_STATUS_OK);
+    TD_ASSERT_EQ_INT(g.nmsgs, 3);
+    gres_release(&g);
+    double took = mono_sec() - t0;
+    if (took >= 2.0) {
+        fprintf(stderr, "  served in %.3f s next to silent connections\n", took);
+    }
+    TD_CHECK(took < 2.0);
+
+    /* the silent one speaks HTTP/1.1 late: still served */
+    TD_CHECK(http_do(silent, "GET", "/api/echo", NULL, &r));
+    TD_ASSERT_EQ_INT(r.status, 200);
+    TD_ASSERT_EQ_STR(r.body.data, "echo");
+    td_buf_release(&r.body);
+
+    /* the rest of the preface and an empty SETTINGS frame: the server answers in HTTP/2 */
+    static const char rest[] = "\r\nSM\r\n\r\n" /* preface bytes 16..23 */
+                               "\0\0\0\x04\0\0\0\0\0";
+    TD_ASSERT_EQ_INT(send(partial->fd, rest, 17, MSG_NOSIGNAL), 17);
+    while (partial->inlen < 9 && conn_fill(partial)) {
+    }
+    TD_CHECK(partial->inlen >= 9);
+    TD_ASSERT_EQ_INT((uint8_t)partial->in[3], 0x04); /* a SETTINGS frame */
+
+    conn_close(silent);
+    conn_close(partial);
+    td_free(silent);
+    td_free(partial);
+    for (size_t i = 0; i < 8; i++) {
+        conn_close(idle[i]);
+        td_free(idle[i]);
+    }
+}
+
+static void h2c_calls(int port, grpc_channel *ch)
+{
+    gres g;
+    /* a registered streaming method: three messages, then OK */
+    TD_CHECK(grpc_stream(ch, "/td.test.Stream/Three", NULL, "hello stream", 0, &g));
+    TD_ASSERT_EQ_INT(g.code, GRPC_STATUS_OK);
+    TD_ASSERT_EQ_INT(g.nmsgs, 3);
+    TD_ASSERT_EQ_STR(g.msgs[0].data, "hello stream");
+    TD_ASSERT_EQ_STR(g.msgs[1].data, TD_DEFAULT_TENANT); /* multitenancy off: header ignored */
+    TD_ASSERT_EQ_STR(g.msgs[2].data, "hello");
+    TD_ASSERT_EQ_INT(strlen(g.request_id), 16);
+    gres_release(&g);
+    TD_CHECK(grpc_stream(ch, "/td.test.Stream/Three", "t1", "", 0, &g));
+    TD_ASSERT_EQ_INT(g.code, GRPC_STATUS_OK);
+    TD_ASSERT_EQ_INT(g.nmsgs, 3);
+    TD_ASSERT_EQ_INT(g.msgs[0].len, 0); /* an empty request message */
+    TD_ASSERT_EQ_STR(g.msgs[1].data, TD_DEFAULT_TENANT);
+    gres_release(&g);
+
+    /* unknown methods: UNIMPLEMENTED at once, never a hang */
+    double t0 = mono_sec();
+    TD_CHECK(grpc_stream(ch, "/tempopb.StreamingQuerier/Search", NULL, "", 0, &g));
+    TD_ASSERT_EQ_INT(g.code, GRPC_STATUS_UNIMPLEMENTED);
+    TD_ASSERT_EQ_STR(g.details, "unknown method /tempopb.StreamingQuerier/Search");
+    TD_ASSERT_EQ_INT(g.nmsgs, 0);
+    gres_release(&g);
+    TD_CHECK(mono_sec() - t0 < 2.0);
+    TD_CHECK(grpc_stream(ch, "/nope.Nope/Nope", NULL, "", 0, &g));
+    TD_ASSERT_EQ_INT(g.code, GRPC_STATUS_UNIMPLEMENTED);
+    gres_release(&g);
+
+    /* a handler's error status and message reach the client */
+    TD_CHECK(grpc_stream(ch, "/td.test.Stream/Fail", NULL, "{oops", 0, &g));
+    TD_ASSERT_EQ_INT(g.code, GRPC_STATUS_INVALID_ARGUMENT);
+    TD_ASSERT_EQ_STR(g.details, "bad request: {oops");
+    gres_release(&g);
+    TD_CHECK(grpc_stream(ch, "/td.test.Stream/TooBig", NULL, "", 0, &g));
+    TD_ASSERT_EQ_INT(g.code, GRPC_STATUS_RESOURCE_EXHAUSTED);
+    TD_CHECK(strstr(g.details, "exceeds") != NULL);
+    gres_release(&g);
+
+    /* the client cancels mid-stream: the handler's next send fails and it stops */
+    atomic_store(&endless_state, 0);
+    TD_CHECK(grpc_stream(ch, "/td.test.Stream/Endless", NULL, "", 2, &g));
+    TD_ASSERT_EQ_INT(g.code, GRPC_STATUS_CANCELLED);
+    TD_CHECK(g.nmsgs >= 2);
+    gres_release(&g);
+    TD_CHECK(wait_int(&endless_state, 2, 10.0));
+
+    /* counted per method, with the gRPC status */
+    resp r;
+    GET_OK(port, "/metrics", NULL, &r);
+    TD_CHECK(strstr(r.body.data, "traced_query_requests_total{route=\"/td.test.Stream/Three\","
+                                 "status=\"grpc:0\"} 2") != NULL);
+    TD_CHECK(strstr(r.body.data, "traced_query_requests_total{route=\"grpc:other\","
+                                 "status=\"grpc:12\"}") != NULL);
+    TD_CHECK(strstr(r.body.data, "traced_query_requests_total{route=\"/td.test.Stream/Fail\","
+                                 "status=\"grpc:3\"} 1") != NULL);
+    td_buf_release(&r.body);
+}
+
+/* Multitenancy on: x-scope-orgid follows the X-Scope-OrgID rules. */
+static void h2c_tenants(grpc_channel *ch)
+{
+    gres g;
+    TD_CHECK(grpc_stream(ch, "/td.test.Stream/Three", NULL, "", 0, &g));
+    TD_ASSERT_EQ_INT(g.code, GRPC_STATUS_UNAUTHENTICATED);
+    TD_ASSERT_EQ_STR(g.details, "no org id");
+    TD_ASSERT_EQ_INT(g.nmsgs, 0);
+    gres_release(&g);
+    TD_CHECK(grpc_stream(ch, "/td.test.Stream/Three", "a/b", "", 0, &g));
+    TD_ASSERT_EQ_INT(g.code, GRPC_STATUS_INVALID_ARGUMENT);
+    TD_ASSERT_EQ_STR(g.details, "tenant ID 'a/b' contains unsupported character '/'");
+    gres_release(&g);
+    TD_CHECK(grpc_stream(ch, "/td.test.Stream/Three", "t2|t1|t2", "", 0, &g));
+    TD_ASSERT_EQ_INT(g.code, GRPC_STATUS_OK);
+    TD_ASSERT_EQ_INT(g.nmsgs, 3);
+    TD_ASSERT_EQ_STR(g.msgs[1].data, "t1|t2");
+    gres_release(&g);
+}
+
+static void test_server_h2c(void)
+{
+    td_log_set_level(TD_LOG_ERROR);
+    grpc_init();
+    td_api *api = start_api_grpc(false);
+    TD_CHECK(api != NULL);
+    int port = td_api_port(api);
+    TD_CHECK(port > 0);
+    td_api_set_ready(api, true);
+    grpc_channel *ch = channel_to(port);
+
+    expect_text(port, "/api/echo", NULL, 200, "echo");
+    h2c_http_pipelined(port);
+    h2c_calls(port, ch);
+    h2c_silent_clients(port, ch);
+
+    /*
+     * Stop with a call in flight and the connection open: the call gets the grace
+     * period, then is cancelled (the client sees an error, not a hang).
+     */
+    gclient gc;
+    atomic_store(&block_state, 0);
+    TD_CHECK(gclient_start(&gc, ch, "/td.test.Stream/Block", NULL, ""));
+    td_buf first = TD_BUF_INIT;
+    bool end = true;
+    TD_CHECK(gclient_read(&gc, &first, &end));
+    TD_CHECK(!end);
+    TD_ASSERT_EQ_STR(first.data, "started");
+    td_buf_release(&first);
+    double t0 = mono_sec();
+    td_api_stop(api);
+    double took = mono_sec() - t0;
+    TD_CHECK(took < 6.0);
+    TD_ASSERT_EQ_INT(atomic_load(&block_state), 2);
+    gres g;
+    memset(&g, 0, sizeof(g));
+    TD_CHECK(gclient_finish(&gc, &g));
+    TD_CHECK(g.code != GRPC_STATUS_OK);
+    TD_ASSERT_EQ_INT(td_api_port(api), 0);
+    td_api_free(api);
+
+    /* closed: the port refuses connections and the channel fails fast */
+    conn *c = td_xmalloc(sizeof(*c));
+    bool connected = conn_open(c, AF_INET, port);
+    conn_close(c);
+    td_free(c);
+    TD_CHECK(!connected);
+    TD_CHECK(grpc_stream(ch, "/td.test.Stream/Three", NULL, "", 0, &g));
+    TD_ASSERT_EQ_INT(g.code, GRPC_STATUS_UNAVAILABLE);
+    gres_release(&g);
+    grpc_channel_destroy(ch);
+
+    /* multitenancy, then a stop with only an idle h2c connection open: no grace wait */
+    api = start_api_grpc(true);
+    TD_CHECK(api != NULL);
+    ch = channel_to(td_api_port(api));
+    h2c_tenants(ch);
+    t0 = mono_sec();
+    td_api_stop(api);
+    took = mono_sec() - t0;
+    if (took >= 1.0) {
+        fprintf(stderr, "  stop with an idle h2c connection took %.3f s\n", took);
+    }
+    TD_CHECK(took < 1.0);
+    td_api_free(api);
+    grpc_channel_destroy(ch);
+    grpc_shutdown();
+}
+
 TEST_LIST = {
     {"json_escape", test_json_escape},
     {"json_structure", test_json_structure},
@@ -1423,5 +2050,8 @@ TEST_LIST = {
     {"partial", test_partial},
     {"assembly_nomem_countdown", test_assembly_nomem_countdown},
     {"server", test_server},
+    {"classify", test_classify},
+    {"grpc_register", test_grpc_register},
+    {"server_h2c", test_server_h2c},
     {NULL, NULL},
 };
