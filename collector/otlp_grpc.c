@@ -18,6 +18,7 @@
  */
 #include "collector/internal.h"
 
+#include "core/arena.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "proto/proto.h"
@@ -309,6 +310,56 @@ static const char *tenant_header(const gcall *gc, char *buf, size_t cap)
     return NULL;
 }
 
+/*
+ * The message bb as one buffer: a single uncompressed slice is borrowed (a
+ * reference in *one, which the caller unrefs); anything else is copied into
+ * arena a, which the caller releases. The copy needs no growing: the size is
+ * known, and core has already checked it against max-recv-size.
+ */
+static td_status flatten(grpc_byte_buffer *bb, td_arena *a, grpc_slice *one, const uint8_t **out,
+                         size_t *len, td_err *err)
+{
+    if (bb->type == GRPC_BB_RAW && bb->data.raw.compression == GRPC_COMPRESS_NONE &&
+        bb->data.raw.slice_buffer.count == 1) {
+        *one = grpc_slice_ref(bb->data.raw.slice_buffer.slices[0]);
+        *out = GRPC_SLICE_START_PTR(*one);
+        *len = GRPC_SLICE_LENGTH(*one);
+        return TD_OK;
+    }
+    grpc_byte_buffer_reader rd;
+    if (!grpc_byte_buffer_reader_init(&rd, bb)) {
+        return td_err_set(err, TD_INVALID, "cannot read the request message");
+    }
+    /* buffer_out: what the reader reads, decompressed if bb were still compressed */
+    size_t n = grpc_byte_buffer_length(rd.buffer_out);
+    if (n == 0) {
+        grpc_byte_buffer_reader_destroy(&rd);
+        *out = (const uint8_t *)"";
+        *len = 0;
+        return TD_OK;
+    }
+    td_arena_init(a, n, 0);
+    uint8_t *p = td_arena_alloc(a, n);
+    if (!p) {
+        grpc_byte_buffer_reader_destroy(&rd);
+        return td_err_set(err, TD_NOMEM, "out of memory reading a request of %zu bytes", n);
+    }
+    size_t off = 0;
+    grpc_slice *s;
+    /* peek: no reference per slice; bb is ours and stays unchanged while we copy */
+    while (grpc_byte_buffer_reader_peek(&rd, &s)) {
+        size_t sl = GRPC_SLICE_LENGTH(*s);
+        TD_ASSERT(sl <= n - off);
+        memcpy(p + off, GRPC_SLICE_START_PTR(*s), sl);
+        off += sl;
+    }
+    grpc_byte_buffer_reader_destroy(&rd);
+    TD_ASSERT(off == n);
+    *out = p;
+    *len = n;
+    return TD_OK;
+}
+
 static void handle_export(gcall *gc)
 {
     td_grpc_server *g = gc->g;
@@ -333,30 +384,32 @@ static void handle_export(gcall *gc)
         return;
     }
 
-    /* One contiguous buffer for the decoder: borrow a single uncompressed slice, else copy. */
-    grpc_byte_buffer *bb = gc->payload;
-    grpc_slice flat;
-    if (bb->type == GRPC_BB_RAW && bb->data.raw.compression == GRPC_COMPRESS_NONE &&
-        bb->data.raw.slice_buffer.count == 1) {
-        flat = grpc_slice_ref(bb->data.raw.slice_buffer.slices[0]);
-    } else {
-        grpc_byte_buffer_reader rd;
-        if (!grpc_byte_buffer_reader_init(&rd, bb)) {
-            td__collector_count_reject("grpc", TD_INVALID, 0);
-            answer_error(gc, TD_INVALID, "cannot read the request message");
-            td_log_ctx_pop();
-            return;
-        }
-        flat = grpc_byte_buffer_reader_readall(&rd);
-        grpc_byte_buffer_reader_destroy(&rd);
-    }
+    /*
+     * One contiguous buffer for the decoder: borrow a single uncompressed slice,
+     * else copy the slices (a big message always comes in many) into an arena.
+     * That is the copy grpc_byte_buffer_reader_readall would make, but into
+     * memory the thread's chunk cache keeps, rather than a fresh mapping.
+     */
+    td_arena flat_arena;
+    td_arena_init(&flat_arena, 0, 0);
+    const uint8_t *body = NULL;
+    size_t len = 0;
+    grpc_slice one = grpc_empty_slice();
+    st = flatten(gc->payload, &flat_arena, &one, &body, &len, &err);
     grpc_byte_buffer_destroy(gc->payload);
     gc->payload = NULL;
+    if (st) {
+        td__collector_count_reject("grpc", st, 0);
+        answer_error(gc, st, err.msg);
+        td_arena_release(&flat_arena);
+        td_log_ctx_pop();
+        return;
+    }
 
     td_ingest_result res;
-    st = td__collector_submit(g->c, "grpc", TD_ENC_PROTOBUF, GRPC_SLICE_START_PTR(flat),
-                              GRPC_SLICE_LENGTH(flat), tenant, &res, &err);
-    grpc_slice_unref(flat);
+    st = td__collector_submit(g->c, "grpc", TD_ENC_PROTOBUF, body, len, tenant, &res, &err);
+    grpc_slice_unref(one);
+    td_arena_release(&flat_arena);
     if (st) {
         answer_error(gc, st, err.msg);
     } else {

@@ -16,6 +16,7 @@
  */
 #include "collector/internal.h"
 
+#include "core/arena.h"
 #include "core/buf.h"
 #include "core/gzip.h"
 #include "core/log.h"
@@ -44,6 +45,8 @@
 #define CONN_MEMORY (64 * 1024)
 /* Unwanted body bytes read (and dropped) so the client still gets its answer; past this, close. */
 #define DISCARD_MIN (64 * 1024 * 1024)
+/* First body buffer when the length is not known in advance (chunked transfer encoding). */
+#define BODY_MIN (64 * 1024)
 
 struct td_http_server {
     td_collector *c;
@@ -69,7 +72,14 @@ typedef struct hreq {
     size_t discard_budget;
     char tenant[TD_TENANT_MAX + 1];
     char request_id[65];
-    td_buf body;
+    /*
+     * The body as received, in the request's own arena (so its memory comes from
+     * the thread's chunk cache, not a fresh mapping per request): sized from
+     * Content-Length when there is one, else doubled as chunks arrive.
+     */
+    td_arena arena;
+    char *body;
+    size_t body_len, body_cap;
 } hreq;
 
 /* ---- small helpers ---- */
@@ -270,6 +280,46 @@ static void set_early(hreq *r, td_status st, const char *msg)
     }
 }
 
+/*
+ * Room for n more body bytes (body_len + n <= max-recv-size, checked by the
+ * caller); exact: exactly that much (the length is known). Growing copies what
+ * arrived so far into a block twice as big; the old block stays in the arena
+ * until the request ends, which at most doubles what a chunked body costs.
+ * False when out of memory.
+ */
+static bool body_reserve(hreq *r, size_t n, bool exact)
+{
+    size_t need = r->body_len + n;
+    if (need <= r->body_cap) {
+        return true;
+    }
+    size_t cap = exact ? need : r->body_cap ? 2 * r->body_cap : BODY_MIN;
+    if (cap < need) {
+        cap = need;
+    }
+    if (cap > r->h->max_recv) {
+        cap = r->h->max_recv;
+    }
+    char *p = td_arena_alloc(&r->arena, cap);
+    if (!p) {
+        return false;
+    }
+    if (r->body_len) {
+        memcpy(p, r->body, r->body_len);
+    }
+    r->body = p;
+    r->body_cap = cap;
+    return true;
+}
+
+/* Forget the body and give its memory back (to the thread's chunk cache). */
+static void body_drop(hreq *r)
+{
+    td_arena_release(&r->arena);
+    r->body = NULL;
+    r->body_len = r->body_cap = 0;
+}
+
 /* Everything decidable from the request line and headers. */
 static void check_headers(hreq *r, struct MHD_Connection *conn, const char *url, const char *method)
 {
@@ -334,9 +384,9 @@ static void check_headers(hreq *r, struct MHD_Connection *conn, const char *url,
                 (expect && token_is(expect, "100-continue")) || n > discard_budget(r->h);
             return;
         }
-        if (!errno && end != cl && n > 0 && !r->gzip) {
-            /* preallocate the exact body; a failure here just means growing later */
-            (void)td_buf_try_grow(&r->body, (size_t)n);
+        if (!errno && end != cl && n > 0) {
+            /* allocate the exact body once; a failure here just means trying again later */
+            (void)body_reserve(r, (size_t)n, true);
         }
     }
 }
@@ -364,24 +414,23 @@ static enum MHD_Result finish(struct MHD_Connection *conn, hreq *r)
     }
     td_err err;
     td_err_init(&err);
-    const td_buf *body = &r->body;
-    td_buf plain = TD_BUF_INIT;
+    td_slice body = {r->body ? r->body : "", r->body_len};
     td_status st = TD_OK;
     if (r->gzip) {
-        st = td_gunzip(r->body.data, r->body.len, h->max_recv, &plain, &err);
+        /* inflated next to the compressed body, in the same arena */
+        st = td_gunzip_arena(body.ptr, body.len, h->max_recv, &r->arena, &body, &err);
         if (st) {
             td__collector_count_reject("http", st, r->raw_len);
         }
-        body = &plain;
     }
     td_ingest_result res;
     memset(&res, 0, sizeof(res));
     if (!st) {
-        st = td__collector_submit(h->c, "http", r->enc, (const uint8_t *)body->data, body->len,
+        /* decoded straight from the buffer MHD's chunks were copied into: one copy */
+        st = td__collector_submit(h->c, "http", r->enc, (const uint8_t *)body.ptr, body.len,
                                   r->tenant, &res, &err);
     }
-    td_buf_release(&plain);
-    td_buf_release(&r->body);
+    body_drop(r);
     log_answer(r, st, err.msg);
     if (st) {
         return send_error(conn, r, st, err.msg);
@@ -399,7 +448,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r = td_xcalloc(1, sizeof(*r));
         r->h = h;
         td_err_init(&r->err);
-        td_buf_init(&r->body, 0);
+        /* no limit: body_reserve and td_gunzip_arena bound what goes in by max-recv-size */
+        td_arena_init(&r->arena, BODY_MIN, 0);
         strcpy(r->tenant, TD_DEFAULT_TENANT);
         const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
         if (rid && request_id_ok(rid)) {
@@ -435,19 +485,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         size_t n = *upload_data_size;
         *upload_data_size = 0;
         r->raw_len += n;
-        if (!r->discarding && r->body.len + n > h->max_recv) {
+        if (!r->discarding && n > h->max_recv - r->body_len) {
             td_err_set(&r->err, TD_TOO_LARGE, "request body exceeds the limit of %zu bytes",
                        h->max_recv);
             r->early = TD_TOO_LARGE;
             r->discarding = true;
-            td_buf_release(&r->body);
-        } else if (!r->discarding && !td_buf_try_grow(&r->body, n)) {
+            body_drop(r);
+        } else if (!r->discarding && !body_reserve(r, n, false)) {
             td_err_set(&r->err, TD_NOMEM, "out of memory reading the request body");
             r->early = TD_NOMEM;
             r->discarding = true;
-            td_buf_release(&r->body);
+            body_drop(r);
         } else if (!r->discarding) {
-            td_buf_add(&r->body, upload_data, n);
+            memcpy(r->body + r->body_len, upload_data, n);
+            r->body_len += n;
         } else if (n > r->discard_budget) {
             /* a huge body nobody will read: drop the connection instead of reading on */
             TD_LOG_THROTTLED(TD_LOG_INFO, "otlp_http",
@@ -478,7 +529,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         td_log(TD_LOG_DEBUG, "otlp_http", "request %s ended early (code %d)", r->request_id,
                (int)toe);
     }
-    td_buf_release(&r->body);
+    body_drop(r);
     td_free(r);
     *con_cls = NULL;
     atomic_fetch_sub(&h->active, 1);

@@ -22,6 +22,11 @@ static bool inject(void)
     return false;
 }
 
+bool td__mem_inject_failure(void)
+{
+    return inject();
+}
+
 bool td_mem_fail_after(long n)
 {
     atomic_store(&fail_countdown, n);

@@ -35,6 +35,13 @@ char *td_xstrndup(const char *s, size_t n);
  */
 bool td_mem_fail_after(long n);
 
+/*
+ * For allocators that hand out memory they already hold (the arena's chunk
+ * cache): count one allocation against td_mem_fail_after's countdown, as
+ * td_malloc would, and return true when this one must fail.
+ */
+bool td__mem_inject_failure(void);
+
 /* Checked arithmetic: return false (and leave *out untouched) on overflow. */
 static inline bool td_size_add(size_t a, size_t b, size_t *out)
 {

@@ -747,6 +747,41 @@ static void test_http(void)
         close(fd);
     }
 
+    /* 200: chunked bodies (no Content-Length) grow as pieces arrive, plain and gzip */
+    for (int gzipped = 0; gzipped < 2; gzipped++) {
+        int fd = tcp_connect(port);
+        TD_CHECK(fd >= 0);
+        static hconn h;
+        h.fd = fd;
+        h.len = 0;
+        n = make_pb(pb, sizeof(pb), 3, 0, (uint32_t)(20 + gzipped));
+        td_buf body = TD_BUF_INIT;
+        if (gzipped) {
+            TD_ASSERT_OK(td_gzip(pb, n, &body, NULL));
+        } else {
+            td_buf_add(&body, pb, n);
+        }
+        td_buf req = TD_BUF_INIT;
+        td_buf_addf(&req,
+                    "POST /v1/traces HTTP/1.1\r\nHost: x\r\n" CT_PB "%s"
+                    "Transfer-Encoding: chunked\r\n\r\n",
+                    gzipped ? "Content-Encoding: gzip\r\n" : "");
+        size_t piece = body.len / 3 + 1;
+        for (size_t off = 0; off < body.len; off += piece) {
+            size_t k = body.len - off < piece ? body.len - off : piece;
+            td_buf_addf(&req, "%zx\r\n", k);
+            td_buf_add(&req, body.data + off, k);
+            td_buf_addstr(&req, "\r\n");
+        }
+        td_buf_addstr(&req, "0\r\n\r\n");
+        TD_CHECK(send_all(fd, req.data, req.len));
+        TD_CHECK(read_response(&h, &r));
+        TD_ASSERT_EQ_INT(r.status, 200);
+        close(fd);
+        td_buf_release(&req);
+        td_buf_release(&body);
+    }
+
     /* 413: a gzip body that inflates over the limit */
     td_buf_reset(&gz);
     TD_ASSERT_OK(td_gzip(big, sizeof(big), &gz, NULL));
@@ -795,7 +830,7 @@ static void test_http(void)
     }
 
     /* 503 + Retry-After while the queue is full: hold the writer inside the sink */
-    TD_CHECK(sink_wait_spans(&sink, 9, 5000)); /* everything so far is written */
+    TD_CHECK(sink_wait_spans(&sink, 15, 5000)); /* everything so far is written */
     uint64_t before = sink_spans(&sink);
     sink_gate(&sink, true);
     n = make_pb(pb, sizeof(pb), 8, 0, 9);
@@ -810,8 +845,9 @@ static void test_http(void)
 
     td_collector_stop(c);
     TD_ASSERT_EQ_U64(sink_spans(&sink) - before, 8);
-    /* accepted: 2 + 1 (partial) + 1 + 1 (partial) + 2 (gzip) + 1 + 1 (pipelined) + 8 */
-    TD_ASSERT_EQ_U64(sink_spans(&sink), 17);
+    /* accepted: 2 + 1 (partial) + 1 + 1 (partial) + 2 (gzip) + 3 + 3 (chunked) + 1 + 1
+     * (pipelined) + 8 */
+    TD_ASSERT_EQ_U64(sink_spans(&sink), 23);
     TD_CHECK(tcp_connect(port) < 0); /* the listener is gone */
     td_collector_free(c);
     td_buf_release(&jb);

@@ -297,6 +297,124 @@ static void test_arena_limit_and_overflow(void)
     td_arena_release(&a);
 }
 
+/* A released arena's chunks serve the thread's next arena; counts and faults stay the same. */
+static void test_arena_chunk_cache(void)
+{
+    td_arena_cache_release();
+    TD_ASSERT_EQ_U64(td_arena_cache_bytes(), 0);
+    td_arena a;
+    td_arena_init(&a, 100000, 0);
+    char *p1 = td_arena_alloc(&a, 10);
+    TD_CHECK(p1 != NULL);
+    memset(p1, 1, 100000); /* the whole chunk the arena asked for is usable */
+    size_t used = a.used;
+    td_arena_release(&a);
+    TD_CHECK(td_arena_cache_bytes() >= 100000);
+
+    /* the next arena on this thread gets the same chunk and counts it the same */
+    char *p2 = td_arena_alloc(&a, 10);
+    TD_CHECK(p2 == p1);
+    TD_ASSERT_EQ_U64(a.used, used);
+    TD_ASSERT_EQ_U64(td_arena_cache_bytes(), 0);
+    td_arena_release(&a);
+
+    /* a chunk more than twice too big is left for an arena that needs it */
+    td_arena small;
+    td_arena_init(&small, 1024, 0);
+    char *q = td_arena_alloc(&small, 10);
+    TD_CHECK(q != NULL && q != p1);
+    td_arena_release(&small);
+
+    /* a reused chunk is a fault-injection point like the td_malloc it replaces */
+    size_t cached = td_arena_cache_bytes();
+    td_mem_fail_after(1);
+    TD_CHECK(td_arena_alloc(&a, 10) == NULL);
+    TD_CHECK(td_mem_fail_after(0));
+    TD_ASSERT_EQ_U64(a.used, 0);
+    TD_ASSERT_EQ_U64(td_arena_cache_bytes(), cached); /* still there */
+    TD_CHECK(td_arena_alloc(&a, 10) == p1);
+    td_arena_release(&a);
+
+    /* the limit counts what the arena asked for, reused memory or not */
+    td_arena_init(&a, 1024, 8192);
+    size_t got = 0;
+    while (td_arena_alloc(&a, 100) != NULL) {
+        got += 100;
+        TD_CHECK(got < 100000);
+    }
+    TD_CHECK(a.used <= 8192);
+    size_t fresh = got;
+    td_arena_release(&a);
+    got = 0;
+    while (td_arena_alloc(&a, 100) != NULL) {
+        got += 100;
+    }
+    TD_ASSERT_EQ_U64(got, fresh);
+    td_arena_release(&a);
+
+    /* bounded in bytes ... */
+    td_arena_init(&a, 1 << 20, 0);
+    for (int i = 0; i < 8; i++) {
+        TD_CHECK(td_arena_alloc(&a, 1 << 20) != NULL);
+    }
+    td_arena_release(&a);
+    TD_CHECK(td_arena_cache_bytes() > 0 && td_arena_cache_bytes() <= TD_ARENA_CACHE_BYTES);
+    td_arena_cache_release();
+    TD_ASSERT_EQ_U64(td_arena_cache_bytes(), 0);
+
+    /* ... and in chunks */
+    td_arena_init(&a, 1024, 0);
+    for (int i = 0; i < 4 * TD_ARENA_CACHE_CHUNKS; i++) {
+        TD_CHECK(td_arena_alloc(&a, 1000) != NULL); /* a chunk each */
+    }
+    td_arena_release(&a);
+    TD_CHECK(td_arena_cache_bytes() <= TD_ARENA_CACHE_CHUNKS * (1024 + 64));
+    td_arena_cache_release();
+    TD_ASSERT_EQ_U64(td_arena_cache_bytes(), 0);
+}
+
+typedef struct arena_thread_arg {
+    td_arena *fill; /* arena to fill on the thread and leave for the caller to release */
+    size_t cached;  /* the thread's cache after its own arenas */
+    bool reused;
+} arena_thread_arg;
+
+static void *arena_thread(void *p)
+{
+    arena_thread_arg *t = p;
+    TD_ASSERT(td_arena_alloc(t->fill, 20000) != NULL);
+    td_arena a;
+    td_arena_init(&a, 300000, 0);
+    char *first = td_arena_alloc(&a, 64);
+    td_arena_release(&a);
+    t->reused = td_arena_alloc(&a, 64) == first;
+    td_arena_release(&a);
+    t->cached = td_arena_cache_bytes();
+    return NULL; /* the cache is freed at thread exit: LSan would report it otherwise */
+}
+
+/* Each thread has its own cache, freed when the thread exits; release works across threads. */
+static void test_arena_cache_threads(void)
+{
+    td_arena_cache_release();
+    td_arena other;
+    td_arena_init(&other, 1024, 0);
+    arena_thread_arg t = {&other, 0, false};
+    for (int i = 0; i < 3; i++) {
+        pthread_t th;
+        TD_CHECK(pthread_create(&th, NULL, arena_thread, &t) == 0);
+        TD_CHECK(pthread_join(th, NULL) == 0);
+        TD_CHECK(t.reused);
+        TD_CHECK(t.cached >= 300000);
+        TD_ASSERT_EQ_U64(td_arena_cache_bytes(), 0); /* not this thread's */
+    }
+    /* filled on the threads, released here: the chunks join this thread's cache */
+    td_arena_release(&other);
+    TD_CHECK(td_arena_cache_bytes() >= 3 * 20000);
+    td_arena_cache_release();
+    TD_ASSERT_EQ_U64(td_arena_cache_bytes(), 0);
+}
+
 /* ---- queue ---- */
 
 typedef struct item {
@@ -1042,6 +1160,79 @@ static void test_gzip_bad_input(void)
     td_buf_release(&out);
 }
 
+/* Inflating into an arena: sized from the trailer, grows when that is wrong, same errors. */
+static void test_gzip_arena(void)
+{
+    td_buf in = TD_BUF_INIT, gz = TD_BUF_INIT, two = TD_BUF_INIT, ref = TD_BUF_INIT;
+    td_err err;
+    td_err_init(&err);
+    make_payload(&in, 300000);
+    TD_ASSERT_OK(td_gzip(in.data, in.len, &gz, &err));
+    td_arena a;
+    td_arena_init(&a, 4096, 0);
+    td_slice out;
+    TD_ASSERT_OK(td_gunzip_arena(gz.data, gz.len, in.len, &a, &out, &err));
+    TD_ASSERT_EQ_U64(out.len, in.len);
+    TD_ASSERT_EQ_MEM(out.ptr, in.data, in.len);
+    /* one buffer of exactly the announced size, nothing copied */
+    TD_CHECK(a.used < in.len + 256);
+    td_arena_release(&a);
+
+    /* two members: the trailer announces the small second one, the first is inflated */
+    td_buf_add(&two, gz.data, gz.len);
+    TD_ASSERT_OK(td_gzip("tail", 4, &two, &err));
+    TD_ASSERT_OK(td_gunzip_arena(two.data, two.len, 1 << 20, &a, &out, &err));
+    TD_ASSERT_OK(td_gunzip(two.data, two.len, 1 << 20, &ref, &err));
+    TD_ASSERT_EQ_U64(out.len, in.len);
+    TD_ASSERT_EQ_U64(ref.len, in.len);
+    TD_ASSERT_EQ_MEM(out.ptr, in.data, in.len);
+    td_arena_release(&a);
+
+    /* zlib has no size: a guess, then doubling (zeros compress far beyond the guess) */
+    size_t zn = 4 << 20;
+    uint8_t *zeros = calloc(1, zn);
+    uLongf zlen = compressBound((uLong)zn);
+    uint8_t *z = malloc(zlen);
+    TD_CHECK(zeros && z && compress2(z, &zlen, zeros, (uLong)zn, 6) == Z_OK);
+    TD_ASSERT_OK(td_gunzip_arena(z, zlen, zn, &a, &out, &err));
+    TD_ASSERT_EQ_U64(out.len, zn);
+    TD_ASSERT_EQ_MEM(out.ptr, zeros, zn);
+    td_arena_release(&a);
+    /* over the limit, however it grows */
+    TD_ASSERT_EQ_INT(td_gunzip_arena(z, zlen, zn - 1, &a, &out, &err), TD_TOO_LARGE);
+    TD_ASSERT_EQ_U64(out.len, 0);
+    td_arena_release(&a);
+
+    /* a trailer claiming more than deflate can produce is not believed (then fails its check) */
+    uint8_t *lie = malloc(gz.len);
+    memcpy(lie, gz.data, gz.len);
+    memset(lie + gz.len - 4, 0xff, 4);
+    TD_ASSERT_EQ_INT(td_gunzip_arena(lie, gz.len, SIZE_MAX, &a, &out, &err), TD_INVALID);
+    TD_CHECK(a.used < (size_t)gz.len * 1100);
+    td_arena_release(&a);
+
+    /* truncated and corrupt input, an arena that refuses, an empty body */
+    TD_ASSERT_EQ_INT(td_gunzip_arena(gz.data, gz.len / 2, 1 << 20, &a, &out, &err), TD_INVALID);
+    TD_ASSERT_EQ_INT(td_gunzip_arena("hello, world", 12, 1 << 20, &a, &out, &err), TD_INVALID);
+    td_arena_release(&a);
+    td_arena_init(&a, 4096, 64 * 1024);
+    TD_ASSERT_EQ_INT(td_gunzip_arena(gz.data, gz.len, 1 << 20, &a, &out, &err), TD_NOMEM);
+    td_arena_release(&a);
+    td_buf_reset(&gz);
+    TD_ASSERT_OK(td_gzip("", 0, &gz, &err));
+    TD_ASSERT_OK(td_gunzip_arena(gz.data, gz.len, 0, &a, &out, &err));
+    TD_ASSERT_EQ_U64(out.len, 0);
+    td_arena_release(&a);
+
+    free(lie);
+    free(z);
+    free(zeros);
+    td_buf_release(&in);
+    td_buf_release(&gz);
+    td_buf_release(&two);
+    td_buf_release(&ref);
+}
+
 static void test_gzip_limit(void)
 {
     td_buf zeros = TD_BUF_INIT, gz = TD_BUF_INIT, out = TD_BUF_INIT;
@@ -1249,6 +1440,8 @@ TEST_LIST = {
     {"arena_alignment_and_content", test_arena_alignment_and_content},
     {"arena_big_and_release", test_arena_big_and_release},
     {"arena_limit_and_overflow", test_arena_limit_and_overflow},
+    {"arena_chunk_cache", test_arena_chunk_cache},
+    {"arena_cache_threads", test_arena_cache_threads},
     {"queue_bounds", test_queue_bounds},
     {"queue_fifo_and_chaining", test_queue_fifo_and_chaining},
     {"queue_wakeups_and_close", test_queue_wakeups_and_close},
@@ -1262,6 +1455,7 @@ TEST_LIST = {
     {"gzip_round_trip", test_gzip_round_trip},
     {"gzip_bad_input", test_gzip_bad_input},
     {"gzip_limit", test_gzip_limit},
+    {"gzip_arena", test_gzip_arena},
     {"status_table", test_status_table},
     {"log", test_log},
     {"log_throttle", test_log_throttle},
