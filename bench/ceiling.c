@@ -3,7 +3,7 @@
  *
  *   bench_ceiling --payload FILE.pb [--duration S (10)] [--phase-duration S (3)]
  *                 [--dir BASE] [--keep] [--write-batch-bytes N] [--json-out FILE]
- *                 [--interval S]
+ *                 [--interval S] [--requests N]
  *
  * One thread, no network, no queue: the same work the daemon does per request,
  * on the same payload with IDs rewritten per iteration (payload.h):
@@ -18,6 +18,9 @@
  * unless --keep. Phase 3 also prints spans/s every --interval seconds (5) to
  * stderr: LevelDB slows down once compaction falls behind, so the first seconds
  * overstate what is sustainable; run it as long as the end-to-end test.
+ * --requests N makes phase 3 a fixed amount of work (N requests, whatever the
+ * time) instead of a fixed time, so that two builds can be compared by the CPU
+ * and wall time of the whole process (with --phase-duration 0).
  *
  * The end-to-end figure from bench_ingest divided by phase 3 says how much the
  * transports, the queue hand-off and the threads cost. On a 2-core machine the
@@ -133,8 +136,9 @@ static void one_request(ctx *c, td_arena *a, bool want_batch, td_batch **out)
     td_arena_release(a);
 }
 
-static void run_phase(phase *ph, ctx *c, const char *name, double seconds, int level, td_store *st,
-                      uint64_t group_bytes, double ival_s)
+/* Run a phase for seconds, or for max_req requests when max_req > 0. */
+static void run_phase(phase *ph, ctx *c, const char *name, double seconds, uint64_t max_req,
+                      int level, td_store *st, uint64_t group_bytes, double ival_s)
 {
     memset(ph, 0, sizeof(*ph));
     ph->name = name;
@@ -183,7 +187,7 @@ static void run_phase(phase *ph, ctx *c, const char *name, double seconds, int l
                 ival_next = now + ival;
             }
         }
-    } while (now_ns() < end);
+    } while (max_req ? ph->requests < max_req : now_ns() < end);
     if (ival && level == 3) {
         /* the last, possibly shorter, interval (ignored when under a tenth of one) */
         uint64_t now = now_ns(), from = ival_next - ival;
@@ -210,7 +214,8 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: bench_ceiling --payload FILE.pb [--duration S] [--phase-duration S]\n"
                "                     [--dir BASE] [--keep] [--write-batch-bytes N]\n"
-               "                     [--json-out FILE] [--interval S (5; 0 = off)]\n");
+               "                     [--json-out FILE] [--interval S (5; 0 = off)]\n"
+               "                     [--requests N (store phase: N requests, not --duration)]\n");
 }
 
 static double num(const char *name, const char *s, double lo, double hi)
@@ -231,6 +236,7 @@ int main(int argc, char **argv)
     double duration = 10, phase_dur = 3, ival_s = 5;
     bool keep = false;
     int64_t group_override = -1;
+    uint64_t max_req = 0;
     static const struct option lopts[] = {{"payload", required_argument, NULL, 'p'},
                                           {"duration", required_argument, NULL, 'd'},
                                           {"phase-duration", required_argument, NULL, 'D'},
@@ -239,6 +245,7 @@ int main(int argc, char **argv)
                                           {"write-batch-bytes", required_argument, NULL, 'w'},
                                           {"json-out", required_argument, NULL, 'j'},
                                           {"interval", required_argument, NULL, 'i'},
+                                          {"requests", required_argument, NULL, 'n'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
     int ch;
@@ -267,6 +274,9 @@ int main(int argc, char **argv)
             break;
         case 'i':
             ival_s = num("interval", optarg, 0, 3600);
+            break;
+        case 'n':
+            max_req = (uint64_t)num("requests", optarg, 1, 1e12);
             break;
         case 'h':
             usage(stdout);
@@ -328,11 +338,11 @@ int main(int argc, char **argv)
     static phase ph[3];
     int nph = 0;
     if (phase_dur > 0) {
-        run_phase(&ph[nph++], &c, "decode", phase_dur, 1, NULL, 0, 0);
-        run_phase(&ph[nph++], &c, "decode+build", phase_dur, 2, NULL, 0, 0);
+        run_phase(&ph[nph++], &c, "decode", phase_dur, 0, 1, NULL, 0, 0);
+        run_phase(&ph[nph++], &c, "decode+build", phase_dur, 0, 2, NULL, 0, 0);
     }
     c.spans_accepted = 0;
-    run_phase(&ph[nph++], &c, "decode+build+store", duration, 3, st, group_bytes, ival_s);
+    run_phase(&ph[nph++], &c, "decode+build+store", duration, max_req, 3, st, group_bytes, ival_s);
     uint64_t stored_spans = c.spans_accepted;
     uint64_t disk = td_store_approx_size(st);
     td_store_close(st);

@@ -9,11 +9,20 @@
  * in their original order. The grouping sorts span indices by trace ID
  * (O(n log n)), so fragments come out in trace-ID order, the store's key order.
  *
+ * The resource is not repeated in every fragment: each distinct resource of the
+ * request (by its packed bytes) is packed once into the batch's resource table
+ * with its 128-bit hash, and the fragments of that resource leave ResourceSpans
+ * field 1 out and name the table entry instead (td_frag.res_index). The store
+ * writes each resource once and puts it back in front of the fragment when
+ * reading (store/FORMAT.md). A ResourceSpans without a resource, or with one
+ * that packs to nothing, keeps it inline (res_index -1).
+ *
  * The fragment messages are built in the request arena and point at the decoded
  * spans (nothing is copied before packing); they are packed straight into the
  * batch, the one copy that outlives the request (STYLE rule 5).
  */
 #include "collector/collector.h"
+#include "core/hash.h"
 #include "core/mem.h"
 
 #include <stdio.h>
@@ -34,8 +43,29 @@ typedef struct frag_plan {
     const uint8_t *trace_id;
     uint64_t start_ns, end_ns;
     uint32_t nspans;
+    int32_t res_index; /* into the resource table, or -1: msg carries the resource */
     size_t len;
 } frag_plan;
+
+/* One distinct resource of the request, packed in the arena. */
+typedef struct res_plan {
+    uint8_t hash[TD_HASH128_LEN];
+    const uint8_t *data;
+    size_t len;
+} res_plan;
+
+/*
+ * The request's distinct resources: res[0..n) in first-seen order, found through
+ * an open-addressing index of n_slots (a power of two, at least twice the most
+ * entries there can be) holding res indices, -1 = empty.
+ */
+typedef struct res_table {
+    res_plan *res;
+    size_t n;
+    int32_t *slots;
+    size_t n_slots;
+    size_t bytes; /* sum of res[i].len */
+} res_table;
 
 static uint64_t load_be64(const uint8_t *p)
 {
@@ -102,8 +132,8 @@ static td_status arena_fail(td_arena *a, size_t need, td_err *err)
  * scope indices never decrease). Everything it points to lives in the arena or in
  * the decoded request.
  */
-static bool plan_fragment(const td_otlp_resource_spans *rs, const span_ref *refs, size_t n,
-                          td_arena *a, frag_plan *fp, size_t *fail_need)
+static bool plan_fragment(const td_otlp_resource_spans *rs, int32_t res_index, const span_ref *refs,
+                          size_t n, td_arena *a, frag_plan *fp, size_t *fail_need)
 {
     size_t nscopes = 1;
     for (size_t i = 1; i < n; i++) {
@@ -127,7 +157,9 @@ static bool plan_fragment(const td_otlp_resource_spans *rs, const span_ref *refs
     opentelemetry__proto__trace__v1__resource_spans__init(&fp->msg);
     fp->msg.base.n_unknown_fields = rs->base.n_unknown_fields;
     fp->msg.base.unknown_fields = rs->base.unknown_fields;
-    fp->msg.resource = rs->resource;
+    /* with a table entry the resource is stored separately (field 1 left out) */
+    fp->msg.resource = res_index >= 0 ? NULL : rs->resource;
+    fp->res_index = res_index;
     fp->msg.schema_url = rs->schema_url;
     fp->msg.n_scope_spans = nscopes;
     fp->msg.scope_spans = sp;
@@ -166,6 +198,88 @@ static bool plan_fragment(const td_otlp_resource_spans *rs, const span_ref *refs
     return true;
 }
 
+static uint64_t load_le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+/*
+ * Pack rs's resource into the arena and find or add it in t; *index is its
+ * entry, or -1 when it stays inline (no resource, or one that packs to nothing).
+ * false on arena exhaustion (*fail_need says how much was asked for).
+ */
+static bool res_intern(res_table *t, const td_otlp_resource *r, td_arena *a, int32_t *index,
+                       size_t *fail_need)
+{
+    *index = -1;
+    if (!r) {
+        return true;
+    }
+    size_t len = opentelemetry__proto__resource__v1__resource__get_packed_size(r);
+    if (len == 0) {
+        return true;
+    }
+    uint8_t *data = td_arena_alloc(a, len);
+    if (!data) {
+        *fail_need = len;
+        return false;
+    }
+    opentelemetry__proto__resource__v1__resource__pack(r, data);
+    res_plan p;
+    td_hash128(data, len, p.hash);
+    p.data = data;
+    p.len = len;
+    size_t mask = t->n_slots - 1;
+    for (size_t j = load_le64(p.hash) & mask;; j = (j + 1) & mask) {
+        int32_t k = t->slots[j];
+        if (k < 0) {
+            TD_ASSERT(t->n < t->n_slots / 2);
+            t->res[t->n] = p;
+            t->slots[j] = (int32_t)t->n;
+            t->bytes += len;
+            *index = (int32_t)t->n++;
+            return true;
+        }
+        const res_plan *q = &t->res[k];
+        if (q->len == len && memcmp(q->hash, p.hash, sizeof(p.hash)) == 0 &&
+            memcmp(q->data, data, len) == 0) {
+            *index = k; /* the arena copy just made is simply abandoned */
+            return true;
+        }
+    }
+}
+
+/* Room for up to max distinct resources (0: nothing to allocate). */
+static bool res_table_init(res_table *t, size_t max, td_arena *a, size_t *fail_need)
+{
+    memset(t, 0, sizeof(*t));
+    if (max == 0) {
+        return true;
+    }
+    size_t n_slots = 4;
+    while (n_slots < 2 * max) {
+        n_slots *= 2;
+    }
+    size_t res_sz = max * sizeof(*t->res), slots_sz = n_slots * sizeof(*t->slots);
+    t->res = td_arena_alloc(a, res_sz);
+    if (!t->res) {
+        *fail_need = res_sz;
+        return false;
+    }
+    t->slots = td_arena_alloc(a, slots_sz);
+    if (!t->slots) {
+        *fail_need = slots_sz;
+        return false;
+    }
+    memset(t->slots, 0xff, slots_sz); /* all -1 */
+    t->n_slots = n_slots;
+    return true;
+}
+
 static void set_rejected_message(td_ingest_result *res)
 {
     snprintf(res->message, sizeof(res->message),
@@ -183,8 +297,12 @@ td_status td_batch_build(const td_otlp_request *req, const char *tenant, td_aren
     memset(res, 0, sizeof(*res));
     *out = NULL;
 
-    /* Pass 1: count spans to size the reference array, overflow-checked. */
-    size_t max_spans = 0;
+    /*
+     * Pass 1: count spans to size the reference array, overflow-checked, and the
+     * resources with spans to size the resource table (each such ResourceSpans
+     * took far more arena memory to decode than its table entry takes).
+     */
+    size_t max_spans = 0, max_res = 0;
     for (size_t r = 0; r < req->n_resource_spans; r++) {
         const td_otlp_resource_spans *rs = req->resource_spans[r];
         size_t nscopes = rs->n_scope_spans + rs->n_instrumentation_library_spans;
@@ -195,9 +313,18 @@ td_status td_batch_build(const td_otlp_request *req, const char *tenant, td_aren
         if (n > max_spans) {
             max_spans = n;
         }
+        max_res += n > 0 && rs->resource;
     }
     if (max_spans > UINT32_MAX) {
         return td_err_set(err, TD_TOO_LARGE, "too many spans in one resource");
+    }
+    if (max_res > INT32_MAX / 4) {
+        return td_err_set(err, TD_TOO_LARGE, "too many resources in one request");
+    }
+    res_table rt;
+    size_t rt_need;
+    if (!res_table_init(&rt, max_res, a, &rt_need)) {
+        return arena_fail(a, rt_need, err);
     }
 
     /*
@@ -244,6 +371,11 @@ td_status td_batch_build(const td_otlp_request *req, const char *tenant, td_aren
         }
         res->accepted_spans += nrefs;
         qsort(refs, nrefs, sizeof(*refs), cmp_ref);
+        int32_t res_index;
+        size_t res_need;
+        if (!res_intern(&rt, rs->resource, a, &res_index, &res_need)) {
+            return arena_fail(a, res_need, err);
+        }
 
         for (size_t i = 0; i < nrefs;) {
             size_t j = i + 1;
@@ -266,7 +398,7 @@ td_status td_batch_build(const td_otlp_request *req, const char *tenant, td_aren
             }
             frag_plan *fp = &plans[nplans];
             size_t fail_need;
-            if (!plan_fragment(rs, refs + i, j - i, a, fp, &fail_need)) {
+            if (!plan_fragment(rs, res_index, refs + i, j - i, a, fp, &fail_need)) {
                 return arena_fail(a, fail_need, err);
             }
             if (fp->len > UINT32_MAX || !td_size_add(total, fp->len, &total)) {
@@ -283,14 +415,19 @@ td_status td_batch_build(const td_otlp_request *req, const char *tenant, td_aren
         return TD_OK;
     }
 
-    /* Queue accounting: data + per-fragment overhead + the header, all checked. */
-    size_t frag_bytes, qbytes;
-    if (!td_size_mul(nplans, sizeof(td_frag), &frag_bytes) ||
-        !td_size_add(total, frag_bytes, &qbytes) ||
+    /*
+     * Queue accounting: data (fragments, then resources) + per-fragment and
+     * per-resource overhead + the header, all checked.
+     */
+    size_t frag_bytes, res_bytes, data_bytes, qbytes;
+    if (rt.bytes > UINT32_MAX || !td_size_add(total, rt.bytes, &data_bytes) ||
+        !td_size_mul(nplans, sizeof(td_frag), &frag_bytes) ||
+        !td_size_mul(rt.n, sizeof(td_res), &res_bytes) ||
+        !td_size_add(data_bytes, frag_bytes, &qbytes) || !td_size_add(qbytes, res_bytes, &qbytes) ||
         !td_size_add(qbytes, sizeof(td_batch), &qbytes)) {
         return td_err_set(err, TD_TOO_LARGE, "span batch too large");
     }
-    td_batch *b = td_batch_new(tenant, nplans, total);
+    td_batch *b = td_batch_new_res(tenant, nplans, rt.n, data_bytes);
     if (!b) {
         return td_err_set(err, TD_NOMEM, "out of memory allocating a span batch of %zu bytes",
                           qbytes);
@@ -308,7 +445,16 @@ td_status td_batch_build(const td_otlp_request *req, const char *tenant, td_aren
         f->nspans = fp->nspans;
         f->len = (uint32_t)n;
         f->data = p;
+        f->res_index = fp->res_index;
         p += n;
+    }
+    for (size_t i = 0; i < rt.n; i++) {
+        td_res *r = &b->res[i];
+        memcpy(r->hash, rt.res[i].hash, sizeof(r->hash));
+        memcpy(p, rt.res[i].data, rt.res[i].len);
+        r->len = (uint32_t)rt.res[i].len;
+        r->data = p;
+        p += rt.res[i].len;
     }
     b->q.spans = (size_t)res->accepted_spans;
     b->q.bytes = qbytes;

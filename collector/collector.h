@@ -87,7 +87,10 @@ td_status td_otlp_decode_json(const char *data, size_t len, td_arena *a,
 
 /*
  * Validate spans (16/8-byte non-zero IDs), group the valid ones by trace ID and pack
- * one fragment per (resource, trace) into a new heap batch for tenant.
+ * one fragment per (resource, trace) into a new heap batch for tenant. Each distinct
+ * resource is packed once into the batch's resource table (b->res, with its
+ * td_hash128) and its fragments refer to it (res_index) instead of repeating it;
+ * fragments of a ResourceSpans without a (non-empty) resource carry it inline.
  * *out is NULL when no span was valid. res counts accepted/rejected spans.
  */
 td_status td_batch_build(const td_otlp_request *req, const char *tenant, td_arena *a, td_batch **out,

@@ -50,6 +50,10 @@ typedef enum { TD_COUNTER, TD_GAUGE, TD_HISTOGRAM } td_metric_type;
       "Store write batches that failed and were retried.", "")                                     \
     X(STORE_SIZE, TD_GAUGE, "traced_leveldb_size_bytes",                                           \
       "Approximate size of the LevelDB store on disk.", "")                                        \
+    X(STORE_RESOURCES, TD_COUNTER, "traced_store_resources_total",                                 \
+      "Resources of written batches: outcome=written (a resource record was put) or "              \
+      "cached (written recently, skipped).",                                                       \
+      "outcome")                                                                                   \
     X(QUERY_REQUESTS, TD_COUNTER, "traced_query_requests_total",                                   \
       "Query port requests by route and HTTP status.", "route,status")                             \
     X(QUERY_SECONDS, TD_HISTOGRAM, "traced_query_duration_seconds",                                \

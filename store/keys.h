@@ -21,6 +21,7 @@
 /* Leading byte of every key: the record type. */
 #define TD__REC_TRACE 'T' /* trace fragment */
 #define TD__REC_META 'M'  /* store metadata, e.g. "Mseq" */
+#define TD__REC_RES 'R'   /* resource, addressed by its hash */
 
 /* 'T' | tenant length | tenant | trace_id (16) ... */
 #define TD__KEY_TRACE_PREFIX_MAX (1 + 1 + TD_TENANT_MAX + 16)
@@ -30,9 +31,21 @@
 /* Metadata key holding the next unused seq (value: 8 bytes big-endian). */
 #define TD__KEY_META_SEQ "Mseq"
 
-/* Value: version (1) | end_ns (8) | nspans (4) | fragment bytes. */
-#define TD__VAL_VERSION 1
-#define TD__VAL_HDR 13
+/* 'R' | tenant length | tenant | resource hash (16) */
+#define TD__KEY_RES_MAX (1 + 1 + TD_TENANT_MAX + 16)
+
+/*
+ * Fragment values.
+ * v1: version (1) | end_ns (8) | nspans (4) | fragment bytes (a whole ResourceSpans).
+ * v2: version (2) | end_ns (8) | nspans (4) | flags (1) | [hash (16)] | fragment bytes;
+ *     with TD__VAL_F_RES the hash is present and names the fragment's resource
+ *     record, and the fragment bytes are a ResourceSpans without field 1.
+ */
+#define TD__VAL_V1 1
+#define TD__VAL_V1_HDR 13
+#define TD__VAL_V2 2
+#define TD__VAL_F_RES 0x01
+#define TD__VAL_V2_HDR_MAX (13 + 1 + 16)
 
 static inline void td__put_be64(uint8_t *p, uint64_t v)
 {
@@ -105,22 +118,87 @@ static inline bool td__key_trace_tail(const uint8_t *key, size_t klen, size_t pl
     return true;
 }
 
-/* Write the value header for a fragment into out[TD__VAL_HDR]. */
-static inline void td__val_header(uint8_t *out, uint64_t end_ns, uint32_t nspans)
+/*
+ * Resource record key into out[TD__KEY_RES_MAX]; returns its length. Like trace
+ * keys, the tenant is length-prefixed, so tenants never share resource records.
+ */
+static inline size_t td__key_res(uint8_t *out, const char *tenant, size_t tlen,
+                                 const uint8_t hash[16])
 {
-    out[0] = TD__VAL_VERSION;
+    out[0] = TD__REC_RES;
+    out[1] = (uint8_t)tlen;
+    memcpy(out + 2, tenant, tlen);
+    memcpy(out + 2 + tlen, hash, 16);
+    return 2 + tlen + 16;
+}
+
+/* Write a v1 value header into out[TD__VAL_V1_HDR] (kept for tests: v1 stays readable). */
+static inline void td__val_header_v1(uint8_t *out, uint64_t end_ns, uint32_t nspans)
+{
+    out[0] = TD__VAL_V1;
     td__put_be64(out + 1, end_ns);
     td__put_be32(out + 9, nspans);
 }
 
-/* Parse a stored value; false when it is too short or of an unknown version. */
-static inline bool td__val_parse(const uint8_t *v, size_t vlen, uint64_t *end_ns, uint32_t *nspans)
+/*
+ * Write a v2 value header into out[TD__VAL_V2_HDR_MAX]; res_hash NULL for a
+ * fragment that carries its own resource. Returns the header length (14 or 30).
+ */
+static inline size_t td__val_header_v2(uint8_t *out, uint64_t end_ns, uint32_t nspans,
+                                       const uint8_t *res_hash)
 {
-    if (vlen < TD__VAL_HDR || v[0] != TD__VAL_VERSION) {
+    out[0] = TD__VAL_V2;
+    td__put_be64(out + 1, end_ns);
+    td__put_be32(out + 9, nspans);
+    out[13] = res_hash ? TD__VAL_F_RES : 0;
+    if (!res_hash) {
+        return 14;
+    }
+    memcpy(out + 14, res_hash, 16);
+    return 30;
+}
+
+/* A parsed fragment value; pointers into the value. */
+typedef struct td__val {
+    uint64_t end_ns;
+    uint32_t nspans;
+    const uint8_t *res_hash; /* NULL: frag is a whole ResourceSpans */
+    const uint8_t *frag;
+    size_t frag_len;
+} td__val;
+
+/*
+ * Parse a stored value of any version; false when it is too short, of an unknown
+ * version or has flags this code does not know.
+ */
+static inline bool td__val_parse(const uint8_t *v, size_t vlen, td__val *out)
+{
+    size_t hdr;
+    if (vlen < TD__VAL_V1_HDR) {
         return false;
     }
-    *end_ns = td__get_be64(v + 1);
-    *nspans = td__get_be32(v + 9);
+    out->res_hash = NULL;
+    if (v[0] == TD__VAL_V1) {
+        hdr = TD__VAL_V1_HDR;
+    } else if (v[0] == TD__VAL_V2) {
+        if (vlen < 14 || (v[13] & ~TD__VAL_F_RES) != 0) {
+            return false;
+        }
+        hdr = 14;
+        if (v[13] & TD__VAL_F_RES) {
+            if (vlen < 30) {
+                return false;
+            }
+            out->res_hash = v + 14;
+            hdr = 30;
+        }
+    } else {
+        return false;
+    }
+    out->end_ns = td__get_be64(v + 1);
+    out->nspans = td__get_be32(v + 9);
+    out->frag = v + hdr;
+    out->frag_len = vlen - hdr;
     return true;
 }
 

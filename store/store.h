@@ -8,6 +8,12 @@
  * all fragments of one trace are one prefix scan, whatever request, service or
  * order they arrived in.
  *
+ * Resources are stored once: a fragment may leave its resource out (ResourceSpans
+ * field 1 absent) and refer to an entry of its batch's resource table instead.
+ * The store keeps each distinct resource in a record of its own, addressed by its
+ * 128-bit hash, and puts it back in front of the fragment when reading, so
+ * readers always see complete ResourceSpans.
+ *
  * Thread-safety: a td_store may be used from any number of threads at once
  * (LevelDB serialises writers itself); td_store_close must not race with other calls.
  */
@@ -32,29 +38,52 @@ typedef struct td_frag {
     uint64_t end_ns;   /* max end of its spans */
     uint32_t nspans;
     uint32_t len;
-    const uint8_t *data; /* serialized ResourceSpans */
+    const uint8_t *data; /* serialized ResourceSpans (without field 1 when res_index >= 0) */
+    /*
+     * -1: data is a complete ResourceSpans, resource included (or it has none).
+     * >= 0: data leaves the resource out; it is the batch's res[res_index], and
+     * readers get it back as field 1 in front of data.
+     */
+    int32_t res_index;
 } td_frag;
+
+/* A distinct resource of a batch. data points into its batch. */
+typedef struct td_res {
+    uint8_t hash[16]; /* td_hash128 (core/hash.h) of the len bytes at data */
+    uint32_t len;
+    const uint8_t *data; /* serialized opentelemetry.proto.resource.v1.Resource */
+} td_res;
 
 /*
  * The unit that travels through the queue and is written atomically: a single
- * heap block (header, fragment array, fragment bytes). q.spans / q.bytes are its
- * queue accounting.
+ * heap block (header, fragment array, resource table, data bytes). q.spans /
+ * q.bytes are its queue accounting.
  */
 typedef struct td_batch {
     td_qitem q;
     char tenant[TD_TENANT_MAX + 1];
     size_t nfrags;
     td_frag *frags;
-    uint8_t *data;   /* nbytes of fragment storage; frags[i].data point in here */
+    uint8_t *data;   /* data_cap bytes of storage; frags[i].data and res[i].data point in here */
     size_t data_cap;
+    size_t nres;     /* distinct resources the fragments refer to; 0 for batches without */
+    td_res *res;
 } td_batch;
 
 /*
  * Allocate a batch for nfrags fragments and data_cap bytes of fragment data in one
- * block; frags/data are ready to fill, nfrags is set, q.spans/q.bytes are 0 (the
+ * block; frags/data are ready to fill, nfrags is set, every res_index is -1 (each
+ * fragment carries its own resource), nres is 0, q.spans/q.bytes are 0 (the
  * builder sets them). NULL on OOM or overflow. Free with td_batch_free.
  */
 td_batch *td_batch_new(const char *tenant, size_t nfrags, size_t data_cap);
+
+/*
+ * Same with a resource table of nres zeroed entries (b->res), filled by the
+ * caller together with the fragments' res_index; data_cap covers fragment and
+ * resource bytes. td_batch_new_res(t, n, 0, c) is td_batch_new(t, n, c).
+ */
+td_batch *td_batch_new_res(const char *tenant, size_t nfrags, size_t nres, size_t data_cap);
 void td_batch_free(td_batch *b);
 
 typedef struct td_store_opts {
@@ -76,22 +105,28 @@ td_status td_store_open(const td_store_opts *o, td_store **out, td_err *err);
 void td_store_close(td_store *s);
 
 /*
- * Write every fragment of the n batches in one atomic LevelDB write. The batches
- * stay owned by the caller. Errors: TD_IO (nothing of these batches is written).
+ * Write every fragment of the n batches, and the resources they refer to, in one
+ * atomic LevelDB write. The batches stay owned by the caller. A resource already
+ * written recently (by this td_store, for the same tenant) is not written again.
+ * A fragment's res_index must be < its batch's nres (a bug otherwise).
+ * Errors: TD_IO, TD_NOMEM (nothing of these batches is written).
  */
 td_status td_store_write(td_store *s, td_batch *const *batches, size_t n, td_err *err);
 
 /*
- * Called once per stored fragment of a trace, in key order. Return TD_OK to go on;
- * any other status stops the scan and is returned by td_store_trace_get.
- * data is valid only during the call.
+ * Called once per stored fragment of a trace, in key order, with a complete
+ * serialized ResourceSpans (a fragment stored without its resource gets it back
+ * as field 1, in front). Return TD_OK to go on; any other status stops the scan
+ * and is returned by td_store_trace_get. data is valid only during the call.
  */
 typedef td_status (*td_frag_cb)(void *ud, const uint8_t *data, size_t len, td_err *err);
 
 /*
  * Visit the fragments of trace_id for tenant. When end_ns > 0, only fragments
  * overlapping [start_ns, end_ns] are visited. Returns TD_NOT_FOUND when none was
- * visited, TD_IO on read errors, TD_CORRUPT on a malformed stored value.
+ * visited, TD_IO on read errors, TD_CORRUPT on a malformed stored value or a
+ * fragment whose resource record is missing, TD_NOMEM when a fragment cannot be
+ * put back together.
  */
 td_status td_store_trace_get(td_store *s, const char *tenant, const uint8_t trace_id[16],
                              uint64_t start_ns, uint64_t end_ns, td_frag_cb cb, void *ud,

@@ -60,7 +60,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < b->nfrags; i++) {
             TD_ASSERT(b->frags[i].data >= b->data &&
                       b->frags[i].data + b->frags[i].len <= b->data + b->data_cap);
+            TD_ASSERT(b->frags[i].res_index >= -1 && b->frags[i].res_index < (int32_t)b->nres);
             n += b->frags[i].nspans;
+        }
+        /* and so must the resources they name */
+        for (size_t i = 0; i < b->nres; i++) {
+            TD_ASSERT(b->res[i].len > 0 && b->res[i].data >= b->data &&
+                      b->res[i].data + b->res[i].len <= b->data + b->data_cap);
         }
         TD_ASSERT(n == res.accepted_spans && n == b->q.spans);
     }

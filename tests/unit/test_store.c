@@ -1,9 +1,15 @@
 /*
  * test_store.c - the LevelDB store: key layout, write/read, time windows,
- * tenants, durability across reopen, td_batch allocation and OOM paths.
+ * tenants, durability across reopen, td_batch allocation and OOM paths,
+ * resource records (de-duplicated resources) and reading older value versions.
  * Every test works in a fresh directory under $TD_TEST_TMP and removes it.
+ *
+ * A few tests open the database with LevelDB's C API directly (with the store
+ * closed) to plant or remove raw records, as a store written by an older
+ * version or damaged on disk would have them.
  */
 #include "core/buf.h"
+#include "core/hash.h"
 #include "core/mem.h"
 #include "core/metrics.h"
 #include "store/keys.h"
@@ -11,6 +17,7 @@
 #include "td_test.h"
 
 #include <ftw.h>
+#include <leveldb/c.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,19 +226,62 @@ static void test_key_layout(void)
     big[TD_TENANT_MAX] = '\0';
     TD_ASSERT_EQ_U64(td__key_trace(k, big, TD_TENANT_MAX, id, 1, 2), TD__KEY_TRACE_MAX);
 
-    /* value header */
-    uint8_t v[TD__VAL_HDR + 3];
-    td__val_header(v, 0xAABBCCDDEEFF0011ULL, 70000);
-    memcpy(v + TD__VAL_HDR, "abc", 3);
-    uint64_t end;
-    uint32_t nspans;
-    TD_CHECK(td__val_parse(v, sizeof(v), &end, &nspans));
-    TD_ASSERT_EQ_U64(end, 0xAABBCCDDEEFF0011ULL);
-    TD_ASSERT_EQ_U64(nspans, 70000);
-    TD_CHECK(td__val_parse(v, TD__VAL_HDR, &end, &nspans)); /* empty fragment is fine */
-    TD_CHECK(!td__val_parse(v, TD__VAL_HDR - 1, &end, &nspans));
-    v[0] = 2;
-    TD_CHECK(!td__val_parse(v, sizeof(v), &end, &nspans));
+    /* v1 value header */
+    uint8_t v[TD__VAL_V1_HDR + 3];
+    td__val_header_v1(v, 0xAABBCCDDEEFF0011ULL, 70000);
+    memcpy(v + TD__VAL_V1_HDR, "abc", 3);
+    static const uint8_t v1_hdr[13] = {1,    0xAA, 0xBB, 0xCC, 0xDD, 0xEE, 0xFF,
+                                       0x00, 0x11, 0,    1,    0x11, 0x70};
+    TD_ASSERT_EQ_MEM(v, v1_hdr, 13);
+    td__val pv;
+    TD_CHECK(td__val_parse(v, sizeof(v), &pv));
+    TD_ASSERT_EQ_U64(pv.end_ns, 0xAABBCCDDEEFF0011ULL);
+    TD_ASSERT_EQ_U64(pv.nspans, 70000);
+    TD_CHECK(pv.res_hash == NULL);
+    TD_CHECK(pv.frag == v + 13 && pv.frag_len == 3);
+    TD_CHECK(td__val_parse(v, TD__VAL_V1_HDR, &pv)); /* empty fragment is fine */
+    TD_ASSERT_EQ_U64(pv.frag_len, 0);
+    TD_CHECK(!td__val_parse(v, TD__VAL_V1_HDR - 1, &pv));
+    v[0] = 3; /* unknown version */
+    TD_CHECK(!td__val_parse(v, sizeof(v), &pv));
+    v[0] = 0;
+    TD_CHECK(!td__val_parse(v, sizeof(v), &pv));
+
+    /* v2 without and with a resource hash */
+    uint8_t w[TD__VAL_V2_HDR_MAX + 2];
+    TD_ASSERT_EQ_U64(td__val_header_v2(w, 5, 6, NULL), 14);
+    static const uint8_t v2_hdr[14] = {2, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 6, 0};
+    TD_ASSERT_EQ_MEM(w, v2_hdr, 14);
+    memcpy(w + 14, "xy", 2);
+    TD_CHECK(td__val_parse(w, 16, &pv));
+    TD_CHECK(pv.res_hash == NULL && pv.frag == w + 14 && pv.frag_len == 2);
+    TD_ASSERT_EQ_U64(pv.end_ns, 5);
+    TD_ASSERT_EQ_U64(pv.nspans, 6);
+    TD_CHECK(td__val_parse(w, 14, &pv));
+    TD_CHECK(!td__val_parse(w, 13, &pv)); /* no flags byte */
+    uint8_t h[16];
+    for (int i = 0; i < 16; i++) {
+        h[i] = (uint8_t)(0xA0 + i);
+    }
+    TD_ASSERT_EQ_U64(td__val_header_v2(w, 7, 8, h), 30);
+    TD_ASSERT_EQ_INT(w[13], TD__VAL_F_RES);
+    TD_ASSERT_EQ_MEM(w + 14, h, 16);
+    memcpy(w + 30, "xy", 2);
+    TD_CHECK(td__val_parse(w, 32, &pv));
+    TD_CHECK(pv.res_hash == w + 14 && pv.frag == w + 30 && pv.frag_len == 2);
+    TD_CHECK(td__val_parse(w, 30, &pv));
+    TD_CHECK(!td__val_parse(w, 29, &pv)); /* flag set, hash cut short */
+    w[13] = 0x02;                         /* a flag this version does not know */
+    TD_CHECK(!td__val_parse(w, 32, &pv));
+
+    /* resource key: 'R' | len | tenant | hash */
+    uint8_t rk[TD__KEY_RES_MAX];
+    TD_ASSERT_EQ_U64(td__key_res(rk, "ab", 2, h), 20);
+    TD_ASSERT_EQ_INT(rk[0], 'R');
+    TD_ASSERT_EQ_INT(rk[1], 2);
+    TD_ASSERT_EQ_MEM(rk + 2, "ab", 2);
+    TD_ASSERT_EQ_MEM(rk + 4, h, 16);
+    TD_ASSERT_EQ_U64(td__key_res(rk, big, TD_TENANT_MAX, h), TD__KEY_RES_MAX);
 }
 
 static void test_key_order(void)
@@ -703,6 +753,560 @@ static void test_write_oom(void)
     tmp_remove();
 }
 
+/* ---- resource records ---- */
+
+/*
+ * td_hash128 names resource records on disk. SMHasher's verification of
+ * MurmurHash3 x64_128 (hash keys {}, {0}, {0,1}, ... {0..254} with seeds 256..2,
+ * hash the concatenated results with seed 0, read the first 4 bytes
+ * little-endian) pins every step of it; a few more properties on top.
+ */
+static void test_hash128(void)
+{
+    uint8_t key[256], all[256 * 16], h[16], h2[16];
+    for (unsigned i = 0; i < 256; i++) {
+        key[i] = (uint8_t)i;
+        td_hash128_seeded(key, i, 256 - i, all + i * 16);
+    }
+    td_hash128_seeded(all, sizeof(all), 0, h);
+    uint32_t verification =
+        (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 24;
+    TD_ASSERT_EQ_U64(verification, 0x6384BA69u);
+    /* seed 0 is td_hash128; alignment does not matter */
+    uint8_t buf[64];
+    memcpy(buf + 1, "service.name=checkout", 21);
+    td_hash128(buf + 1, 21, h);
+    td_hash128_seeded("service.name=checkout", 21, 0, h2);
+    TD_ASSERT_EQ_MEM(h, h2, 16);
+    /* one changed byte or one more byte changes both halves */
+    buf[5] ^= 1;
+    td_hash128(buf + 1, 21, h2);
+    TD_CHECK(memcmp(h, h2, 8) != 0 && memcmp(h + 8, h2 + 8, 8) != 0);
+    buf[5] ^= 1;
+    buf[22] = 0;
+    td_hash128(buf + 1, 22, h2);
+    TD_CHECK(memcmp(h, h2, 8) != 0 && memcmp(h + 8, h2 + 8, 8) != 0);
+}
+
+/* A fragment naming a resource of its batch (res -1: it carries its own). */
+typedef struct rfspec {
+    unsigned tid;
+    uint64_t start, end;
+    int32_t res;
+    char text[48];
+} rfspec;
+
+/* A batch with resource table res[0..nres) (their bytes are the strings). */
+static td_batch *make_res_batch(const char *tenant, const char *const *res, size_t nres,
+                                const rfspec *f, size_t n)
+{
+    size_t data = 0;
+    for (size_t i = 0; i < nres; i++) {
+        data += strlen(res[i]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        data += strlen(f[i].text);
+    }
+    td_batch *b = td_batch_new_res(tenant, n, nres, data);
+    TD_CHECK(b != NULL);
+    TD_ASSERT_EQ_U64(b->nres, nres);
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        td_frag *fr = &b->frags[i];
+        TD_ASSERT_EQ_INT(fr->res_index, -1);
+        tid_of(fr->trace_id, f[i].tid);
+        fr->start_ns = f[i].start;
+        fr->end_ns = f[i].end;
+        fr->nspans = 1;
+        fr->len = (uint32_t)strlen(f[i].text);
+        fr->res_index = f[i].res;
+        memcpy(b->data + off, f[i].text, fr->len);
+        fr->data = b->data + off;
+        off += fr->len;
+        b->q.spans++;
+    }
+    for (size_t i = 0; i < nres; i++) {
+        td_res *r = &b->res[i];
+        r->len = (uint32_t)strlen(res[i]);
+        memcpy(b->data + off, res[i], r->len);
+        r->data = b->data + off;
+        td_hash128(r->data, r->len, r->hash);
+        off += r->len;
+    }
+    TD_ASSERT_EQ_U64(off, data);
+    return b;
+}
+
+static void write_res(td_store *s, const char *tenant, const char *const *res, size_t nres,
+                      const rfspec *f, size_t n)
+{
+    td_batch *b = make_res_batch(tenant, res, nres, f, n);
+    td_err err;
+    td_err_init(&err);
+    td_status st = td_store_write(s, &b, 1, &err);
+    td_batch_free(b);
+    TD_ASSERT_EQ_INT(st, TD_OK);
+}
+
+/* What collect() sees for a fragment read back with its resource put in front. */
+static void want_joined(td_buf *w, const char *res, const char *text)
+{
+    size_t n = strlen(res);
+    td_buf_addch(w, 0x0a);
+    while (n >= 0x80) {
+        td_buf_addch(w, (char)(n | 0x80));
+        n >>= 7;
+    }
+    td_buf_addch(w, (char)n);
+    td_buf_add(w, res, strlen(res));
+    td_buf_add(w, text, strlen(text));
+    td_buf_addch(w, ';');
+}
+
+#define ASSERT_BUF_EQ(got, want)                                                                   \
+    do {                                                                                           \
+        TD_ASSERT_EQ_U64((got).len, (want).len);                                                   \
+        TD_ASSERT_EQ_MEM((got).data, (want).data, (want).len);                                     \
+    } while (0)
+
+static uint64_t res_metric(const char *outcome)
+{
+    return td_metric_get(td_metric_series(TD_M_STORE_RESOURCES, outcome, NULL, NULL));
+}
+
+/* The raw database of a closed store, for planting and removing records. */
+typedef struct raw_db {
+    leveldb_options_t *o;
+    leveldb_readoptions_t *ro;
+    leveldb_writeoptions_t *wo;
+    leveldb_t *db;
+} raw_db;
+
+static void raw_open(raw_db *r, const td_store_opts *so)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/traces", so->dir);
+    r->o = leveldb_options_create();
+    r->ro = leveldb_readoptions_create();
+    r->wo = leveldb_writeoptions_create();
+    char *lerr = NULL;
+    r->db = leveldb_open(r->o, path, &lerr);
+    if (lerr) {
+        fprintf(stderr, "  raw open: %s\n", lerr);
+        leveldb_free(lerr);
+    }
+    TD_CHECK(r->db != NULL);
+}
+
+static void raw_close(raw_db *r)
+{
+    leveldb_close(r->db);
+    leveldb_writeoptions_destroy(r->wo);
+    leveldb_readoptions_destroy(r->ro);
+    leveldb_options_destroy(r->o);
+}
+
+static void raw_put(raw_db *r, const uint8_t *k, size_t klen, const void *v, size_t vlen)
+{
+    char *lerr = NULL;
+    leveldb_put(r->db, r->wo, (const char *)k, klen, v, vlen, &lerr);
+    TD_CHECK(lerr == NULL);
+}
+
+/* Number of keys starting with prefix; the last one's value into *last (may be NULL). */
+static size_t raw_count(raw_db *r, const uint8_t *prefix, size_t plen, td_buf *last)
+{
+    size_t n = 0;
+    leveldb_iterator_t *it = leveldb_create_iterator(r->db, r->ro);
+    for (leveldb_iter_seek(it, (const char *)prefix, plen); leveldb_iter_valid(it);
+         leveldb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = leveldb_iter_key(it, &klen);
+        if (klen < plen || memcmp(k, prefix, plen) != 0) {
+            break;
+        }
+        n++;
+        if (last) {
+            const char *v = leveldb_iter_value(it, &vlen);
+            td_buf_reset(last);
+            td_buf_add(last, v, vlen);
+        }
+    }
+    leveldb_iter_destroy(it);
+    return n;
+}
+
+static void test_res_round_trip(void)
+{
+    tmp_make();
+    td_store_opts o = opts_for("db");
+    td_store *s = open_store(&o);
+    /* a resource of 300 bytes needs a two-byte length varint */
+    char big[301];
+    memset(big, 'r', 300);
+    big[300] = '\0';
+    const char *res[] = {"svc-A", big};
+    rfspec f[] = {
+        {1, 10, 20, 0, "a1"},
+        {1, 30, 40, 1, "a2"},
+        {1, 50, 60, -1, "own"},
+        {2, 10, 20, 0, "b1"},
+    };
+    write_res(s, "t", res, 2, f, 4);
+
+    td_buf got = TD_BUF_INIT, want = TD_BUF_INIT;
+    TD_ASSERT_OK(read_trace(s, "t", 1, 0, 0, &got));
+    want_joined(&want, "svc-A", "a1");
+    want_joined(&want, big, "a2");
+    td_buf_add(&want, "own;", 4);
+    ASSERT_BUF_EQ(got, want);
+    TD_ASSERT_OK(read_trace(s, "t", 2, 0, 0, &got));
+    td_buf_reset(&want);
+    want_joined(&want, "svc-A", "b1");
+    ASSERT_BUF_EQ(got, want);
+    /* a time window still filters on the fragment's own times */
+    TD_ASSERT_OK(read_trace(s, "t", 1, 25, 45, &got));
+    td_buf_reset(&want);
+    want_joined(&want, big, "a2");
+    ASSERT_BUF_EQ(got, want);
+    /* another tenant sees none of it */
+    TD_ASSERT_EQ_INT(read_trace(s, "u", 1, 0, 0, &got), TD_NOT_FOUND);
+    td_store_close(s);
+
+    /* on disk: one record per resource, holding its bytes; fragments are v2 */
+    raw_db r;
+    raw_open(&r, &o);
+    uint8_t rk[TD__KEY_RES_MAX];
+    uint8_t h[16];
+    td_hash128("svc-A", 5, h);
+    size_t rkl = td__key_res(rk, "t", 1, h);
+    TD_ASSERT_EQ_U64(raw_count(&r, rk, rkl, &got), 1);
+    TD_ASSERT_EQ_U64(got.len, 5);
+    TD_ASSERT_EQ_MEM(got.data, "svc-A", 5);
+    TD_ASSERT_EQ_U64(raw_count(&r, (const uint8_t *)"R", 1, NULL), 2);
+    uint8_t tp[TD__KEY_TRACE_PREFIX_MAX];
+    uint8_t id[16];
+    tid_of(id, 2);
+    size_t tpl = td__key_trace_prefix(tp, "t", 1, id);
+    TD_ASSERT_EQ_U64(raw_count(&r, tp, tpl, &got), 1);
+    TD_ASSERT_EQ_U64(got.len, 30 + 2);
+    TD_ASSERT_EQ_INT((uint8_t)got.data[0], 2);
+    TD_ASSERT_EQ_INT((uint8_t)got.data[13], TD__VAL_F_RES);
+    TD_ASSERT_EQ_MEM(got.data + 14, h, 16);
+    TD_ASSERT_EQ_MEM(got.data + 30, "b1", 2);
+    raw_close(&r);
+
+    td_buf_release(&got);
+    td_buf_release(&want);
+    opts_release(&o);
+    tmp_remove();
+}
+
+static void test_res_shared(void)
+{
+    tmp_make();
+    td_store_opts o = opts_for("db");
+    td_store *s = open_store(&o);
+    td_err err;
+    td_err_init(&err);
+    const char *shared[] = {"shared-resource"};
+    const char *two[] = {"other-resource", "shared-resource"};
+    uint64_t w0 = res_metric("written"), c0 = res_metric("cached");
+
+    /* the first batch writes the record, later ones (same tenant) only refer to it */
+    rfspec f1[] = {{1, 10, 20, 0, "one"}};
+    write_res(s, "t", shared, 1, f1, 1);
+    TD_ASSERT_EQ_U64(res_metric("written") - w0, 1);
+    rfspec f2[] = {{1, 30, 40, 0, "two"}, {2, 30, 40, 0, "two-b"}};
+    write_res(s, "t", shared, 1, f2, 2);
+    TD_ASSERT_EQ_U64(res_metric("written") - w0, 1);
+    TD_ASSERT_EQ_U64(res_metric("cached") - c0, 1);
+    /* two batches of one write sharing a resource, one of them with a new one too */
+    rfspec f3[] = {{1, 50, 60, 0, "three"}};
+    rfspec f4[] = {{1, 70, 80, 1, "four"}, {3, 70, 80, 0, "four-b"}};
+    td_batch *bs[2] = {make_res_batch("t", shared, 1, f3, 1), make_res_batch("t", two, 2, f4, 2)};
+    TD_ASSERT_OK(td_store_write(s, bs, 2, &err));
+    td_batch_free(bs[0]);
+    td_batch_free(bs[1]);
+    TD_ASSERT_EQ_U64(res_metric("written") - w0, 2);
+    TD_ASSERT_EQ_U64(res_metric("cached") - c0, 3);
+    /* the same resource under another tenant is that tenant's own record */
+    rfspec g[] = {{1, 10, 20, 0, "u-one"}};
+    write_res(s, "u", shared, 1, g, 1);
+    TD_ASSERT_EQ_U64(res_metric("written") - w0, 3);
+
+    td_buf got = TD_BUF_INIT, want = TD_BUF_INIT;
+    TD_ASSERT_OK(read_trace(s, "t", 1, 0, 0, &got));
+    want_joined(&want, "shared-resource", "one");
+    want_joined(&want, "shared-resource", "two");
+    want_joined(&want, "shared-resource", "three");
+    want_joined(&want, "shared-resource", "four");
+    ASSERT_BUF_EQ(got, want);
+    TD_ASSERT_OK(read_trace(s, "t", 3, 0, 0, &got));
+    td_buf_reset(&want);
+    want_joined(&want, "other-resource", "four-b");
+    ASSERT_BUF_EQ(got, want);
+    TD_ASSERT_OK(read_trace(s, "u", 1, 0, 0, &got));
+    td_buf_reset(&want);
+    want_joined(&want, "shared-resource", "u-one");
+    ASSERT_BUF_EQ(got, want);
+    td_store_close(s);
+
+    /* a new process does not know what was written: it puts the record again (idempotent) */
+    s = open_store(&o);
+    rfspec f5[] = {{1, 90, 99, 0, "five"}};
+    write_res(s, "t", shared, 1, f5, 1);
+    TD_ASSERT_EQ_U64(res_metric("written") - w0, 4);
+    TD_ASSERT_OK(read_trace(s, "t", 1, 85, 0, &got));
+    td_store_close(s);
+
+    raw_db r;
+    raw_open(&r, &o);
+    static const uint8_t rt[3] = {'R', 1, 't'}, ru[3] = {'R', 1, 'u'};
+    TD_ASSERT_EQ_U64(raw_count(&r, rt, 3, NULL), 2);
+    TD_ASSERT_EQ_U64(raw_count(&r, ru, 3, NULL), 1);
+    raw_close(&r);
+
+    td_buf_release(&got);
+    td_buf_release(&want);
+    opts_release(&o);
+    tmp_remove();
+}
+
+/* The recently-written table is bounded: many distinct resources still all get stored. */
+static void test_res_many(void)
+{
+    tmp_make();
+    td_store_opts o = opts_for("db");
+    td_store *s = open_store(&o);
+    enum { N = 20000 };
+    char names[4][32];
+    const char *res[4] = {names[0], names[1], names[2], names[3]};
+    for (unsigned i = 0; i < N; i += 4) {
+        rfspec f[4];
+        for (unsigned k = 0; k < 4; k++) {
+            snprintf(names[k], sizeof(names[k]), "res-%u", i + k);
+            f[k] = (rfspec){i + k, 1, 2, (int32_t)k, "x"};
+        }
+        write_res(s, "t", res, 4, f, 4);
+    }
+    /* and again, in another order: evicted ones are put again, none is lost */
+    for (unsigned i = 0; i < N; i += 4) {
+        rfspec f[4];
+        for (unsigned k = 0; k < 4; k++) {
+            unsigned x = (i * 7919u + k) % N;
+            snprintf(names[k], sizeof(names[k]), "res-%u", x);
+            f[k] = (rfspec){x, 3, 4, (int32_t)k, "y"};
+        }
+        write_res(s, "t", res, 4, f, 4);
+    }
+    td_buf got = TD_BUF_INIT, want = TD_BUF_INIT;
+    for (unsigned i = 0; i < N; i += 97) {
+        TD_ASSERT_OK(read_trace(s, "t", i, 0, 0, &got));
+        char name[32];
+        snprintf(name, sizeof(name), "res-%u", i);
+        td_buf_reset(&want);
+        want_joined(&want, name, "x");
+        TD_CHECK(got.len >= want.len);
+        TD_ASSERT_EQ_MEM(got.data, want.data, want.len);
+    }
+    td_store_close(s);
+    raw_db r;
+    raw_open(&r, &o);
+    TD_ASSERT_EQ_U64(raw_count(&r, (const uint8_t *)"R", 1, NULL), N);
+    raw_close(&r);
+    td_buf_release(&got);
+    td_buf_release(&want);
+    opts_release(&o);
+    tmp_remove();
+}
+
+static void test_res_missing_is_corrupt(void)
+{
+    tmp_make();
+    td_store_opts o = opts_for("db");
+    td_store *s = open_store(&o);
+    const char *res[] = {"gone", "kept"};
+    rfspec f[] = {{1, 10, 20, 1, "k"}, {1, 30, 40, 0, "g"}};
+    write_res(s, "t", res, 2, f, 2);
+    td_store_close(s);
+
+    raw_db r;
+    raw_open(&r, &o);
+    uint8_t rk[TD__KEY_RES_MAX], h[16];
+    td_hash128("gone", 4, h);
+    size_t rkl = td__key_res(rk, "t", 1, h);
+    char *lerr = NULL;
+    leveldb_delete(r.db, r.wo, (const char *)rk, rkl, &lerr);
+    TD_CHECK(lerr == NULL);
+    raw_close(&r);
+
+    s = open_store(&o);
+    td_buf got = TD_BUF_INIT;
+    uint8_t id[16];
+    tid_of(id, 1);
+    td_err err;
+    td_err_init(&err);
+    TD_ASSERT_EQ_INT(td_store_trace_get(s, "t", id, 0, 0, collect, &got, &err), TD_CORRUPT);
+    TD_CHECK(strstr(err.msg, "resource") != NULL);
+    /* the fragment before the damaged one was visited; a window that avoids it reads fine */
+    td_buf want = TD_BUF_INIT;
+    want_joined(&want, "kept", "k");
+    ASSERT_BUF_EQ(got, want);
+    TD_ASSERT_OK(read_trace(s, "t", 1, 0, 25, &got));
+    ASSERT_BUF_EQ(got, want);
+    td_store_close(s);
+    td_buf_release(&got);
+    td_buf_release(&want);
+    opts_release(&o);
+    tmp_remove();
+}
+
+/* Values written by earlier versions (v1), and damaged v2 values. */
+static void test_old_and_bad_values(void)
+{
+    tmp_make();
+    td_store_opts o = opts_for("db");
+    td_store *s = open_store(&o);
+    const char *res[] = {"svc"};
+    rfspec f[] = {{1, 100, 200, 0, "new"}};
+    write_res(s, "t", res, 1, f, 1);
+    td_store_close(s);
+
+    /* a v1 fragment of the same trace, and one of another trace */
+    raw_db r;
+    raw_open(&r, &o);
+    uint8_t k[TD__KEY_TRACE_MAX], v[TD__VAL_V1_HDR + 8];
+    uint8_t id[16];
+    tid_of(id, 1);
+    size_t kl = td__key_trace(k, "t", 1, id, 50, 1);
+    td__val_header_v1(v, 60, 3);
+    memcpy(v + TD__VAL_V1_HDR, "old-rs", 6);
+    raw_put(&r, k, kl, v, TD__VAL_V1_HDR + 6);
+    tid_of(id, 2);
+    kl = td__key_trace(k, "t", 1, id, 50, 2);
+    raw_put(&r, k, kl, v, TD__VAL_V1_HDR); /* an empty v1 fragment */
+    /* v2 damage: an unknown flag, a cut-off hash */
+    tid_of(id, 3);
+    uint8_t w[TD__VAL_V2_HDR_MAX + 4];
+    size_t hl = td__val_header_v2(w, 10, 1, NULL);
+    w[13] = 0x80;
+    kl = td__key_trace(k, "t", 1, id, 5, 3);
+    raw_put(&r, k, kl, w, hl);
+    tid_of(id, 4);
+    uint8_t h[16] = {0};
+    hl = td__val_header_v2(w, 10, 1, h);
+    kl = td__key_trace(k, "t", 1, id, 5, 4);
+    raw_put(&r, k, kl, w, hl - 1);
+    raw_close(&r);
+
+    s = open_store(&o);
+    td_buf got = TD_BUF_INIT, want = TD_BUF_INIT;
+    TD_ASSERT_OK(read_trace(s, "t", 1, 0, 0, &got));
+    td_buf_add(&want, "old-rs;", 7);
+    want_joined(&want, "svc", "new");
+    ASSERT_BUF_EQ(got, want);
+    /* v1 end_ns still drives the window */
+    TD_ASSERT_OK(read_trace(s, "t", 1, 55, 60, &got));
+    TD_ASSERT_EQ_STR(got.data, "old-rs;");
+    TD_ASSERT_OK(read_trace(s, "t", 2, 0, 0, &got));
+    TD_ASSERT_EQ_STR(got.data, ";");
+    TD_ASSERT_EQ_INT(read_trace(s, "t", 3, 0, 0, &got), TD_CORRUPT);
+    TD_ASSERT_EQ_INT(read_trace(s, "t", 4, 0, 0, &got), TD_CORRUPT);
+    td_store_close(s);
+    td_buf_release(&got);
+    td_buf_release(&want);
+    opts_release(&o);
+    tmp_remove();
+}
+
+/*
+ * Failing each allocation of a write with resources: TD_NOMEM, nothing written,
+ * and the resource not remembered as written (else the successful retry would
+ * leave it out and the read would find it missing).
+ */
+static void test_res_write_oom(void)
+{
+    tmp_make();
+    td_store_opts o = opts_for("db");
+    td_store *s = open_store(&o);
+    const char *res[] = {"r-one", "r-two"};
+    rfspec f[] = {{7, 1, 2, 0, "a"}, {7, 3, 4, 1, "b"}, {8, 1, 2, -1, "c"}};
+    td_batch *b = make_res_batch("t", res, 2, f, 3);
+    td_buf got = TD_BUF_INIT, want = TD_BUF_INIT;
+    td_status st = TD_NOMEM;
+    long n;
+    for (n = 1; n < 100 && st != TD_OK; n++) {
+        td_err err;
+        td_err_init(&err);
+        td_mem_fail_after(n);
+        st = td_store_write(s, &b, 1, &err);
+        bool failed = td_mem_fail_after(0);
+        if (st != TD_OK) {
+            TD_CHECK(failed);
+            TD_ASSERT_EQ_INT(st, TD_NOMEM);
+            TD_ASSERT_EQ_INT(read_trace(s, "t", 7, 0, 0, &got), TD_NOT_FOUND);
+        }
+    }
+    TD_ASSERT_EQ_INT(st, TD_OK);
+    TD_CHECK(n > 2);
+    TD_ASSERT_OK(read_trace(s, "t", 7, 0, 0, &got));
+    want_joined(&want, "r-one", "a");
+    want_joined(&want, "r-two", "b");
+    ASSERT_BUF_EQ(got, want);
+
+    /* reads: every allocation failing in turn gives TD_NOMEM, then the whole trace */
+    uint8_t id[16];
+    tid_of(id, 7);
+    st = TD_NOMEM;
+    for (n = 1; n < 100 && st != TD_OK; n++) {
+        td_err err;
+        td_err_init(&err);
+        td_buf_reset(&got);
+        td_mem_fail_after(n);
+        st = td_store_trace_get(s, "t", id, 0, 0, collect, &got, &err);
+        bool failed = td_mem_fail_after(0);
+        if (st != TD_OK) {
+            TD_CHECK(failed);
+            TD_ASSERT_EQ_INT(st, TD_NOMEM);
+        }
+    }
+    TD_ASSERT_EQ_INT(st, TD_OK);
+    TD_CHECK(n > 2);
+    ASSERT_BUF_EQ(got, want);
+    td_batch_free(b);
+    td_buf_release(&got);
+    td_buf_release(&want);
+    td_store_close(s);
+    opts_release(&o);
+    tmp_remove();
+}
+
+static void test_batch_new_res(void)
+{
+    td_batch *b = td_batch_new_res("t", 2, 3, 50);
+    TD_CHECK(b != NULL);
+    TD_ASSERT_EQ_U64(b->nres, 3);
+    TD_ASSERT_EQ_U64((uintptr_t)b->res % _Alignof(td_res), 0);
+    TD_CHECK((uint8_t *)b->res >= (uint8_t *)(b->frags + 2));
+    TD_CHECK(b->data >= (uint8_t *)(b->res + 3));
+    for (int i = 0; i < 2; i++) {
+        TD_ASSERT_EQ_INT(b->frags[i].res_index, -1);
+    }
+    for (int i = 0; i < 3; i++) {
+        TD_ASSERT_EQ_U64(b->res[i].len, 0);
+        TD_CHECK(b->res[i].data == NULL);
+    }
+    memset(b->data, 0xcd, 50);
+    td_batch_free(b);
+    b = td_batch_new("t", 1, 0);
+    TD_ASSERT_EQ_U64(b->nres, 0);
+    TD_ASSERT_EQ_INT(b->frags[0].res_index, -1);
+    td_batch_free(b);
+    TD_CHECK(td_batch_new_res("t", 1, SIZE_MAX / sizeof(td_res), 0) == NULL);
+    TD_CHECK(td_batch_new_res("t", 1, SIZE_MAX / 2, 0) == NULL);
+}
+
 TEST_LIST = {
     {"key_layout", test_key_layout},
     {"key_order", test_key_order},
@@ -716,5 +1320,13 @@ TEST_LIST = {
     {"reopen_durability", test_reopen_durability},
     {"size_gauge_owner", test_size_gauge_owner},
     {"write_oom", test_write_oom},
+    {"hash128", test_hash128},
+    {"batch_new_res", test_batch_new_res},
+    {"res_round_trip", test_res_round_trip},
+    {"res_shared", test_res_shared},
+    {"res_many", test_res_many},
+    {"res_missing_is_corrupt", test_res_missing_is_corrupt},
+    {"old_and_bad_values", test_old_and_bad_values},
+    {"res_write_oom", test_res_write_oom},
     {NULL, NULL},
 };
