@@ -35,7 +35,7 @@ const td_opt td_collector_opt_rows[] = {
     {"queue-max-spans", TD_OPT_INT, "1000000", offsetof(td_collector_opts, queue_max_spans),
      "Write queue bound in spans; requests beyond it get 503 / UNAVAILABLE with a retry delay.", 1,
      1000000000},
-    {"queue-max-bytes", TD_OPT_SIZE, "64MiB", offsetof(td_collector_opts, queue_max_bytes),
+    {"queue-max-bytes", TD_OPT_SIZE, "32MiB", offsetof(td_collector_opts, queue_max_bytes),
      "Write queue bound in bytes of encoded spans (the main memory knob of ingest).", 64 * 1024,
      64 * GIB},
     {"write-batch-size", TD_OPT_SIZE, "8MiB", offsetof(td_collector_opts, write_batch_bytes),

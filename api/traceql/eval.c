@@ -778,7 +778,7 @@ static td_status structural(td_traceql_eval *ev, td_traceql_ssop op, const sset 
         return TD_OK;
     }
     slist parts[2] = {{&left, 1, 1}, {out, 1, 1}};
-    sset merged;
+    sset merged = {0};
     st = union_of(ev, parts, 2, &merged);
     if (st == TD_OK) {
         out->idx = merged.idx;

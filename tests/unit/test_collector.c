@@ -334,7 +334,7 @@ static void test_options(void)
     TD_ASSERT_EQ_INT(o.grpc_threads, 2);
     TD_ASSERT_EQ_INT(o.http_threads, 2);
     TD_ASSERT_EQ_INT(o.retry_after_ms, 1000);
-    TD_CHECK(o.queue_max_bytes >= (64ull << 20) && o.queue_max_bytes <= (256ull << 20));
+    TD_ASSERT_EQ_U64(o.queue_max_bytes, 32ull << 20);
     for (size_t i = 0; i < td_collector_nopt_rows; i++) {
         /* the api table owns "multitenancy" */
         TD_CHECK(strcmp(td_collector_opt_rows[i].name, "multitenancy") != 0);
