@@ -1,5 +1,5 @@
 /*
- * api.h - the query port (default 3200): Tempo trace-by-ID routes, /api/echo,
+ * api.h - the query port (default 3200): Tempo trace-by-ID routes, /api/search, /api/echo,
  * /api/status/buildinfo, /ready, /health and /metrics.
  *
  * Lifecycle: td_api_new -> td_api_start -> td_api_set_ready(true) once every
@@ -19,10 +19,11 @@
 #include <stdint.h>
 
 typedef struct td_api_opts {
-    char *listen;             /* "0.0.0.0:3200" */
-    int64_t threads;          /* HTTP worker threads */
-    uint64_t max_trace_bytes; /* v1 -> 422 / v2 -> PARTIAL beyond this */
-    bool multitenancy;        /* require X-Scope-OrgID */
+    char *listen;              /* "0.0.0.0:3200" */
+    int64_t threads;           /* HTTP worker threads */
+    uint64_t max_trace_bytes;  /* v1 -> 422 / v2 -> PARTIAL beyond this */
+    bool multitenancy;         /* require X-Scope-OrgID */
+    int64_t search_max_traces; /* candidate traces one /api/search inspects at most */
 } td_api_opts;
 
 extern const td_opt td_api_opt_rows[];

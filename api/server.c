@@ -69,6 +69,10 @@ const td_opt td_api_opt_rows[] = {
      "Require the X-Scope-OrgID header (tenant ID; `a|b` reads several tenants) on queries "
      "and ingest; off = one implicit tenant.",
      0, 0},
+    {"search-max-traces", TD_OPT_INT, "20000", offsetof(td_api_opts, search_max_traces),
+     "Candidate traces one /api/search loads and evaluates at most (newest minute buckets "
+     "first); the response metrics count what was inspected.",
+     1, 100000000},
 };
 const size_t td_api_nopt_rows = sizeof(td_api_opt_rows) / sizeof(td_api_opt_rows[0]);
 
@@ -338,6 +342,51 @@ static void h_trace_v2(req *r)
     h_trace(r, true);
 }
 
+/* GET /api/search (API-CONTRACT §3.5): tempo_search.c does the work. */
+static void h_search(req *r)
+{
+    td_api *api = r->api;
+    td_err err;
+    td_err_init(&err);
+    td_arena a;
+    td_arena_init(&a, 4096, 0);
+    if (!api->store) {
+        reply_error(r, 503, "no trace store configured");
+        goto out;
+    }
+    const char *org = header(r, "X-Scope-OrgID");
+    td__tenants ts;
+    if (td__tempo_tenants(org, api->o.multitenancy, &a, &ts, &err) != TD_OK) {
+        reply_err(r, &err);
+        goto out;
+    }
+    td_log_ctx_push(r->reqid, api->o.multitenancy ? org : TD_DEFAULT_TENANT);
+    td__search_args in = {.q = query_arg(r, "q"),
+                          .tags = query_arg(r, "tags"),
+                          .limit = query_arg(r, "limit"),
+                          .spss = query_arg(r, "spss"),
+                          .start = query_arg(r, "start"),
+                          .end = query_arg(r, "end"),
+                          .min_duration = query_arg(r, "minDuration"),
+                          .max_duration = query_arg(r, "maxDuration")};
+    td__search_params p;
+    if (td__search_parse(&in, (int64_t)time(NULL), &p, &err) != TD_OK) {
+        reply_err(r, &err);
+        goto out;
+    }
+    p.max_traces = api->o.search_max_traces > 0 ? (uint64_t)api->o.search_max_traces : 20000;
+    p.max_trace_bytes = api->o.max_trace_bytes;
+    td_buf_reset(&r->body);
+    if (td__search(api->store, &ts, &p, &r->body, &err) != TD_OK) {
+        reply_err(r, &err);
+        goto out;
+    }
+    r->status = 200;
+    r->ctype = CT_JSON;
+out:
+    td_arena_release(&a);
+}
+
 static const route routes[] = {
     {"/ready", false, "/ready", h_ready},
     {"/health", false, "/health", h_health},
@@ -346,6 +395,7 @@ static const route routes[] = {
     {"/api/status/buildinfo", false, "/api/status/buildinfo", h_buildinfo},
     {"/api/traces/", true, "/api/traces/{id}", h_trace_v1},
     {"/api/v2/traces/", true, "/api/v2/traces/{id}", h_trace_v2},
+    {"/api/search", false, "/api/search", h_search},
 };
 
 static const route *find_route(const char *url, const char **arg)

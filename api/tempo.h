@@ -130,4 +130,42 @@ td_status td__trace_pb_v2(const td__trace *t, td_buf *out, td_err *err);
 void td__trace_json_v1(const td__trace *t, td_buf *out);
 void td__trace_json_v2(const td__trace *t, td_buf *out);
 
+/* AnyValue as OTLP JSON ({"stringValue":..} etc.), as in trace JSON. */
+struct td_json;
+void td__json_any(struct td_json *j, const td_otlp_any *v);
+
+/* ---- search (tempo_search.c) ---- */
+
+/* Raw /api/search query parameters; NULL or "" = absent. */
+typedef struct td__search_args {
+    const char *q, *tags, *limit, *spss, *start, *end, *min_duration, *max_duration;
+} td__search_args;
+
+typedef struct td__search_params {
+    const char *q;             /* TraceQL; "{}" by default */
+    uint64_t limit, spss;      /* defaults 20 and 3 */
+    uint64_t start_ns, end_ns; /* inclusive window */
+    uint64_t min_duration_ns;  /* 0 = none */
+    uint64_t max_duration_ns;  /* 0 = none */
+    uint64_t max_traces;       /* candidate traces inspected at most (0 = 20000) */
+    uint64_t max_trace_bytes;  /* per trace loaded (0 = unlimited) */
+} td__search_params;
+
+/*
+ * Validate the parameters (TD_INVALID with Tempo-style messages → 400). Both
+ * start and end absent = the last 24 hours before now_s; end absent = now_s;
+ * start absent = end - 24 h. limit 0 or > 262144, spss > 100 → TD_INVALID.
+ * `tags` is not supported yet (TD_INVALID), nor with q. max_traces and
+ * max_trace_bytes are left 0 for the caller.
+ */
+td_status td__search_parse(const td__search_args *in, int64_t now_s, td__search_params *p,
+                           td_err *err);
+
+/*
+ * Run the search and append the SearchResponse JSON to out. Errors: TD_INVALID
+ * ("invalid TraceQL query: ..."), TD_IO / TD_CORRUPT from the store, TD_NOMEM.
+ */
+td_status td__search(td_store *s, const td__tenants *ts, const td__search_params *p, td_buf *out,
+                     td_err *err);
+
 #endif

@@ -808,6 +808,11 @@ static void j_any(td_json *j, const td_otlp_any *v, int depth)
     td_json_end_object(j);
 }
 
+void td__json_any(struct td_json *j, const td_otlp_any *v)
+{
+    j_any(j, v, 0);
+}
+
 /* "key":[{"key":..,"value":{..}},...], omitted when n == 0. */
 static void j_kvs(td_json *j, const char *key, td_otlp_kv *const *kvs, size_t n, int depth)
 {

@@ -45,6 +45,11 @@ typedef struct frag_plan {
     uint32_t nspans;
     int32_t res_index; /* into the resource table, or -1: msg carries the resource */
     size_t len;
+    /* search summary: the earliest span with an empty parent_span_id, error count */
+    const td_otlp_span *root;
+    const char *root_service; /* its resource's service.name, or NULL */
+    size_t root_service_len, root_name_len;
+    uint32_t nerrors;
 } frag_plan;
 
 /* One distinct resource of the request, packed in the arena. */
@@ -167,6 +172,8 @@ static bool plan_fragment(const td_otlp_resource_spans *rs, int32_t res_index, c
     fp->start_ns = UINT64_MAX;
     fp->end_ns = 0;
     fp->nspans = (uint32_t)n;
+    fp->root = NULL;
+    fp->nerrors = 0;
 
     size_t k = (size_t)-1;
     for (size_t i = 0; i < n; i++) {
@@ -192,6 +199,32 @@ static bool plan_fragment(const td_otlp_resource_spans *rs, int32_t res_index, c
         }
         if (end > fp->end_ns) {
             fp->end_ns = end;
+        }
+        if (s->status &&
+            s->status->code ==
+                OPENTELEMETRY__PROTO__TRACE__V1__STATUS__STATUS_CODE__STATUS_CODE_ERROR) {
+            fp->nerrors++;
+        }
+        if (s->parent_span_id.len == 0 &&
+            (!fp->root || s->start_time_unix_nano < fp->root->start_time_unix_nano)) {
+            fp->root = s;
+        }
+    }
+    fp->root_service = NULL;
+    fp->root_service_len = fp->root_name_len = 0;
+    if (fp->root) {
+        fp->root_name_len = fp->root->name ? strlen(fp->root->name) : 0;
+        const td_otlp_resource *r = rs->resource;
+        for (size_t i = 0; r && i < r->n_attributes; i++) {
+            const td_otlp_kv *kv = r->attributes[i];
+            if (kv->key && strcmp(kv->key, "service.name") == 0 && kv->value &&
+                kv->value->value_case ==
+                    OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE &&
+                kv->value->string_value) {
+                fp->root_service = kv->value->string_value;
+                fp->root_service_len = strlen(fp->root_service);
+                break;
+            }
         }
     }
     fp->len = opentelemetry__proto__trace__v1__resource_spans__get_packed_size(&fp->msg);
@@ -401,7 +434,10 @@ td_status td_batch_build(const td_otlp_request *req, const char *tenant, td_aren
             if (!plan_fragment(rs, res_index, refs + i, j - i, a, fp, &fail_need)) {
                 return arena_fail(a, fail_need, err);
             }
-            if (fp->len > UINT32_MAX || !td_size_add(total, fp->len, &total)) {
+            if (fp->len > UINT32_MAX || !td_size_add(total, fp->len, &total) ||
+                !td_size_add(total, fp->root_service_len, &total) ||
+                !td_size_add(total, fp->root_name_len, &total) ||
+                fp->root_service_len > UINT32_MAX || fp->root_name_len > UINT32_MAX) {
                 return td_err_set(err, TD_TOO_LARGE, "span batch too large");
             }
             nplans++;
@@ -455,6 +491,28 @@ td_status td_batch_build(const td_otlp_request *req, const char *tenant, td_aren
         r->len = (uint32_t)rt.res[i].len;
         r->data = p;
         p += rt.res[i].len;
+    }
+    /* root strings last, after fragments and resources (counted in total above) */
+    for (size_t i = 0; i < nplans; i++) {
+        frag_plan *fp = &plans[i];
+        td_frag *f = &b->frags[i];
+        f->nerrors = fp->nerrors;
+        f->has_root = fp->root != NULL;
+        if (!fp->root) {
+            continue;
+        }
+        f->root_service = p;
+        f->root_service_len = (uint32_t)fp->root_service_len;
+        if (fp->root_service_len) {
+            memcpy(p, fp->root_service, fp->root_service_len);
+        }
+        p += fp->root_service_len;
+        f->root_name = p;
+        f->root_name_len = (uint32_t)fp->root_name_len;
+        if (fp->root_name_len) {
+            memcpy(p, fp->root->name, fp->root_name_len);
+        }
+        p += fp->root_name_len;
     }
     b->q.spans = (size_t)res->accepted_spans;
     b->q.bytes = qbytes;

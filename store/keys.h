@@ -22,6 +22,7 @@
 #define TD__REC_TRACE 'T' /* trace fragment */
 #define TD__REC_META 'M'  /* store metadata, e.g. "Mseq" */
 #define TD__REC_RES 'R'   /* resource, addressed by its hash */
+#define TD__REC_SUM 'S'   /* per-fragment search summary */
 
 /* 'T' | tenant length | tenant | trace_id (16) ... */
 #define TD__KEY_TRACE_PREFIX_MAX (1 + 1 + TD_TENANT_MAX + 16)
@@ -130,6 +131,116 @@ static inline size_t td__key_res(uint8_t *out, const char *tenant, size_t tlen,
     memcpy(out + 2, tenant, tlen);
     memcpy(out + 2 + tlen, hash, 16);
     return 2 + tlen + 16;
+}
+
+/*
+ * Summary records ('S'): key 'S' | tenant length | tenant | bucket (4) |
+ * trace_id (16) | seq (8); bucket = start_ns / TD__SUM_BUCKET_NS (minutes).
+ */
+#define TD__SUM_BUCKET_NS 60000000000ull
+#define TD__KEY_SUM_PREFIX_MAX (1 + 1 + TD_TENANT_MAX)
+#define TD__KEY_SUM_MAX (TD__KEY_SUM_PREFIX_MAX + 4 + 16 + 8)
+/* Root strings longer than this are cut (at a byte boundary) in the summary. */
+#define TD__SUM_STR_MAX 1024
+/*
+ * Summary value v1: version (1) | start_ns (8) | end_ns (8) | nspans (4) |
+ * nerrors (4) | flags (1) [ | svc_len (2) | svc | name_len (2) | name ]
+ * with the bracketed part present iff flags & TD__SUM_F_ROOT.
+ */
+#define TD__SUM_V1 1
+#define TD__SUM_HDR 26
+#define TD__SUM_F_ROOT 0x01
+#define TD__SUM_VAL_MAX (TD__SUM_HDR + 4 + 2 * TD__SUM_STR_MAX)
+
+static inline uint32_t td__sum_bucket(uint64_t start_ns)
+{
+    uint64_t b = start_ns / TD__SUM_BUCKET_NS;
+    return b > UINT32_MAX ? UINT32_MAX : (uint32_t)b;
+}
+
+/* 'S' | tenant length | tenant into out[TD__KEY_SUM_PREFIX_MAX]; returns its length. */
+static inline size_t td__key_sum_prefix(uint8_t *out, const char *tenant, size_t tlen)
+{
+    out[0] = TD__REC_SUM;
+    out[1] = (uint8_t)tlen;
+    memcpy(out + 2, tenant, tlen);
+    return 2 + tlen;
+}
+
+/* Full summary key into out[TD__KEY_SUM_MAX]; returns its length. */
+static inline size_t td__key_sum(uint8_t *out, const char *tenant, size_t tlen, uint32_t bucket,
+                                 const uint8_t trace_id[16], uint64_t seq)
+{
+    size_t n = td__key_sum_prefix(out, tenant, tlen);
+    td__put_be32(out + n, bucket);
+    memcpy(out + n + 4, trace_id, 16);
+    td__put_be64(out + n + 20, seq);
+    return n + 28;
+}
+
+/* Encode a summary value into out[TD__SUM_VAL_MAX]; returns its length. */
+static inline size_t td__val_sum(uint8_t *out, const td_frag *f)
+{
+    out[0] = TD__SUM_V1;
+    td__put_be64(out + 1, f->start_ns);
+    td__put_be64(out + 9, f->end_ns);
+    td__put_be32(out + 17, f->nspans);
+    td__put_be32(out + 21, f->nerrors);
+    out[25] = f->has_root ? TD__SUM_F_ROOT : 0;
+    size_t n = TD__SUM_HDR;
+    if (f->has_root) {
+        size_t sl = f->root_service_len > TD__SUM_STR_MAX ? TD__SUM_STR_MAX : f->root_service_len;
+        size_t nl = f->root_name_len > TD__SUM_STR_MAX ? TD__SUM_STR_MAX : f->root_name_len;
+        out[n] = (uint8_t)(sl >> 8);
+        out[n + 1] = (uint8_t)sl;
+        if (sl) {
+            memcpy(out + n + 2, f->root_service, sl);
+        }
+        n += 2 + sl;
+        out[n] = (uint8_t)(nl >> 8);
+        out[n + 1] = (uint8_t)nl;
+        if (nl) {
+            memcpy(out + n + 2, f->root_name, nl);
+        }
+        n += 2 + nl;
+    }
+    return n;
+}
+
+/* Parse a summary value (trace_id is left alone); false when malformed. */
+static inline bool td__val_sum_parse(const uint8_t *v, size_t vlen, td_store_summary *out)
+{
+    if (vlen < TD__SUM_HDR || v[0] != TD__SUM_V1 || (v[25] & ~TD__SUM_F_ROOT) != 0) {
+        return false;
+    }
+    out->start_ns = td__get_be64(v + 1);
+    out->end_ns = td__get_be64(v + 9);
+    out->nspans = td__get_be32(v + 17);
+    out->nerrors = td__get_be32(v + 21);
+    out->has_root = (v[25] & TD__SUM_F_ROOT) != 0;
+    out->root_service = out->root_name = NULL;
+    out->root_service_len = out->root_name_len = 0;
+    size_t n = TD__SUM_HDR;
+    if (out->has_root) {
+        if (vlen < n + 2) {
+            return false;
+        }
+        size_t sl = (size_t)v[n] << 8 | v[n + 1];
+        if (vlen < n + 2 + sl + 2) {
+            return false;
+        }
+        out->root_service = (const char *)v + n + 2;
+        out->root_service_len = sl;
+        n += 2 + sl;
+        size_t nl = (size_t)v[n] << 8 | v[n + 1];
+        if (vlen < n + 2 + nl) {
+            return false;
+        }
+        out->root_name = (const char *)v + n + 2;
+        out->root_name_len = nl;
+        n += 2 + nl;
+    }
+    return n == vlen;
 }
 
 /* Write a v1 value header into out[TD__VAL_V1_HDR] (kept for tests: v1 stays readable). */

@@ -411,6 +411,12 @@ td_status td_store_write(td_store *s, td_batch *const *batches, size_t n, td_err
                 memcpy(val.data + hlen, f->data, f->len);
             }
             leveldb_writebatch_put(wb, (const char *)key, klen, val.data, hlen + f->len);
+            /* its search summary, same seq, same atomic write */
+            uint8_t skey[TD__KEY_SUM_MAX], sval[TD__SUM_VAL_MAX];
+            size_t sklen = td__key_sum(skey, b->tenant, tlen, td__sum_bucket(f->start_ns),
+                                       f->trace_id, seq - 1);
+            size_t svlen = td__val_sum(sval, f);
+            leveldb_writebatch_put(wb, (const char *)skey, sklen, (const char *)sval, svlen);
         }
     }
     if (!st) {
@@ -622,6 +628,78 @@ td_status td_store_trace_get(td_store *s, const char *tenant, const uint8_t trac
     if (!st && !visited) {
         st = td_err_set(err, TD_NOT_FOUND, "trace not found");
     }
+    return st;
+}
+
+td_status td_store_summaries(td_store *s, const char *tenant, uint64_t start_ns, uint64_t end_ns,
+                             uint64_t max_scan, td_summary_cb cb, void *ud, uint64_t *scanned,
+                             bool *truncated, td_err *err)
+{
+    *scanned = 0;
+    *truncated = false;
+    size_t tlen = strlen(tenant);
+    if (tlen > TD_TENANT_MAX) {
+        return td_err_set(err, TD_INVALID, "tenant ID is longer than %d bytes", TD_TENANT_MAX);
+    }
+    if (end_ns < start_ns) {
+        return TD_OK;
+    }
+    uint32_t b_lo = td__sum_bucket(start_ns), b_hi = td__sum_bucket(end_ns);
+    uint8_t key[TD__KEY_SUM_PREFIX_MAX + 4];
+    size_t plen = td__key_sum_prefix(key, tenant, tlen);
+    leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->ropts);
+    /* position on the last key < (prefix | b_hi + 1): the newest record of the range */
+    /* buckets are at most UINT64_MAX / 60e9 (about 3.1e8): b_hi + 1 cannot wrap */
+    td__put_be32(key + plen, b_hi + 1);
+    leveldb_iter_seek(it, (const char *)key, plen + 4);
+    if (leveldb_iter_valid(it)) {
+        leveldb_iter_prev(it);
+    } else {
+        leveldb_iter_seek_to_last(it);
+    }
+    td_status st = TD_OK;
+    for (; leveldb_iter_valid(it); leveldb_iter_prev(it)) {
+        size_t klen, vlen;
+        const uint8_t *k = (const uint8_t *)leveldb_iter_key(it, &klen);
+        if (klen < plen || memcmp(k, key, plen) != 0) {
+            break; /* left this tenant's summaries */
+        }
+        if (klen != plen + 28) {
+            st = td_err_set(err, TD_CORRUPT, "malformed summary key (%zu bytes)", klen);
+            break;
+        }
+        uint32_t bucket = td__get_be32(k + plen);
+        if (bucket < b_lo) {
+            break;
+        }
+        if (max_scan && *scanned >= max_scan) {
+            *truncated = true;
+            break;
+        }
+        (*scanned)++;
+        td_store_summary sum;
+        const uint8_t *v = (const uint8_t *)leveldb_iter_value(it, &vlen);
+        if (!td__val_sum_parse(v, vlen, &sum)) {
+            st = td_err_set(err, TD_CORRUPT, "malformed summary value (%zu bytes)", vlen);
+            break;
+        }
+        if (sum.start_ns > end_ns || sum.end_ns < start_ns) {
+            continue;
+        }
+        memcpy(sum.trace_id, k + plen + 4, 16);
+        if (!cb(ud, &sum)) {
+            break;
+        }
+    }
+    if (!st) {
+        char *lerr = NULL;
+        leveldb_iter_get_error(it, &lerr);
+        if (lerr) {
+            st = td_err_set(err, TD_IO, "store read failed: %s", lerr);
+            leveldb_free(lerr);
+        }
+    }
+    leveldb_iter_destroy(it);
     return st;
 }
 

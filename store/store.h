@@ -45,6 +45,18 @@ typedef struct td_frag {
      * readers get it back as field 1 in front of data.
      */
     int32_t res_index;
+    /*
+     * Search summary inputs (store/FORMAT.md, 'S' records); all zero is fine
+     * (no root, no errors). has_root: the fragment holds a span with an empty
+     * parent_span_id (the earliest such span gives root_name, and its resource's
+     * service.name gives root_service). The slices point into the batch data.
+     */
+    bool has_root;
+    uint32_t nerrors; /* spans with status code ERROR */
+    const uint8_t *root_service;
+    uint32_t root_service_len;
+    const uint8_t *root_name;
+    uint32_t root_name_len;
 } td_frag;
 
 /* A distinct resource of a batch. data points into its batch. */
@@ -131,6 +143,36 @@ typedef td_status (*td_frag_cb)(void *ud, const uint8_t *data, size_t len, td_er
 td_status td_store_trace_get(td_store *s, const char *tenant, const uint8_t trace_id[16],
                              uint64_t start_ns, uint64_t end_ns, td_frag_cb cb, void *ud,
                              td_err *err);
+
+/*
+ * One search summary record: what a fragment says about its trace without
+ * decoding it. root_* point into the stored value (valid during the callback).
+ */
+typedef struct td_store_summary {
+    uint8_t trace_id[16];
+    uint64_t start_ns, end_ns;
+    uint32_t nspans, nerrors;
+    bool has_root;
+    const char *root_service; /* not NUL-terminated */
+    size_t root_service_len;
+    const char *root_name; /* not NUL-terminated */
+    size_t root_name_len;
+} td_store_summary;
+
+/* Return true to go on, false to stop the scan (not an error). */
+typedef bool (*td_summary_cb)(void *ud, const td_store_summary *sum);
+
+/*
+ * Visit the summary records of tenant whose minute bucket (start_ns / 60 s of
+ * the fragment) lies in [bucket(start_ns), bucket(end_ns)] and whose fragment
+ * overlaps [start_ns, end_ns], newest bucket first (within a bucket: descending
+ * trace ID, then seq). At most max_scan records are read (0 = no bound); when
+ * the bound stops the scan *truncated is set. *scanned counts records read.
+ * Errors: TD_INVALID (tenant too long), TD_IO, TD_CORRUPT (malformed record).
+ */
+td_status td_store_summaries(td_store *s, const char *tenant, uint64_t start_ns, uint64_t end_ns,
+                             uint64_t max_scan, td_summary_cb cb, void *ud, uint64_t *scanned,
+                             bool *truncated, td_err *err);
 
 /* Approximate bytes on disk (LevelDB's estimate over the whole key space). */
 uint64_t td_store_approx_size(td_store *s);

@@ -7,6 +7,7 @@
 #include "api/grpc_query.h"
 #include "api/json.h"
 #include "api/tempo.h"
+#include "collector/collector.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "proto/proto.h"
@@ -2031,6 +2032,269 @@ static void test_server_h2c(void)
     grpc_shutdown();
 }
 
+/* ------------------------------------------------------------------------ */
+/* /api/search                                                              */
+/* ------------------------------------------------------------------------ */
+
+#define S_T0 1700000000ull
+#define S_ID1 "10000000000000000000000000000001" /* largest ID, oldest start */
+#define S_ID2 "00000000000000000000000000000002"
+#define S_ID3 "00000000000000000000000000000003"
+
+/* One ResourceSpans of OTLP JSON: service svc, spans as "...}" objects joined by commas. */
+static void otlp_json_rs(td_buf *b, const char *svc, const char *spans)
+{
+    td_buf_addf(b,
+                "%s{\"resource\":{\"attributes\":[{\"key\":\"service.name\",\"value\":"
+                "{\"stringValue\":\"%s\"}}]},\"scopeSpans\":[{\"scope\":{\"name\":\"lib\"},"
+                "\"spans\":[%s]}]}",
+                b->len > 20 ? "," : "", svc, spans);
+}
+
+static void span_json(char *out, size_t cap, const char *tid, const char *sid, const char *parent,
+                      const char *name, uint64_t start_ms, uint64_t dur_ms, int status)
+{
+    uint64_t st = S_T0 * 1000000000ull + start_ms * 1000000ull;
+    snprintf(out, cap,
+             "{\"traceId\":\"%s\",\"spanId\":\"%s\",\"parentSpanId\":\"%s\",\"name\":\"%s\","
+             "\"kind\":2,\"startTimeUnixNano\":\"%llu\",\"endTimeUnixNano\":\"%llu\","
+             "\"status\":{\"code\":%d}}",
+             tid, sid, parent, name, (unsigned long long)st,
+             (unsigned long long)(st + dur_ms * 1000000ull), status);
+}
+
+static void search_store_load(td_store *s)
+{
+    char sp[6][512];
+    /* trace 1: shop, GET / (2 s) > a > b (error); 3 spans, root */
+    span_json(sp[0], 512, S_ID1, "00000000000000a1", "", "GET /", 10000, 2000, 0);
+    span_json(sp[1], 512, S_ID1, "00000000000000a2", "00000000000000a1", "a", 10100, 500, 0);
+    span_json(sp[2], 512, S_ID1, "00000000000000a3", "00000000000000a2", "b", 10200, 100, 2);
+    /* trace 2: cart, checkout (100 ms), root */
+    span_json(sp[3], 512, S_ID2, "00000000000000b1", "", "checkout", 20000, 100, 1);
+    /* trace 3: shop, one span "a" whose parent never arrived */
+    span_json(sp[4], 512, S_ID3, "00000000000000c1", "00000000000000ff", "a", 30000, 500, 0);
+    char joined[2048];
+    td_buf b = TD_BUF_INIT;
+    td_buf_addstr(&b, "{\"resourceSpans\":[");
+    snprintf(joined, sizeof(joined), "%s,%s", sp[0], sp[1]);
+    otlp_json_rs(&b, "shop", joined);
+    otlp_json_rs(&b, "cart", sp[3]);
+    otlp_json_rs(&b, "shop", sp[4]);
+    td_buf_addstr(&b, "]}");
+    /* b of trace 1 arrives in a second request */
+    td_buf b2 = TD_BUF_INIT;
+    td_buf_addstr(&b2, "{\"resourceSpans\":[");
+    otlp_json_rs(&b2, "shop", sp[2]);
+    td_buf_addstr(&b2, "]}");
+    td_buf *reqs[2] = {&b, &b2};
+    for (int i = 0; i < 2; i++) {
+        td_arena a;
+        td_arena_init(&a, 64 * 1024, 0);
+        td_err err;
+        td_err_init(&err);
+        td_otlp_request *req = NULL;
+        td_status st = td_otlp_decode_json(reqs[i]->data, reqs[i]->len, &a, &req, &err);
+        if (st) {
+            fprintf(stderr, "  decode: %s\n", err.msg);
+        }
+        TD_ASSERT_EQ_INT(st, TD_OK);
+        td_batch *batch = NULL;
+        TD_ASSERT_OK(td_batch_build(req, TD_DEFAULT_TENANT, &a, &batch, NULL, &err));
+        TD_CHECK(batch != NULL);
+        TD_ASSERT_OK(td_store_write(s, &batch, 1, &err));
+        td_batch_free(batch);
+        td_arena_release(&a);
+        td_buf_release(reqs[i]);
+    }
+}
+
+/* Run a search in process; returns the status, body (JSON or error message) in out. */
+static td_status search_run(td_store *s, const td__search_args *in, td_buf *out)
+{
+    td_err err;
+    td_err_init(&err);
+    td_arena a;
+    td_arena_init(&a, 4096, 0);
+    td__tenants ts;
+    TD_ASSERT_OK(td__tempo_tenants(NULL, false, &a, &ts, &err));
+    td__search_params p;
+    td_buf_reset(out);
+    td_status st = td__search_parse(in, (int64_t)S_T0 + 3600, &p, &err);
+    if (!st) {
+        st = td__search(s, &ts, &p, out, &err);
+    }
+    if (st) {
+        td_buf_reset(out);
+        td_buf_addstr(out, err.msg);
+    }
+    td_buf_addch(out, '\0');
+    out->len--;
+    td_arena_release(&a);
+    return st;
+}
+
+static void search_expect(td_store *s, const char *q, const char *limit, const char *spss,
+                          const char *min_dur, const char *const *want, size_t nwant)
+{
+    td_buf out = TD_BUF_INIT;
+    td__search_args in = {.q = q, .limit = limit, .spss = spss, .min_duration = min_dur};
+    td_status st = search_run(s, &in, &out);
+    if (st) {
+        fprintf(stderr, "  q=%s: %s\n", q, out.data);
+    }
+    TD_ASSERT_EQ_INT(st, TD_OK);
+    for (size_t i = 0; i < nwant; i++) {
+        if (!strstr(out.data, want[i])) {
+            fprintf(stderr, "  q=%s: want %s in %s\n", q, want[i], out.data);
+            TD_CHECK(false);
+        }
+    }
+    td_buf_release(&out);
+}
+
+static size_t search_count(td_store *s, const char *q, const char *key)
+{
+    td_buf out = TD_BUF_INIT;
+    td__search_args in = {.q = q};
+    TD_ASSERT_EQ_INT(search_run(s, &in, &out), TD_OK);
+    size_t n = count_substr(out.data, key);
+    td_buf_release(&out);
+    return n;
+}
+
+static void search_bad(td_store *s, const td__search_args *in, const char *want)
+{
+    td_buf out = TD_BUF_INIT;
+    TD_ASSERT_EQ_INT(search_run(s, in, &out), TD_INVALID);
+    if (!strstr(out.data, want)) {
+        fprintf(stderr, "  want %s in %s\n", want, out.data);
+        TD_CHECK(false);
+    }
+    td_buf_release(&out);
+}
+
+static void test_search(void)
+{
+    td_log_set_level(TD_LOG_ERROR);
+    const char *tmp = getenv("TD_TEST_TMP");
+    char dir[512];
+    snprintf(dir, sizeof(dir), "%s/test_api_search.%d", tmp && *tmp ? tmp : "/tmp", (int)getpid());
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    mkdir(dir, 0755);
+    td_store_opts so = {.dir = dir, .cache_bytes = 1 << 20, .write_buffer_bytes = 1 << 20};
+    td_store *s = NULL;
+    td_err err;
+    td_err_init(&err);
+    TD_ASSERT_OK(td_store_open(&so, &s, &err));
+    search_store_load(s);
+
+    /* {}: every trace, newest first, with the documented keys */
+    const char *all[] = {
+        "{\"traces\":[{\"traceID\":\"" S_ID3 "\",\"rootServiceName\":\"<root span not yet "
+        "received>\",\"startTimeUnixNano\":\"1700000030000000000\",\"durationMs\":500,"
+        "\"spanSet\":{\"spans\":[{\"spanID\":\"00000000000000c1\",\"name\":\"a\","
+        "\"startTimeUnixNano\":\"1700000030000000000\",\"durationNanos\":\"500000000\"}],"
+        "\"matched\":1},\"spanSets\":[{\"spans\":[{\"spanID\":\"00000000000000c1\",\"name\":\"a\","
+        "\"startTimeUnixNano\":\"1700000030000000000\",\"durationNanos\":\"500000000\"}],"
+        "\"matched\":1}],\"serviceStats\":{\"shop\":{\"spanCount\":1}}},{\"traceID\":\"" S_ID2 "\"",
+        "\"traceID\":\"" S_ID1 "\",\"rootServiceName\":\"shop\",\"rootTraceName\":\"GET /\","
+        "\"startTimeUnixNano\":\"1700000010000000000\",\"durationMs\":2000",
+        "\"serviceStats\":{\"shop\":{\"spanCount\":3,\"errorCount\":1}}}],\"metrics\":{"
+        "\"inspectedTraces\":3,\"inspectedBytes\":\"",
+        "\",\"completedJobs\":1,\"totalJobs\":1}}"};
+    search_expect(s, NULL, NULL, NULL, NULL, all, 4);
+    TD_ASSERT_EQ_U64(search_count(s, "{}", "\"traceID\""), 3);
+    TD_ASSERT_EQ_U64(search_count(s, "{resource.service.name=\"cart\"}", "\"traceID\""), 1);
+    const char *cart[] = {"\"traceID\":\"" S_ID2 "\",\"rootServiceName\":\"cart\","
+                          "\"rootTraceName\":\"checkout\"",
+                          "{\"key\":\"service.name\",\"value\":{\"stringValue\":\"cart\"}}"};
+    search_expect(s, "{resource.service.name=\"cart\"}", NULL, NULL, NULL, cart, 2);
+    /* status=error: trace 1, span b only; the summary skips the others unloaded */
+    const char *err1[] = {
+        "\"traceID\":\"" S_ID1 "\"", "\"spanID\":\"00000000000000a3\",\"name\":\"b\"",
+        "{\"key\":\"status\",\"value\":{\"stringValue\":\"error\"}}", "\"inspectedTraces\":1,"};
+    search_expect(s, "{status=error}", NULL, NULL, NULL, err1, 4);
+    TD_ASSERT_EQ_U64(search_count(s, "{status=error}", "\"traceID\""), 1);
+    TD_ASSERT_EQ_U64(search_count(s, "{duration > 1s}", "\"traceID\""), 1);
+    TD_ASSERT_EQ_U64(search_count(s, "{duration > 1s}", "\"name\":\"GET /\""), 2);
+    TD_ASSERT_EQ_U64(search_count(s, "{duration > 300ms}", "\"traceID\""), 2);
+    const char *cnt[] = {"\"traceID\":\"" S_ID1 "\"",
+                         "\"matched\":3,\"attributes\":[{\"key\":\"count()\",\"value\":{"
+                         "\"intValue\":\"3\"}}]"};
+    search_expect(s, "{} | count() > 2", NULL, NULL, NULL, cnt, 2);
+    TD_ASSERT_EQ_U64(search_count(s, "{} | count() > 2", "\"traceID\""), 1);
+    const char *desc[] = {"\"traceID\":\"" S_ID1 "\"", "\"name\":\"b\""};
+    search_expect(s, "{name=\"a\"} >> {name=\"b\"}", NULL, NULL, NULL, desc, 2);
+    TD_ASSERT_EQ_U64(search_count(s, "{name=\"a\"} >> {name=\"b\"}", "\"traceID\""), 1);
+    TD_ASSERT_EQ_U64(search_count(s, "{name=\"b\"} >> {name=\"a\"}", "\"traceID\""), 0);
+    TD_ASSERT_EQ_U64(search_count(s, "{rootServiceName=\"cart\"}", "\"traceID\""), 1);
+    /* limit, spss, minDuration */
+    const char *lim[] = {"\"traceID\":\"" S_ID3 "\""};
+    search_expect(s, "{}", "1", NULL, NULL, lim, 1);
+    td_buf out = TD_BUF_INIT;
+    td__search_args in = {.q = "{}", .limit = "1"};
+    TD_ASSERT_EQ_INT(search_run(s, &in, &out), TD_OK);
+    TD_ASSERT_EQ_U64(count_substr(out.data, "\"traceID\""), 1);
+    /* limit 2: the two newest by start, though trace IDs order them the other way in a minute */
+    in = (td__search_args){.limit = "2"};
+    TD_ASSERT_EQ_INT(search_run(s, &in, &out), TD_OK);
+    TD_ASSERT_EQ_U64(count_substr(out.data, "\"traceID\""), 2);
+    TD_CHECK(strstr(out.data, S_ID3) && strstr(out.data, S_ID2) && !strstr(out.data, S_ID1));
+    in = (td__search_args){.q = "{resource.service.name=\"shop\"}", .spss = "1"};
+    TD_ASSERT_EQ_INT(search_run(s, &in, &out), TD_OK);
+    TD_CHECK(strstr(out.data, "\"matched\":3") != NULL);
+    TD_ASSERT_EQ_U64(count_substr(out.data, "\"spanID\""), 4); /* 1 per spanset: T1, T3 */
+    in = (td__search_args){.min_duration = "1.5s"};
+    TD_ASSERT_EQ_INT(search_run(s, &in, &out), TD_OK);
+    TD_ASSERT_EQ_U64(count_substr(out.data, "\"traceID\""), 1);
+    in = (td__search_args){.max_duration = "200ms"};
+    TD_ASSERT_EQ_INT(search_run(s, &in, &out), TD_OK);
+    TD_ASSERT_EQ_U64(count_substr(out.data, "\"traceID\""), 1);
+    TD_CHECK(strstr(out.data, S_ID2) != NULL);
+    /* a window without data */
+    in = (td__search_args){.start = "1600000000", .end = "1600003600"};
+    TD_ASSERT_EQ_INT(search_run(s, &in, &out), TD_OK);
+    TD_ASSERT_EQ_STR(out.data, "{\"traces\":[],\"metrics\":{\"inspectedTraces\":0,"
+                               "\"inspectedBytes\":\"0\",\"completedJobs\":1,\"totalJobs\":1}}");
+    td_buf_release(&out);
+
+    /* bad requests */
+    search_bad(s, &(td__search_args){.q = "{ name = }"}, "invalid TraceQL query: ");
+    search_bad(s, &(td__search_args){.q = "{ name = }"}, "line 1");
+    search_bad(s, &(td__search_args){.q = "{} | rate()"},
+               "invalid TraceQL query: metrics queries are served by /api/metrics/query_range");
+    search_bad(s, &(td__search_args){.limit = "0"}, "invalid limit: must be a positive number");
+    search_bad(s, &(td__search_args){.limit = "262145"}, "invalid limit: ");
+    search_bad(s, &(td__search_args){.limit = "x"}, "invalid limit: ");
+    search_bad(s, &(td__search_args){.spss = "101"}, "invalid spss: ");
+    search_bad(s, &(td__search_args){.q = "{}", .tags = "a=b"},
+               "invalid request: can't specify tags and q in the same query");
+    search_bad(s, &(td__search_args){.tags = "a=b"}, "invalid request: ");
+    search_bad(s, &(td__search_args){.start = "20", .end = "10"},
+               "http parameter start must be before end. received start=20 end=10");
+    search_bad(s, &(td__search_args){.start = "4294967296"}, "invalid start: ");
+    search_bad(s, &(td__search_args){.min_duration = "5x"}, "invalid minDuration: ");
+    search_bad(s, &(td__search_args){.min_duration = "2s", .max_duration = "1s"},
+               "invalid maxDuration: ");
+
+    /* through the HTTP route */
+    td_api *api = start_api(s, "127.0.0.1:0", 50u << 20, false);
+    TD_CHECK(api != NULL);
+    int port = td_api_port(api);
+    resp r = {0};
+    GET_OK(port, "/api/search?q=%7Bstatus%3Derror%7D&start=1700000000&end=1700003600", NULL, &r);
+    TD_ASSERT_EQ_INT(r.status, 200);
+    TD_CHECK(strstr(r.body.data, "\"traceID\":\"" S_ID1 "\"") != NULL);
+    td_buf_release(&r.body);
+    expect_text(port, "/api/search?limit=0", NULL, 400,
+                "invalid limit: must be a positive number\n");
+    td_api_stop(api);
+    td_api_free(api);
+    td_store_close(s);
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 TEST_LIST = {
     {"json_escape", test_json_escape},
     {"json_structure", test_json_structure},
@@ -2053,5 +2317,6 @@ TEST_LIST = {
     {"classify", test_classify},
     {"grpc_register", test_grpc_register},
     {"server_h2c", test_server_h2c},
+    {"search", test_search},
     {NULL, NULL},
 };

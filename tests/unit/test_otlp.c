@@ -137,6 +137,20 @@ static void test_pb_batch512(void)
  * The resource table: entries distinct, hashes right, each named by a fragment,
  * bytes inside the batch right after the fragments. Returns the bytes it holds.
  */
+/* Root strings of the search summaries follow fragments and resources in data. */
+static size_t root_bytes(const td_batch *b)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < b->nfrags; i++) {
+        const td_frag *f = &b->frags[i];
+        if (f->has_root) {
+            TD_CHECK(f->root_name + f->root_name_len <= b->data + b->data_cap);
+            n += f->root_service_len + f->root_name_len;
+        }
+    }
+    return n;
+}
+
 static size_t check_res_table(const td_batch *b)
 {
     size_t bytes = 0;
@@ -161,7 +175,7 @@ static size_t check_res_table(const td_batch *b)
         TD_CHECK(named);
         bytes += r->len;
     }
-    TD_CHECK(end == b->data + b->data_cap);
+    TD_CHECK(end + root_bytes(b) == b->data + b->data_cap);
     return bytes;
 }
 
@@ -288,7 +302,7 @@ static void check_batch_against(const td_otlp_request *req, const td_batch *b)
         total += n;
     }
     TD_ASSERT_EQ_INT(b->q.spans, total);
-    data_bytes += check_res_table(b);
+    data_bytes += check_res_table(b) + root_bytes(b);
     TD_ASSERT_EQ_INT(b->q.bytes, data_bytes + b->nfrags * sizeof(td_frag) +
                                      b->nres * sizeof(td_res) + sizeof(td_batch));
     arena_done(&a);

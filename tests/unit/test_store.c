@@ -1307,7 +1307,109 @@ static void test_batch_new_res(void)
     TD_CHECK(td_batch_new_res("t", 1, SIZE_MAX / 2, 0) == NULL);
 }
 
+/* Summaries seen by a scan, as "tid@start" with root/errors marks. */
+typedef struct sum_seen {
+    char text[1024];
+    size_t n, stop_after;
+} sum_seen;
+
+static bool sum_cb(void *ud, const td_store_summary *sum)
+{
+    sum_seen *w = ud;
+    size_t len = strlen(w->text);
+    snprintf(w->text + len, sizeof(w->text) - len, "%s%u@%llu/%u", len ? ";" : "",
+             (unsigned)sum->trace_id[15], (unsigned long long)(sum->start_ns / 60000000000ull),
+             (unsigned)sum->nerrors);
+    if (sum->has_root) {
+        len = strlen(w->text);
+        snprintf(w->text + len, sizeof(w->text) - len, "[%.*s:%.*s]", (int)sum->root_service_len,
+                 sum->root_service, (int)sum->root_name_len, sum->root_name);
+    }
+    w->n++;
+    return !w->stop_after || w->n < w->stop_after;
+}
+
+static void test_summaries(void)
+{
+    tmp_make();
+    td_store_opts o = opts_for("db");
+    td_store *s = open_store(&o);
+    const uint64_t M = 60000000000ull; /* one minute bucket */
+    td_batch *b = make_batch("t",
+                             (fspec[]){{1, 10 * M, 10 * M + 5, 2, "a"},
+                                       {2, 12 * M, 12 * M + 5, 1, "b"},
+                                       {1, 13 * M + 1, 13 * M + 9, 1, "c"},
+                                       {3, 20 * M, 20 * M + 5, 1, "d"}},
+                             4);
+    b->frags[0].has_root = true;
+    b->frags[0].root_service = (const uint8_t *)"shop";
+    b->frags[0].root_service_len = 4;
+    b->frags[0].root_name = (const uint8_t *)"GET /";
+    b->frags[0].root_name_len = 5;
+    b->frags[1].nerrors = 1;
+    td_err err;
+    td_err_init(&err);
+    TD_ASSERT_OK(td_store_write(s, &b, 1, &err));
+    td_batch_free(b);
+    write_one(s, "tt", (fspec[]){{9, 12 * M, 12 * M + 1, 1, "x"}}, 1); /* another tenant */
+
+    /* newest bucket first, other tenants and buckets outside the window left out */
+    sum_seen w = {0};
+    uint64_t scanned;
+    bool trunc;
+    TD_ASSERT_OK(
+        td_store_summaries(s, "t", 10 * M, 13 * M + 5, 0, sum_cb, &w, &scanned, &trunc, &err));
+    TD_ASSERT_EQ_STR(w.text, "1@13/0;2@12/1;1@10/0[shop:GET /]");
+    TD_ASSERT_EQ_U64(scanned, 3);
+    TD_CHECK(!trunc);
+    /* the fragment must overlap the window, not only its bucket */
+    memset(&w, 0, sizeof(w));
+    TD_ASSERT_OK(
+        td_store_summaries(s, "t", 12 * M + 10, 13 * M, 0, sum_cb, &w, &scanned, &trunc, &err));
+    TD_ASSERT_EQ_STR(w.text, "");
+    /* the whole range; the scan bound; the callback stopping */
+    memset(&w, 0, sizeof(w));
+    TD_ASSERT_OK(td_store_summaries(s, "t", 0, UINT64_MAX, 2, sum_cb, &w, &scanned, &trunc, &err));
+    TD_ASSERT_EQ_STR(w.text, "3@20/0;1@13/0");
+    TD_CHECK(trunc);
+    memset(&w, 0, sizeof(w));
+    w.stop_after = 1;
+    TD_ASSERT_OK(td_store_summaries(s, "t", 0, UINT64_MAX, 0, sum_cb, &w, &scanned, &trunc, &err));
+    TD_ASSERT_EQ_STR(w.text, "3@20/0");
+    TD_CHECK(!trunc);
+    memset(&w, 0, sizeof(w));
+    TD_ASSERT_OK(td_store_summaries(s, "tt", 0, UINT64_MAX, 0, sum_cb, &w, &scanned, &trunc, &err));
+    TD_ASSERT_EQ_STR(w.text, "9@12/0");
+    /* unknown tenant: nothing; the key layout round-trips */
+    memset(&w, 0, sizeof(w));
+    TD_ASSERT_OK(td_store_summaries(s, "zz", 0, UINT64_MAX, 0, sum_cb, &w, &scanned, &trunc, &err));
+    TD_ASSERT_EQ_STR(w.text, "");
+    uint8_t k[TD__KEY_SUM_MAX], tid[16];
+    tid_of(tid, 7);
+    TD_ASSERT_EQ_U64(td__key_sum(k, "ab", 2, 0x01020304, tid, 5), 2 + 2 + 28);
+    TD_CHECK(k[0] == 'S' && k[1] == 2 && k[4] == 1 && k[7] == 4 && k[8 + 15] == 7 &&
+             k[24 + 7] == 5);
+    td_frag f = {.start_ns = 1,
+                 .end_ns = 2,
+                 .nspans = 3,
+                 .nerrors = 4,
+                 .has_root = true,
+                 .root_service = (const uint8_t *)"s",
+                 .root_service_len = 1};
+    uint8_t v[TD__SUM_VAL_MAX];
+    size_t vlen = td__val_sum(v, &f);
+    td_store_summary sum;
+    TD_CHECK(td__val_sum_parse(v, vlen, &sum));
+    TD_CHECK(sum.has_root && sum.nerrors == 4 && sum.root_service_len == 1 &&
+             sum.root_name_len == 0);
+    TD_CHECK(!td__val_sum_parse(v, vlen - 1, &sum));
+    td_store_close(s);
+    opts_release(&o);
+    tmp_remove();
+}
+
 TEST_LIST = {
+    {"summaries", test_summaries},
     {"key_layout", test_key_layout},
     {"key_order", test_key_order},
     {"batch_new", test_batch_new},

@@ -1,0 +1,786 @@
+/*
+ * tempo_search.c - GET /api/search (API-CONTRACT §3.5), first slice.
+ *
+ * Candidates come from the store's per-fragment summary records ('S',
+ * store/FORMAT.md) of the time window, newest minute bucket first, merged per
+ * trace ID. Each candidate (at most max_traces of them) is skipped cheaply when
+ * its summary contradicts a TraceQL hint (status = error without any error
+ * span seen, a different root service or root name, a trace already longer than
+ * a traceDuration upper bound), else loaded whole with the trace-by-ID assembly
+ * and evaluated with the TraceQL engine. The scan stops once `limit` traces
+ * matched; those are sorted by start time, newest first. The order is therefore
+ * "newest bucket first", an approximation of Tempo's global newest-first.
+ *
+ * Known approximations of this slice: a trace is found only when one of its
+ * fragments starts inside the window's minute buckets; the status=error skip
+ * looks only at the summaries in the window.
+ */
+#include "api/json.h"
+#include "api/tempo.h"
+#include "api/traceql/traceql.h"
+#include "core/mem.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SEARCH_MAX_LIMIT 262144
+#define SEARCH_MAX_SPSS 100
+#define NO_ROOT_SERVICE "<root span not yet received>"
+
+/* ---- parameters ---- */
+
+static td_status parse_uint(const char *name, const char *s, uint64_t max, uint64_t *out,
+                            td_err *err)
+{
+    const char *p = s;
+    bool ok = *p != '\0';
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9') {
+            ok = false;
+        }
+    }
+    errno = 0;
+    unsigned long long v = ok ? strtoull(s, NULL, 10) : 0;
+    if (!ok || errno == ERANGE || v > max) {
+        return td_err_set(err, TD_INVALID, "invalid %s: %.64s is not a number up to %llu", name, s,
+                          (unsigned long long)max);
+    }
+    *out = v;
+    return TD_OK;
+}
+
+/* Go's time.ParseDuration (units ns us µs ms s m h, fractions, sequences). */
+static td_status parse_go_duration(const char *name, const char *s, uint64_t *out, td_err *err)
+{
+    const char *p = s;
+    double total = 0;
+    if (*p == '+') {
+        p++;
+    }
+    if (*p == '\0') {
+        goto bad;
+    }
+    if (strcmp(p, "0") == 0) {
+        *out = 0;
+        return TD_OK;
+    }
+    while (*p) {
+        char *e;
+        if (!((*p >= '0' && *p <= '9') || *p == '.')) {
+            goto bad;
+        }
+        errno = 0;
+        double v = strtod(p, &e);
+        if (e == p || errno == ERANGE) {
+            goto bad;
+        }
+        p = e;
+        double unit;
+        if (strncmp(p, "ns", 2) == 0) {
+            unit = 1, p += 2;
+        } else if (strncmp(p, "us", 2) == 0) {
+            unit = 1e3, p += 2;
+        } else if (strncmp(p, "\xc2\xb5s", 3) == 0 || strncmp(p, "\xce\xbcs", 3) == 0) {
+            unit = 1e3, p += 3;
+        } else if (strncmp(p, "ms", 2) == 0) {
+            unit = 1e6, p += 2;
+        } else if (*p == 's') {
+            unit = 1e9, p++;
+        } else if (*p == 'm') {
+            unit = 60e9, p++;
+        } else if (*p == 'h') {
+            unit = 3600e9, p++;
+        } else {
+            goto bad;
+        }
+        total += v * unit;
+    }
+    if (total > 9.2e18) {
+        goto bad;
+    }
+    *out = (uint64_t)total;
+    return TD_OK;
+bad:
+    return td_err_set(err, TD_INVALID, "invalid %s: time: invalid duration \"%.64s\"", name, s);
+}
+
+static bool absent(const char *s)
+{
+    return !s || !*s;
+}
+
+/* ---- candidates ---- */
+
+typedef struct cand {
+    uint8_t id[16];
+    uint64_t start_ns, end_ns;
+    uint64_t bucket; /* minute of the first (newest) summary seen */
+    uint32_t nerrors;
+    bool has_root;
+    char *root_service, *root_name; /* arena, NUL-terminated (when has_root) */
+} cand;
+
+typedef struct cand_set {
+    cand *c;
+    size_t n, cap;
+    int32_t *slots; /* indices into c, -1 empty */
+    size_t nslots;
+    size_t max;
+    bool truncated; /* stopped at max */
+    td_arena *a;
+    bool oom;
+} cand_set;
+
+static uint64_t id_hash(const uint8_t id[16])
+{
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; i < 16; i++) {
+        h = (h ^ id[i]) * 1099511628211ull;
+    }
+    return h;
+}
+
+static void slots_rebuild(cand_set *cs, size_t nslots)
+{
+    td_free(cs->slots);
+    cs->slots = td_xmalloc(nslots * sizeof(*cs->slots));
+    memset(cs->slots, 0xff, nslots * sizeof(*cs->slots));
+    cs->nslots = nslots;
+    for (size_t i = 0; i < cs->n; i++) {
+        size_t j = id_hash(cs->c[i].id) & (nslots - 1);
+        while (cs->slots[j] >= 0) {
+            j = (j + 1) & (nslots - 1);
+        }
+        cs->slots[j] = (int32_t)i;
+    }
+}
+
+static char *arena_strndup(td_arena *a, const char *s, size_t n)
+{
+    char *p = td_arena_alloc(a, n + 1);
+    if (p) {
+        if (n) {
+            memcpy(p, s, n);
+        }
+        p[n] = '\0';
+    }
+    return p;
+}
+
+static bool on_summary(void *ud, const td_store_summary *sum)
+{
+    cand_set *cs = ud;
+    if (cs->n * 2 >= cs->nslots) {
+        slots_rebuild(cs, cs->nslots ? cs->nslots * 2 : 1024);
+    }
+    size_t j = id_hash(sum->trace_id) & (cs->nslots - 1);
+    cand *c = NULL;
+    while (cs->slots[j] >= 0) {
+        cand *x = &cs->c[cs->slots[j]];
+        if (memcmp(x->id, sum->trace_id, 16) == 0) {
+            c = x;
+            break;
+        }
+        j = (j + 1) & (cs->nslots - 1);
+    }
+    if (!c) {
+        if (cs->n >= cs->max) {
+            cs->truncated = true;
+            return false;
+        }
+        if (cs->n == cs->cap) {
+            cs->cap = cs->cap ? cs->cap * 2 : 256;
+            cs->c = td_xrealloc(cs->c, cs->cap * sizeof(*cs->c));
+        }
+        c = &cs->c[cs->n];
+        memset(c, 0, sizeof(*c));
+        memcpy(c->id, sum->trace_id, 16);
+        c->start_ns = sum->start_ns;
+        c->end_ns = sum->end_ns;
+        c->bucket = sum->start_ns / 60000000000ull;
+        cs->slots[j] = (int32_t)cs->n++;
+    }
+    if (sum->start_ns < c->start_ns) {
+        c->start_ns = sum->start_ns;
+    }
+    if (sum->end_ns > c->end_ns) {
+        c->end_ns = sum->end_ns;
+    }
+    c->nerrors += sum->nerrors;
+    if (sum->has_root && !c->has_root) {
+        c->root_service = arena_strndup(cs->a, sum->root_service, sum->root_service_len);
+        c->root_name = arena_strndup(cs->a, sum->root_name, sum->root_name_len);
+        if (!c->root_service || !c->root_name) {
+            cs->oom = true;
+            return false;
+        }
+        c->has_root = true;
+    }
+    return true;
+}
+
+/* Whether the summary alone proves the trace cannot match (see the file comment). */
+static bool skip_by_hints(const cand *c, const td_traceql_hint *h, size_t nh)
+{
+    for (size_t i = 0; i < nh; i++) {
+        const td_traceql_hint *x = &h[i];
+        switch (x->field) {
+        case TD_TRACEQL_HINT_STATUS:
+            if (x->op == TD_TRACEQL_OP_EQ && x->value.type == TD_TRACEQL_STATUS &&
+                x->value.i == 2 && c->nerrors == 0) {
+                return true;
+            }
+            break;
+        case TD_TRACEQL_HINT_ROOT_SERVICE:
+        case TD_TRACEQL_HINT_ROOT_NAME:
+            if (c->has_root && x->op == TD_TRACEQL_OP_EQ && x->value.type == TD_TRACEQL_STRING) {
+                const char *have =
+                    x->field == TD_TRACEQL_HINT_ROOT_NAME ? c->root_name : c->root_service;
+                if (strlen(have) != x->value.s.len ||
+                    memcmp(have, x->value.s.ptr, x->value.s.len) != 0) {
+                    return true;
+                }
+            }
+            break;
+        case TD_TRACEQL_HINT_TRACE_DURATION: {
+            /* the summaries give a lower bound of the trace duration */
+            if (x->value.type != TD_TRACEQL_DURATION || x->value.i < 0) {
+                break;
+            }
+            uint64_t lb = c->end_ns - c->start_ns, v = (uint64_t)x->value.i;
+            if ((x->op == TD_TRACEQL_OP_LT && lb >= v) ||
+                ((x->op == TD_TRACEQL_OP_LTE || x->op == TD_TRACEQL_OP_EQ) && lb > v)) {
+                return true;
+            }
+            break;
+        }
+        default:
+            break;
+        }
+    }
+    return false;
+}
+
+/* ---- output ---- */
+
+typedef struct result {
+    uint64_t start_ns;
+    td_buf json;
+} result;
+
+static const char *const status_str[] = {"unset", "ok", "error"};
+static const char *const kind_str[] = {"unspecified", "internal", "server",
+                                       "client",      "producer", "consumer"};
+
+static void j_value(td_json *j, const td_traceql_value *v)
+{
+    td_json_begin_object(j);
+    switch (v->type) {
+    case TD_TRACEQL_STRING:
+        td_json_key(j, "stringValue");
+        td_json_string_n(j, v->s.ptr, v->s.len);
+        break;
+    case TD_TRACEQL_INT:
+        td_json_key(j, "intValue");
+        td_json_int64_str(j, v->i);
+        break;
+    case TD_TRACEQL_FLOAT:
+        td_json_key(j, "doubleValue");
+        td_json_double(j, v->f);
+        break;
+    case TD_TRACEQL_BOOL:
+        td_json_key(j, "boolValue");
+        td_json_bool(j, v->b);
+        break;
+    case TD_TRACEQL_DURATION: {
+        char buf[40];
+        size_t n = td_traceql_format_duration(v->i, buf);
+        td_json_key(j, "stringValue");
+        td_json_string_n(j, buf, n);
+        break;
+    }
+    case TD_TRACEQL_STATUS:
+        td_json_key(j, "stringValue");
+        td_json_string(j, v->i >= 0 && v->i <= 2 ? status_str[v->i] : "unset");
+        break;
+    case TD_TRACEQL_KIND:
+        td_json_key(j, "stringValue");
+        td_json_string(j, v->i >= 0 && v->i <= 5 ? kind_str[v->i] : "unspecified");
+        break;
+    default: /* NIL (and OTLP, which j_kv renders itself): an empty value */
+        break;
+    }
+    td_json_end_object(j);
+}
+
+static void j_kv(td_json *j, const td_traceql_kv *kv)
+{
+    td_json_begin_object(j);
+    td_json_key(j, "key");
+    td_json_string(j, kv->key);
+    td_json_key(j, "value");
+    if (kv->value.type == TD_TRACEQL_OTLP) {
+        td__json_any(j, kv->value.otlp);
+    } else {
+        j_value(j, &kv->value);
+    }
+    td_json_end_object(j);
+}
+
+static void hex(char *out, const uint8_t *p, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static const char *span_service(const td_traceql_span *s)
+{
+    const td_otlp_resource *r = s->resource;
+    for (size_t i = 0; r && i < r->n_attributes; i++) {
+        const td_otlp_kv *kv = r->attributes[i];
+        if (kv->key && strcmp(kv->key, "service.name") == 0 && kv->value &&
+            kv->value->value_case ==
+                OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE) {
+            return kv->value->string_value;
+        }
+    }
+    return "";
+}
+
+static td_status j_spanset(td_json *j, const td_traceql_query *q, const td_traceql_trace *tr,
+                           const td_traceql_spanset *ss, size_t spss, td_arena *a, td_err *err)
+{
+    td_json_begin_object(j);
+    td_json_key(j, "spans");
+    td_json_begin_array(j);
+    for (size_t k = 0; k < ss->matched && k < spss; k++) {
+        uint32_t idx = ss->spans[k];
+        const td_otlp_span *s = tr->spans[idx].span;
+        char sid[33];
+        uint8_t raw[8] = {0};
+        if (s->span_id.len == 8) {
+            memcpy(raw, s->span_id.data, 8);
+        }
+        hex(sid, raw, 8);
+        td_json_begin_object(j);
+        td_json_key(j, "spanID");
+        td_json_string(j, sid);
+        td_json_key(j, "name");
+        td_json_string(j, s->name ? s->name : "");
+        td_json_key(j, "startTimeUnixNano");
+        td_json_uint64_str(j, s->start_time_unix_nano);
+        td_json_key(j, "durationNanos");
+        td_json_uint64_str(j, s->end_time_unix_nano > s->start_time_unix_nano
+                                  ? s->end_time_unix_nano - s->start_time_unix_nano
+                                  : 0);
+        td_traceql_kv *kvs = NULL;
+        size_t nkv = 0;
+        td_status st = td_traceql_span_attrs(q, tr, idx, a, &kvs, &nkv, err);
+        if (st) {
+            return st;
+        }
+        if (nkv) {
+            td_json_key(j, "attributes");
+            td_json_begin_array(j);
+            for (size_t i = 0; i < nkv; i++) {
+                j_kv(j, &kvs[i]);
+            }
+            td_json_end_array(j);
+        }
+        td_json_end_object(j);
+    }
+    td_json_end_array(j);
+    td_json_key(j, "matched");
+    td_json_int(j, (int64_t)ss->matched);
+    if (ss->nattrs) {
+        td_json_key(j, "attributes");
+        td_json_begin_array(j);
+        for (size_t i = 0; i < ss->nattrs; i++) {
+            if (ss->attrs[i].value.type == TD_TRACEQL_NIL) {
+                continue;
+            }
+            j_kv(j, &ss->attrs[i]);
+        }
+        td_json_end_array(j);
+    }
+    td_json_end_object(j);
+    return TD_OK;
+}
+
+typedef struct svc_stat {
+    const char *name;
+    uint32_t spans, errors;
+} svc_stat;
+
+/* One matching trace as a TraceSearchMetadata object. */
+static td_status j_trace(td_buf *out, const uint8_t *id, const td_traceql_query *q,
+                         const td_traceql_trace *tr, const td_traceql_result *res,
+                         uint64_t start_ns, size_t spss, td_arena *a, td_err *err)
+{
+    td_json jj, *j = &jj;
+    td_json_init(j, out);
+    td_json_begin_object(j);
+    char tid[33];
+    hex(tid, id, 16);
+    td_json_key(j, "traceID");
+    td_json_string(j, tid);
+    td_json_key(j, "rootServiceName");
+    td_json_string(j, tr->root_name && tr->root_service && *tr->root_service ? tr->root_service
+                                                                             : NO_ROOT_SERVICE);
+    if (tr->root_name && *tr->root_name) {
+        td_json_key(j, "rootTraceName");
+        td_json_string(j, tr->root_name);
+    }
+    td_json_key(j, "startTimeUnixNano");
+    td_json_uint64_str(j, start_ns);
+    uint64_t ms = tr->duration_ns / 1000000u;
+    td_json_key(j, "durationMs");
+    td_json_int(j, (int64_t)(ms > UINT32_MAX ? UINT32_MAX : ms));
+    for (int pass = 0; pass < 2; pass++) {
+        td_json_key(j, pass == 0 ? "spanSet" : "spanSets");
+        if (pass == 1) {
+            td_json_begin_array(j);
+        }
+        for (size_t i = 0; i < (pass == 0 ? 1 : res->nsets); i++) {
+            td_status st = j_spanset(j, q, tr, &res->sets[i], spss, a, err);
+            if (st) {
+                return st;
+            }
+        }
+        if (pass == 1) {
+            td_json_end_array(j);
+        }
+    }
+    /* serviceStats */
+    svc_stat *stats = td_arena_calloc(a, tr->nspans ? tr->nspans : 1, sizeof(*stats));
+    if (!stats) {
+        return td_err_set(err, TD_NOMEM, "out of memory building a search result");
+    }
+    size_t nstats = 0;
+    for (size_t i = 0; i < tr->nspans; i++) {
+        const char *svc = span_service(&tr->spans[i]);
+        size_t k = 0;
+        while (k < nstats && strcmp(stats[k].name, svc) != 0) {
+            k++;
+        }
+        if (k == nstats) {
+            stats[nstats++].name = svc;
+        }
+        stats[k].spans++;
+        const td_otlp_span *s = tr->spans[i].span;
+        stats[k].errors +=
+            s->status &&
+            s->status->code ==
+                OPENTELEMETRY__PROTO__TRACE__V1__STATUS__STATUS_CODE__STATUS_CODE_ERROR;
+    }
+    td_json_key(j, "serviceStats");
+    td_json_begin_object(j);
+    for (size_t k = 0; k < nstats; k++) {
+        td_json_key(j, stats[k].name);
+        td_json_begin_object(j);
+        td_json_key(j, "spanCount");
+        td_json_int(j, stats[k].spans);
+        if (stats[k].errors) {
+            td_json_key(j, "errorCount");
+            td_json_int(j, stats[k].errors);
+        }
+        td_json_end_object(j);
+    }
+    td_json_end_object(j);
+    td_json_end_object(j);
+    return TD_OK;
+}
+
+static int cmp_result(const void *pa, const void *pb)
+{
+    const result *a = pa, *b = pb;
+    return a->start_ns < b->start_ns ? 1 : a->start_ns > b->start_ns ? -1 : 0;
+}
+
+/* ---- the search ---- */
+
+/* Load, evaluate and (when it matches) render one candidate. *matched says whether it did. */
+static td_status search_one(td_store *s, const td__tenants *ts, const td_traceql_query *q,
+                            td_traceql_eval *ev, const cand *c, const td__search_params *p,
+                            result *out, bool *matched, uint64_t *inspected_bytes, td_err *err)
+{
+    *matched = false;
+    td_arena a;
+    td_arena_init(&a, 64 * 1024, 0);
+    td__trace t;
+    td__trace_init(&t, &a, p->max_trace_bytes);
+    td_status st = td__trace_fetch(&t, s, ts, c->id, 0, 0, err);
+    *inspected_bytes += t.inspected_bytes;
+    if (st == TD_NOT_FOUND) {
+        st = TD_OK;
+        goto done;
+    }
+    if (st || (st = td__trace_finish(&t, err)) != TD_OK) {
+        goto done;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < t.out.n_resourcespans; i++) {
+        const td_otlp_resource_spans *rs = t.out.resourcespans[i];
+        for (size_t k = 0; k < rs->n_scope_spans; k++) {
+            n += rs->scope_spans[k]->n_spans;
+        }
+    }
+    if (n == 0) {
+        goto done;
+    }
+    td_traceql_span *spans = td_arena_calloc(&a, n, sizeof(*spans));
+    if (!spans) {
+        st = td_err_set(err, TD_NOMEM, "out of memory evaluating a trace");
+        goto done;
+    }
+    size_t m = 0;
+    uint64_t start = UINT64_MAX;
+    for (size_t i = 0; i < t.out.n_resourcespans; i++) {
+        const td_otlp_resource_spans *rs = t.out.resourcespans[i];
+        for (size_t k = 0; k < rs->n_scope_spans; k++) {
+            const td_otlp_scope_spans *ss = rs->scope_spans[k];
+            for (size_t x = 0; x < ss->n_spans; x++) {
+                spans[m].span = ss->spans[x];
+                spans[m].resource = rs->resource;
+                spans[m].scope = ss->scope;
+                if (ss->spans[x]->start_time_unix_nano < start) {
+                    start = ss->spans[x]->start_time_unix_nano;
+                }
+                m++;
+            }
+        }
+    }
+    td_traceql_trace tr;
+    if ((st = td_traceql_trace_init(&tr, spans, n, &a, err)) != TD_OK) {
+        goto done;
+    }
+    if (tr.duration_ns < p->min_duration_ns ||
+        (p->max_duration_ns && tr.duration_ns > p->max_duration_ns)) {
+        goto done;
+    }
+    td_traceql_result res;
+    if ((st = td_traceql_eval_trace(ev, &tr, &a, &res, err)) != TD_OK) {
+        goto done;
+    }
+    if (res.nsets == 0) {
+        goto done;
+    }
+    out->start_ns = start;
+    out->json = (td_buf)TD_BUF_INIT;
+    st = j_trace(&out->json, c->id, q, &tr, &res, start, p->spss, &a, err);
+    if (st) {
+        td_buf_release(&out->json);
+        goto done;
+    }
+    *matched = true;
+done:
+    td_arena_release(&a);
+    return st;
+}
+
+td_status td__search_parse(const td__search_args *in, int64_t now_s, td__search_params *p,
+                           td_err *err)
+{
+    memset(p, 0, sizeof(*p));
+    p->limit = 20;
+    p->spss = 3;
+    if (!absent(in->tags) && !absent(in->q)) {
+        return td_err_set(err, TD_INVALID,
+                          "invalid request: can't specify tags and q in the same query");
+    }
+    if (!absent(in->tags)) {
+        return td_err_set(err, TD_INVALID,
+                          "invalid request: the tags parameter is not supported yet, use q");
+    }
+    p->q = absent(in->q) ? "{}" : in->q;
+    td_status st;
+    if (!absent(in->limit)) {
+        if ((st = parse_uint("limit", in->limit, UINT64_MAX, &p->limit, err)) != TD_OK) {
+            return st;
+        }
+        if (p->limit == 0) {
+            return td_err_set(err, TD_INVALID, "invalid limit: must be a positive number");
+        }
+        if (p->limit > SEARCH_MAX_LIMIT) {
+            return td_err_set(err, TD_INVALID, "invalid limit: must be at most %d",
+                              SEARCH_MAX_LIMIT);
+        }
+    }
+    if (!absent(in->spss)) {
+        if ((st = parse_uint("spss", in->spss, UINT64_MAX, &p->spss, err)) != TD_OK) {
+            return st;
+        }
+        if (p->spss > SEARCH_MAX_SPSS) {
+            return td_err_set(err, TD_INVALID, "invalid spss: must be at most %d", SEARCH_MAX_SPSS);
+        }
+    }
+    uint64_t start = 0, end = 0;
+    if (!absent(in->start) &&
+        (st = parse_uint("start", in->start, UINT32_MAX, &start, err)) != TD_OK) {
+        return st;
+    }
+    if (!absent(in->end) && (st = parse_uint("end", in->end, UINT32_MAX, &end, err)) != TD_OK) {
+        return st;
+    }
+    if (absent(in->end)) {
+        end = now_s > 0 ? (uint64_t)now_s : 0;
+    }
+    if (absent(in->start)) {
+        start = end > 86400 ? end - 86400 : 0; /* default window: the last 24 hours */
+    }
+    if (!absent(in->start) && !absent(in->end) && start >= end) {
+        return td_err_set(err, TD_INVALID,
+                          "http parameter start must be before end. received start=%llu end=%llu",
+                          (unsigned long long)start, (unsigned long long)end);
+    }
+    p->start_ns = start * 1000000000ull;
+    p->end_ns = end * 1000000000ull + 999999999ull;
+    if (!absent(in->min_duration) &&
+        (st = parse_go_duration("minDuration", in->min_duration, &p->min_duration_ns, err))) {
+        return st;
+    }
+    if (!absent(in->max_duration) &&
+        (st = parse_go_duration("maxDuration", in->max_duration, &p->max_duration_ns, err))) {
+        return st;
+    }
+    if (p->max_duration_ns && p->max_duration_ns < p->min_duration_ns) {
+        return td_err_set(err, TD_INVALID, "invalid maxDuration: must be greater than minDuration");
+    }
+    return TD_OK;
+}
+
+td_status td__search(td_store *s, const td__tenants *ts, const td__search_params *p, td_buf *out,
+                     td_err *err)
+{
+    td_arena a;
+    td_arena_init(&a, 64 * 1024, 0);
+    td_traceql_query *q = NULL;
+    td_traceql_eval *ev = NULL;
+    cand_set cs = {.max = p->max_traces ? p->max_traces : 20000, .a = &a};
+    result *res = NULL;
+    size_t nres = 0;
+    uint64_t inspected_traces = 0, inspected_bytes = 0;
+    td_status st = td_traceql_parse(p->q, strlen(p->q), &a, &q, err);
+    if (st) {
+        if (st == TD_INVALID) {
+            char msg[TD_ERR_MSG_MAX];
+            snprintf(msg, sizeof(msg), "%s", err->msg);
+            td_err_set(err, TD_INVALID, "invalid TraceQL query: %s", msg);
+        }
+        goto out;
+    }
+    if (q->metrics) {
+        st = td_err_set(err, TD_INVALID,
+                        "invalid TraceQL query: metrics queries are served by "
+                        "/api/metrics/query_range");
+        goto out;
+    }
+    td_traceql_hint *hints = NULL;
+    size_t nhints = 0;
+    if ((st = td_traceql_hints(q, &a, &hints, &nhints, err)) != TD_OK ||
+        (st = td_traceql_eval_new(q, &ev, err)) != TD_OK) {
+        if (st == TD_INVALID) {
+            char msg[TD_ERR_MSG_MAX];
+            snprintf(msg, sizeof(msg), "%s", err->msg);
+            td_err_set(err, TD_INVALID, "invalid TraceQL query: %s", msg);
+        }
+        goto out;
+    }
+    for (size_t i = 0; i < ts->n && !cs.truncated; i++) {
+        uint64_t scanned;
+        bool trunc;
+        uint64_t max_scan = cs.max > UINT64_MAX / 16 ? 0 : cs.max * 16;
+        st = td_store_summaries(s, ts->names[i], p->start_ns, p->end_ns, max_scan, on_summary, &cs,
+                                &scanned, &trunc, err);
+        if (st) {
+            goto out;
+        }
+        if (cs.oom) {
+            st = td_err_set(err, TD_NOMEM, "out of memory collecting search candidates");
+            goto out;
+        }
+    }
+    /*
+     * Candidates are in bucket order, newest first. Once `limit` traces matched,
+     * the rest of that minute is still evaluated (keeping the newest `limit`),
+     * so the answer is exact at minute granularity.
+     */
+    res = td_xcalloc(p->limit < cs.n ? p->limit + 1 : cs.n + 1, sizeof(*res));
+    bool full = false;
+    uint64_t stop_bucket = 0;
+    for (size_t i = 0; i < cs.n; i++) {
+        if (full && cs.c[i].bucket != stop_bucket) {
+            break;
+        }
+        if (skip_by_hints(&cs.c[i], hints, nhints)) {
+            continue;
+        }
+        bool matched;
+        inspected_traces++;
+        st = search_one(s, ts, q, ev, &cs.c[i], p, &res[nres], &matched, &inspected_bytes, err);
+        if (st) {
+            goto out;
+        }
+        if (!matched) {
+            continue;
+        }
+        if (nres < p->limit) {
+            nres++;
+        } else {
+            /* res[nres] is the extra slot: drop whichever of the limit + 1 is oldest */
+            size_t oldest = nres;
+            for (size_t k = 0; k < nres; k++) {
+                if (res[k].start_ns < res[oldest].start_ns) {
+                    oldest = k;
+                }
+            }
+            td_buf_release(&res[oldest].json);
+            res[oldest] = res[nres];
+            memset(&res[nres], 0, sizeof(res[nres]));
+        }
+        if (nres == p->limit && !full) {
+            full = true;
+            stop_bucket = cs.c[i].bucket;
+        }
+    }
+    qsort(res, nres, sizeof(*res), cmp_result);
+
+    td_json j;
+    td_json_init(&j, out);
+    td_json_begin_object(&j);
+    td_json_key(&j, "traces");
+    td_json_begin_array(&j);
+    for (size_t i = 0; i < nres; i++) {
+        td_json_raw(&j, res[i].json.data, res[i].json.len);
+    }
+    td_json_end_array(&j);
+    td_json_key(&j, "metrics");
+    td_json_begin_object(&j);
+    td_json_key(&j, "inspectedTraces");
+    td_json_int(&j, (int64_t)(inspected_traces > UINT32_MAX ? UINT32_MAX : inspected_traces));
+    td_json_key(&j, "inspectedBytes");
+    td_json_uint64_str(&j, inspected_bytes);
+    td_json_key(&j, "completedJobs");
+    td_json_int(&j, 1);
+    td_json_key(&j, "totalJobs");
+    td_json_int(&j, 1);
+    td_json_end_object(&j);
+    td_json_end_object(&j);
+out:
+    for (size_t i = 0; i < nres; i++) {
+        td_buf_release(&res[i].json);
+    }
+    td_free(res);
+    td_free(cs.c);
+    td_free(cs.slots);
+    td_traceql_eval_free(ev);
+    td_arena_release(&a);
+    return st;
+}
