@@ -19,6 +19,7 @@
 
 static const td_ctl_cmd *const commands[] = {
     &td_ctl_cmd_find,
+    &td_ctl_cmd_search,
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

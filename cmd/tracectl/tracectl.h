@@ -28,8 +28,8 @@
  * documentation cannot drift from the behaviour.
  */
 #define TD_CTL_EXIT_MAP(X)                                                                         \
-    X(OK, 0, "success (find: the trace was found)")                                                \
-    X(NOT_FOUND, 1, "not found (HTTP 404, or HTTP 200 with an empty trace)")                       \
+    X(OK, 0, "success (find: the trace was found; search: at least one trace matched)")            \
+    X(NOT_FOUND, 1, "not found (find: HTTP 404 or an empty trace; search: no trace matched)")      \
     X(USAGE, 2, "usage error: unknown option, bad argument or bad --server URL")                   \
     X(UNREACHABLE, 3, "server unreachable: connection refused, timeout, DNS or transfer failure")  \
     X(SERVER, 4, "server error: any other HTTP status (body on stderr) or an unusable response")
@@ -57,6 +57,7 @@ typedef struct td_ctl_cmd {
 } td_ctl_cmd;
 
 extern const td_ctl_cmd td_ctl_cmd_find;
+extern const td_ctl_cmd td_ctl_cmd_search;
 
 /* ---- main.c: option parsing shared by the commands ---- */
 

@@ -16,6 +16,17 @@
 //   /api/v2/traces/5000          500 "boom"
 //   /api/v2/traces/<other>       200 {"trace":{},"metrics":{}} (Tempo's "not found")
 //   /canned/<id>                 the exact body served for /api/v2/traces/<id>
+//   /api/search?q=...            SearchResponse JSON chosen by the query text q:
+//                                  contains "bad"   400 "invalid TraceQL query: ..."
+//                                  contains "none"  200, no traces (the key omitted, as Tempo does)
+//                                  contains "empty" 200, "traces": []
+//                                  contains "echo"  200, one trace; the body's "request" member holds
+//                                                   the raw query string, decoded params and headers
+//                                  contains "slow"  never answers
+//                                  contains "boom"  500 "boom"
+//                                  contains "junk"  200 with a body that is not JSON
+//                                  otherwise        SEARCH_BODY (5 traces, see searchBody)
+//   /canned-search               the exact body of SEARCH_BODY
 // Every ID is also exported for tests that import this module.
 
 import http from 'node:http';
@@ -167,6 +178,77 @@ function hostileTrace() {
   return JSON.stringify(body).replace('"__BIGINT__"', '123456789012345678901234567890');
 }
 
+// Search results: a full Tempo-style trace, a long-named one with several span sets, one with
+// only the deprecated spanSet, one with a short (leading zeros stripped) ID, no duration and
+// terminal escapes in its names, and one with neither spanSet nor spanSets.
+export const SEARCH_T0_S = 1700000000; // 2023-11-14 22:13:20 UTC
+function searchBody() {
+  const sset = (matched, n = 1) => ({
+    spans: Array.from({ length: n }, (_, i) => ({
+      spanID: `56${i}d623c76514f8e`.slice(0, 16), name: 'charge',
+      startTimeUnixNano: `${SEARCH_T0_S}000000000`, durationNanos: '446979497',
+      attributes: [str('status', 'error')],
+    })),
+    matched,
+  });
+  const traces = [
+    {
+      traceID: '2f3e0cee77ae5dc9c17ade3689eb2e54', rootServiceName: 'shop-backend',
+      rootTraceName: 'update-billing', startTimeUnixNano: `${SEARCH_T0_S + 7}699392724`,
+      durationMs: 557, spanSet: sset(2, 2), spanSets: [sset(2, 2)],
+      serviceStats: { 'shop-backend': { spanCount: 12, errorCount: 1 } },
+    },
+    {
+      traceID: 'A1B2C3D4E5F60718293A4B5C6D7E8F90', rootServiceName: 'a-very-long-service-name-that-goes-on-and-on',
+      rootTraceName: 'GET /api/v1/some/really/long/route/that/will/not/fit/in/the/column',
+      startTimeUnixNano: `${SEARCH_T0_S + 5}000000000`, durationMs: 61234,
+      spanSet: sset(3), spanSets: [sset(3), sset(4), sset(5)],
+    },
+    {
+      traceID: 'c0ffee00c0ffee00c0ffee00c0ffee00', rootServiceName: 'légacy-svc',
+      rootTraceName: 'only spanSet', startTimeUnixNano: `${SEARCH_T0_S + 3}000000000`,
+      durationMs: 1500, spanSet: sset(7),
+    },
+    {
+      traceID: 'abc123', rootServiceName: '\x1b[2Jevil\u009b1m',
+      rootTraceName: 'tab\there', startTimeUnixNano: `${SEARCH_T0_S + 1}000000000`,
+      spanSets: [sset(1)],
+    },
+    {
+      traceID: '00000000000000000000000000000def', rootTraceName: 'no service, no span sets',
+      startTimeUnixNano: `${SEARCH_T0_S}000000000`, durationMs: 3,
+    },
+  ];
+  return { traces, metrics: { inspectedTraces: 431, inspectedBytes: '292781', completedJobs: 1, totalJobs: 1 } };
+}
+export const SEARCH_BODY = JSON.stringify(searchBody());
+
+function handleSearch(url, req, send) {
+  const q = url.searchParams.get('q') ?? '';
+  if (q.includes('bad')) {
+    return send(400, 'text/plain', 'invalid TraceQL query: parse error at line 1, col 3: syntax error: unexpected IDENTIFIER\n');
+  }
+  if (q.includes('slow')) return undefined;
+  if (q.includes('boom')) return send(500, 'text/plain', 'boom');
+  if (q.includes('junk')) return send(200, 'application/json', '{"traces": [');
+  if (q.includes('none')) return send(200, 'application/json', JSON.stringify({ metrics: { inspectedTraces: 3 } }));
+  if (q.includes('empty')) return send(200, 'application/json', JSON.stringify({ traces: [], metrics: {} }));
+  if (q.includes('echo')) {
+    const request = {
+      raw: url.search,
+      params: Object.fromEntries(url.searchParams),
+      org: req.headers['x-scope-orgid'] ?? null,
+      accept: req.headers.accept ?? null,
+    };
+    const trace = {
+      traceID: 'e0e0', rootServiceName: 'echo', rootTraceName: 'echo',
+      startTimeUnixNano: `${SEARCH_T0_S}000000000`, durationMs: 1, spanSets: [{ spans: [], matched: 1 }],
+    };
+    return send(200, 'application/json', JSON.stringify({ traces: [trace], request }));
+  }
+  return send(200, 'application/json', SEARCH_BODY);
+}
+
 const cache = new Map();
 export function cannedBody(id) {
   if (!cache.has(id)) {
@@ -190,6 +272,8 @@ function handle(req, res) {
   if (req.method !== 'GET') return send(405, 'text/plain', 'method not allowed\n');
   let m = url.pathname.match(/^\/canned\/([^/]+)$/);
   if (m) return send(200, 'application/json', cannedBody(m[1]));
+  if (url.pathname === '/canned-search') return send(200, 'application/json', SEARCH_BODY);
+  if (url.pathname === '/api/search') return handleSearch(url, req, send);
   m = url.pathname.match(/^\/api\/v2\/traces\/([^/]+)$/);
   if (!m) return send(404, 'text/plain', '404 page not found\n');
   const id = m[1];

@@ -87,6 +87,7 @@ s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });')
 # --- help and version -------------------------------------------------------
 expect_rc "--help exits 0" 0 --help
 has_line "--help lists find" '^  find '
+has_line "--help lists search" '^  search '
 has_line "--help documents exit code 3" '^  3  server unreachable'
 expect_rc "find --help exits 0" 0 find --help
 has_line "find --help shows usage" '^Usage: tracectl find --trace-id ID'
@@ -208,6 +209,154 @@ if [ "$(grep -c '^├─ big  op-' "$TMP/out")" -eq 9998 ] && grep -q '^└─ b
 else
     fail "10k-wide trace prints every child, last one with └─"
 fi
+
+# --- search -------------------------------------------------------------------
+# Start times print in local time: pin the zone so the table is deterministic.
+export TZ=UTC
+expect_rc "search --help exits 0" 0 search --help
+has_line "search --help shows usage" "^Usage: tracectl search 'TRACEQL' \[--since DURATION \| --start S --end S\]"
+has_line "search --help documents --limit" '^  --limit N '
+has_line "search --help documents --spss" '^  --spss N '
+has_line "search --help documents the columns" 'TRACE ID  ROOT SERVICE  ROOT NAME  START  DURATION  MATCHED'
+has_line "search --help documents exit codes" '^  1  not found .*search: no trace matched'
+expect_rc "tracectl help search exits 0" 0 help search
+has_line "tracectl help search shows usage" '^Usage: tracectl search '
+
+expect_rc "search with matches exits 0" 0 --server "$SERVER" search '{ status = error }'
+cat >"$TMP/expected" <<'END'
+TRACE ID                          ROOT SERVICE              ROOT NAME                                 START                DURATION  MATCHED
+2f3e0cee77ae5dc9c17ade3689eb2e54  shop-backend              update-billing                            2023-11-14 22:13:27  557ms     2
+a1b2c3d4e5f60718293a4b5c6d7e8f90  a-very-long-service-nam…  GET /api/v1/some/really/long/route/that…  2023-11-14 22:13:25  61.2s     12
+c0ffee00c0ffee00c0ffee00c0ffee00  légacy-svc                only spanSet                              2023-11-14 22:13:23  1.5s      7
+00000000000000000000000000abc123  \x1b[2Jevil\u009b1m       tab\there                                 2023-11-14 22:13:21  <1ms      1
+00000000000000000000000000000def  -                         no service, no span sets                  2023-11-14 22:13:20  3ms       -
+5 traces
+END
+if diff -u "$TMP/expected" "$TMP/out" >"$TMP/diff"; then
+    pass "search: whole table as expected"
+else
+    fail "search: table differs"
+    sed 's/^/       /' "$TMP/diff"
+fi
+has_line "search: 32-digit lowercase trace IDs, zero-padded" '^00000000000000000000000000abc123  '
+has_line "search: long names cut with an ellipsis" '  a-very-long-service-nam…  GET /api/v1/'
+has_line "search: MATCHED sums spanSets[].matched" '  61\.2s +12$'
+has_line "search: MATCHED falls back to spanSet.matched" '^c0ffee00.*  1\.5s +7$'
+has_line "search: final line counts the traces" '^5 traces$'
+if ! LC_ALL=C grep -q $'[\x01-\x08\x0b-\x1f\x7f]' "$TMP/out" && ! grep -q $'\xc2\x9b' "$TMP/out"; then
+    pass "search: control characters are escaped"
+else
+    fail "search: control characters are escaped"
+fi
+# Every row's START cell begins at the header's START column, counted in characters.
+if timeout 30 node -e '
+const lines = require("fs").readFileSync(process.argv[1], "utf8").split("\n").slice(0, 6);
+const chars = (l) => [...l];
+const want = chars(lines[0]).join("").indexOf("START");
+for (const l of lines.slice(1)) {
+  const c = chars(l);
+  const at = c.findIndex((_, i) => /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/.test(c.slice(i, i + 19).join("")));
+  if (at !== want) { console.error(`row ${l}: START at ${at}, want ${want}`); process.exit(1); }
+}
+' "$TMP/out" 2>"$TMP/err"; then
+    pass "search: START column aligned in characters on every row"
+else
+    fail "search: START column aligned in characters on every row"
+fi
+
+expect_rc "search --json exits 0" 0 --server "$SERVER" search '{ status = error }' --json
+if timeout 30 node -e '
+const fs = require("fs"), assert = require("assert");
+const out = fs.readFileSync(process.argv[1], "utf8");
+fetch(process.argv[2]).then((r) => r.text()).then((body) => {
+  assert.strictEqual(out, body.endsWith("\n") ? body : body + "\n");
+}).catch((e) => { console.error(e.message); process.exit(1); });
+' "$TMP/out" "$SERVER/canned-search" 2>"$TMP/err"; then
+    pass "search --json output is the served body, newline-terminated"
+else
+    fail "search --json output is the served body, newline-terminated"
+fi
+
+# The request: q url-encoded, limit, start/end, spss, headers.
+expect_rc "search echo with --start/--end exits 0" 0 --server "$SERVER" --org-id tenant-b \
+    search '{ span.echo = "a b&c" || name =~ "x+/y%" }' --json --limit 5 --spss 4 --start 100 --end 200
+if timeout 30 node -e '
+const assert = require("assert");
+const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).request;
+assert.strictEqual(r.raw, "?q=%7B%20span.echo%20%3D%20%22a%20b%26c%22%20%7C%7C%20name%20%3D~%20%22x%2B%2Fy%25%22%20%7D&limit=5&start=100&end=200&spss=4");
+assert.strictEqual(r.params.q, "{ span.echo = \"a b&c\" || name =~ \"x+/y%\" }");
+assert.strictEqual(r.org, "tenant-b");
+assert.strictEqual(r.accept, "application/json");
+' "$TMP/out" 2>"$TMP/err"; then
+    pass "search sends q url-encoded, limit, start, end, spss, org and Accept"
+else
+    fail "search sends q url-encoded, limit, start, end, spss, org and Accept"
+fi
+
+# Defaults: limit 20, no spss, end = now, start = end - 1h; --since moves start.
+# check_window SECONDS LIMIT: the echoed start/end are SECONDS apart, end is about now.
+check_window() {
+    timeout 30 node -e '
+const assert = require("assert");
+const p = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).request.params;
+const want = Number(process.argv[2]), limit = process.argv[3], now = Date.now() / 1000;
+assert.strictEqual(p.limit, limit);
+assert.ok(!("spss" in p), "spss sent without --spss");
+assert.ok(/^\d+$/.test(p.start) && /^\d+$/.test(p.end), "start/end not unix seconds");
+assert.strictEqual(Number(p.end) - Number(p.start), want);
+assert.ok(Math.abs(Number(p.end) - now) < 60, "end is not now");
+' "$TMP/out" "$1" "$2" 2>"$TMP/err"
+}
+expect_rc "search with defaults exits 0" 0 --server "$SERVER" --json search '{ echo }'
+if check_window 3600 20; then
+    pass "search defaults: limit=20, the last hour"
+else
+    fail "search defaults: limit=20, the last hour"
+fi
+for spec in 30s:30 15m:900 1h:3600 2d:172800 1h30m:5400; do
+    expect_rc "search --since ${spec%%:*} exits 0" 0 --server "$SERVER" --json search '{ echo }' \
+        --since "${spec%%:*}" --limit 7
+    if check_window "${spec##*:}" 7; then
+        pass "search --since ${spec%%:*} asks for ${spec##*:}s"
+    else
+        fail "search --since ${spec%%:*} asks for ${spec##*:}s"
+    fi
+done
+
+# Exit codes.
+expect_rc "search with no traces (key omitted) exits 1" 1 --server "$SERVER" search '{ none }'
+has_line "search with no traces prints 0 traces" '^0 traces$'
+expect_rc "search with traces: [] exits 1" 1 --server "$SERVER" search '{ empty }'
+expect_rc "search --json with no traces exits 1" 1 --server "$SERVER" search '{ none }' --json
+has_line "search --json with no traces still prints the body" '"inspectedTraces":3'
+expect_rc "search bad query (HTTP 400) exits 4" 4 --server "$SERVER" search '{ bad }'
+if grep -q 'HTTP 400: invalid TraceQL query: parse error at line 1, col 3' "$TMP/err" && [ ! -s "$TMP/out" ]; then
+    pass "search bad query: the server's message on stderr, nothing on stdout"
+else
+    fail "search bad query: the server's message on stderr, nothing on stdout"
+fi
+expect_rc "search server error 500 exits 4" 4 --server "$SERVER" search '{ boom }'
+expect_rc "search invalid JSON exits 4" 4 --server "$SERVER" search '{ junk }'
+expect_rc "search unreachable server exits 3" 3 --server "http://127.0.0.1:$CLOSED_PORT" search '{ }'
+expect_rc "search server that never answers: --timeout exits 3" 3 --server "$SERVER" --timeout 1 \
+    search '{ slow }'
+expect_rc "search without a query exits 2" 2 --server "$SERVER" search
+expect_rc "search with an empty query exits 2" 2 --server "$SERVER" search ''
+expect_rc "search with two queries exits 2" 2 --server "$SERVER" search '{ a }' '{ b }'
+expect_rc "search bad --since exits 2" 2 --server "$SERVER" search '{ }' --since 5x
+expect_rc "search --since 0s exits 2" 2 --server "$SERVER" search '{ }' --since 0s
+expect_rc "search --since without a unit exits 2" 2 --server "$SERVER" search '{ }' --since 10
+expect_rc "search --since with --start exits 2" 2 --server "$SERVER" search '{ }' --since 1h \
+    --start 100 --end 200
+expect_rc "search --start without --end exits 2" 2 --server "$SERVER" search '{ }' --start 100
+expect_rc "search end before start exits 2" 2 --server "$SERVER" search '{ }' --start 200 --end 100
+expect_rc "search non-numeric --start exits 2" 2 --server "$SERVER" search '{ }' --start x --end 100
+expect_rc "search non-numeric --limit exits 2" 2 --server "$SERVER" search '{ }' --limit ten
+expect_rc "search --limit 0 exits 2" 2 --server "$SERVER" search '{ }' --limit 0
+expect_rc "search --limit above 262144 exits 2" 2 --server "$SERVER" search '{ }' --limit 262145
+expect_rc "search --spss 101 exits 2" 2 --server "$SERVER" search '{ }' --spss 101
+expect_rc "search unknown option exits 2" 2 --server "$SERVER" search '{ }' --bogus
+unset TZ
 
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]
