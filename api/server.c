@@ -90,6 +90,7 @@ struct td_api {
     td_store *store;
     struct MHD_Daemon *d;
     td__query_grpc *grpc;
+    td__grpc_search_ctx search_ctx; /* the Search method's view of the api */
     atomic_bool ready;
     atomic_bool was_ready; /* tells "starting up" from "shutting down" in /ready */
     atomic_int port;
@@ -565,13 +566,21 @@ td_status td_api_new(const td_api_opts *o, td_store *store, td_api **out, td_err
     api->lfd = api->epfd = api->wakefd = -1;
     /*
      * gRPC methods of the query port (tempopb.StreamingQuerier, API-CONTRACT §3.9)
-     * are registered here with td__query_grpc_register; none yet: Search and the
-     * others land with the TraceQL work. Until then every call is UNIMPLEMENTED.
+     * are registered here with td__query_grpc_register: Search (grpc_search.c);
+     * the others are not implemented yet and answer UNIMPLEMENTED.
      * Handlers run on their own pool, sized like the HTTP one.
      */
     td__query_grpc_opts go = {.multitenancy = o->multitenancy,
                               .handler_threads = (size_t)o->threads};
     api->grpc = td__query_grpc_new(&go);
+    api->search_ctx = (td__grpc_search_ctx){
+        .store = store,
+        .max_traces = o->search_max_traces > 0 ? (uint64_t)o->search_max_traces : 20000,
+        .max_trace_bytes = o->max_trace_bytes};
+    if (td__grpc_search_register(api->grpc, &api->search_ctx, err) != TD_OK) {
+        td_api_free(api);
+        return err->code;
+    }
     *out = api;
     return TD_OK;
 }

@@ -149,6 +149,7 @@ typedef struct td__search_params {
     uint64_t max_duration_ns;  /* 0 = none */
     uint64_t max_traces;       /* candidate traces inspected at most (0 = 20000) */
     uint64_t max_trace_bytes;  /* per trace loaded (0 = unlimited) */
+    bool pb;                   /* td__search writes protobuf instead of JSON (set by the caller) */
 } td__search_params;
 
 /*
@@ -162,10 +163,26 @@ td_status td__search_parse(const td__search_args *in, int64_t now_s, td__search_
                            td_err *err);
 
 /*
- * Run the search and append the SearchResponse JSON to out. Errors: TD_INVALID
+ * Run the search and append the SearchResponse JSON to out, or with p->pb the
+ * tempopb.SearchResponse protobuf: one field-1 entry per trace, in order, then
+ * the field-2 metrics entry last (so a caller can split it). Errors: TD_INVALID
  * ("invalid TraceQL query: ..."), TD_IO / TD_CORRUPT from the store, TD_NOMEM.
  */
 td_status td__search(td_store *s, const td__tenants *ts, const td__search_params *p, td_buf *out,
                      td_err *err);
+
+/* ---- gRPC Search (grpc_search.c) ---- */
+
+/* What the Search handler needs from the api (must outlive the gRPC server). */
+typedef struct td__grpc_search_ctx {
+    td_store *store;          /* NULL: calls fail UNAVAILABLE */
+    uint64_t max_traces;      /* as td__search_params */
+    uint64_t max_trace_bytes; /* as td__search_params */
+} td__grpc_search_ctx;
+
+/* Register /tempopb.StreamingQuerier/Search on g (see td__query_grpc_register). */
+struct td__query_grpc;
+td_status td__grpc_search_register(struct td__query_grpc *g, const td__grpc_search_ctx *ctx,
+                                   td_err *err);
 
 #endif

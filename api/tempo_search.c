@@ -414,10 +414,245 @@ static td_status j_spanset(td_json *j, const td_traceql_query *q, const td_trace
     return TD_OK;
 }
 
+/* ---- protobuf output (tempopb.SearchResponse, API-CONTRACT §3.5) ---- */
+
+static void pb_varint(td_buf *b, uint64_t v)
+{
+    uint8_t tmp[10];
+    size_t n = 0;
+    do {
+        tmp[n++] = (uint8_t)((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    td_buf_add(b, tmp, n);
+}
+
+static void pb_key(td_buf *b, uint32_t field, uint32_t wt)
+{
+    pb_varint(b, ((uint64_t)field << 3) | wt);
+}
+
+static void pb_bytes(td_buf *b, uint32_t field, const void *p, size_t n)
+{
+    pb_key(b, field, 2);
+    pb_varint(b, n);
+    td_buf_add(b, p, n);
+}
+
+static void pb_str(td_buf *b, uint32_t field, const char *s)
+{
+    if (s && *s) {
+        pb_bytes(b, field, s, strlen(s));
+    }
+}
+
+static void pb_uint(td_buf *b, uint32_t field, uint64_t v)
+{
+    if (v) {
+        pb_key(b, field, 0);
+        pb_varint(b, v);
+    }
+}
+
+/* Append sub as a length-delimited field and reset it. */
+static void pb_sub(td_buf *b, uint32_t field, td_buf *sub)
+{
+    pb_bytes(b, field, sub->data, sub->len);
+    td_buf_reset(sub);
+}
+
+/* An AnyValue (OTLP common) for v. */
+static void p_value(td_buf *b, const td_traceql_value *v)
+{
+    switch (v->type) {
+    case TD_TRACEQL_STRING:
+        pb_bytes(b, 1, v->s.ptr, v->s.len);
+        break;
+    case TD_TRACEQL_INT:
+        pb_key(b, 3, 0);
+        pb_varint(b, (uint64_t)v->i);
+        break;
+    case TD_TRACEQL_FLOAT: {
+        uint64_t bits;
+        memcpy(&bits, &v->f, 8);
+        uint8_t le[8];
+        for (int i = 0; i < 8; i++) {
+            le[i] = (uint8_t)(bits >> (8 * i));
+        }
+        pb_key(b, 4, 1);
+        td_buf_add(b, le, 8);
+        break;
+    }
+    case TD_TRACEQL_BOOL:
+        pb_key(b, 2, 0);
+        pb_varint(b, v->b ? 1 : 0);
+        break;
+    case TD_TRACEQL_DURATION: {
+        char buf[40];
+        size_t n = td_traceql_format_duration(v->i, buf);
+        pb_bytes(b, 1, buf, n);
+        break;
+    }
+    case TD_TRACEQL_STATUS: {
+        const char *s = v->i >= 0 && v->i <= 2 ? status_str[v->i] : "unset";
+        pb_bytes(b, 1, s, strlen(s));
+        break;
+    }
+    case TD_TRACEQL_KIND: {
+        const char *s = v->i >= 0 && v->i <= 5 ? kind_str[v->i] : "unspecified";
+        pb_bytes(b, 1, s, strlen(s));
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* A KeyValue as field `field` of b. */
+static void p_kv(td_buf *b, uint32_t field, const td_traceql_kv *kv)
+{
+    td_buf kvb = TD_BUF_INIT, vb = TD_BUF_INIT;
+    if (kv->value.type == TD_TRACEQL_OTLP) {
+        if (kv->value.otlp) {
+            size_t n = opentelemetry__proto__common__v1__any_value__get_packed_size(kv->value.otlp);
+            td_buf_grow(&vb, n);
+            opentelemetry__proto__common__v1__any_value__pack(kv->value.otlp,
+                                                              (uint8_t *)vb.data + vb.len);
+            td_buf_setlen(&vb, vb.len + n);
+        }
+    } else {
+        p_value(&vb, &kv->value);
+    }
+    pb_str(&kvb, 1, kv->key);
+    pb_sub(&kvb, 2, &vb);
+    pb_sub(b, field, &kvb);
+    td_buf_release(&vb);
+    td_buf_release(&kvb);
+}
+
+/* A SpanSet into out. */
+static td_status p_spanset(td_buf *out, const td_traceql_query *q, const td_traceql_trace *tr,
+                           const td_traceql_spanset *ss, size_t spss, td_arena *a, td_err *err)
+{
+    td_buf sp = TD_BUF_INIT;
+    td_status st = TD_OK;
+    for (size_t k = 0; k < ss->matched && k < spss; k++) {
+        uint32_t idx = ss->spans[k];
+        const td_otlp_span *s = tr->spans[idx].span;
+        char sid[33];
+        uint8_t raw[8] = {0};
+        if (s->span_id.len == 8) {
+            memcpy(raw, s->span_id.data, 8);
+        }
+        hex(sid, raw, 8);
+        pb_str(&sp, 1, sid);
+        pb_str(&sp, 2, s->name);
+        pb_uint(&sp, 3, s->start_time_unix_nano);
+        pb_uint(&sp, 4, s->end_time_unix_nano > s->start_time_unix_nano
+                            ? s->end_time_unix_nano - s->start_time_unix_nano
+                            : 0);
+        td_traceql_kv *kvs = NULL;
+        size_t nkv = 0;
+        if ((st = td_traceql_span_attrs(q, tr, idx, a, &kvs, &nkv, err)) != TD_OK) {
+            goto out;
+        }
+        for (size_t i = 0; i < nkv; i++) {
+            p_kv(&sp, 5, &kvs[i]);
+        }
+        pb_sub(out, 1, &sp);
+    }
+    pb_uint(out, 2, ss->matched);
+    for (size_t i = 0; i < ss->nattrs; i++) {
+        if (ss->attrs[i].value.type != TD_TRACEQL_NIL) {
+            p_kv(out, 3, &ss->attrs[i]);
+        }
+    }
+out:
+    td_buf_release(&sp);
+    return st;
+}
+
 typedef struct svc_stat {
     const char *name;
     uint32_t spans, errors;
 } svc_stat;
+
+/* Span and error counts per service of tr (arena array). */
+static td_status service_stats(const td_traceql_trace *tr, td_arena *a, svc_stat **out,
+                               size_t *nout, td_err *err)
+{
+    svc_stat *stats = td_arena_calloc(a, tr->nspans ? tr->nspans : 1, sizeof(*stats));
+    if (!stats) {
+        return td_err_set(err, TD_NOMEM, "out of memory building a search result");
+    }
+    size_t nstats = 0;
+    for (size_t i = 0; i < tr->nspans; i++) {
+        const char *svc = span_service(&tr->spans[i]);
+        size_t k = 0;
+        while (k < nstats && strcmp(stats[k].name, svc) != 0) {
+            k++;
+        }
+        if (k == nstats) {
+            stats[nstats++].name = svc;
+        }
+        stats[k].spans++;
+        const td_otlp_span *s = tr->spans[i].span;
+        stats[k].errors +=
+            s->status &&
+            s->status->code ==
+                OPENTELEMETRY__PROTO__TRACE__V1__STATUS__STATUS_CODE__STATUS_CODE_ERROR;
+    }
+    *out = stats;
+    *nout = nstats;
+    return TD_OK;
+}
+
+/* One matching trace as a SearchResponse field-1 entry (TraceSearchMetadata). */
+static td_status p_trace(td_buf *out, const uint8_t *id, const td_traceql_query *q,
+                         const td_traceql_trace *tr, const td_traceql_result *res,
+                         uint64_t start_ns, size_t spss, td_arena *a, td_err *err)
+{
+    td_buf m = TD_BUF_INIT, sub = TD_BUF_INIT;
+    char tid[33];
+    hex(tid, id, 16);
+    pb_str(&m, 1, tid);
+    pb_str(&m, 2, tr->root_name && tr->root_service && *tr->root_service ? tr->root_service
+                                                                          : NO_ROOT_SERVICE);
+    pb_str(&m, 3, tr->root_name);
+    pb_uint(&m, 4, start_ns);
+    uint64_t ms = tr->duration_ns / 1000000u;
+    pb_uint(&m, 5, ms > UINT32_MAX ? UINT32_MAX : ms);
+    svc_stat *stats;
+    size_t nstats;
+    td_status st = TD_OK;
+    for (size_t i = 0; i < res->nsets; i++) {
+        if ((st = p_spanset(&sub, q, tr, &res->sets[i], spss, a, err)) != TD_OK) {
+            goto out;
+        }
+        if (i == 0) {
+            pb_bytes(&m, 6, sub.data, sub.len);
+        }
+        pb_sub(&m, 7, &sub);
+    }
+    if ((st = service_stats(tr, a, &stats, &nstats, err)) != TD_OK) {
+        goto out;
+    }
+    for (size_t k = 0; k < nstats; k++) {
+        td_buf e = TD_BUF_INIT, v = TD_BUF_INIT;
+        pb_uint(&v, 1, stats[k].spans);
+        pb_uint(&v, 2, stats[k].errors);
+        pb_bytes(&e, 1, stats[k].name, strlen(stats[k].name));
+        pb_sub(&e, 2, &v);
+        pb_sub(&m, 8, &e);
+        td_buf_release(&e);
+        td_buf_release(&v);
+    }
+    pb_sub(out, 1, &m);
+out:
+    td_buf_release(&m);
+    td_buf_release(&sub);
+    return st;
+}
 
 /* One matching trace as a TraceSearchMetadata object. */
 static td_status j_trace(td_buf *out, const uint8_t *id, const td_traceql_query *q,
@@ -459,26 +694,11 @@ static td_status j_trace(td_buf *out, const uint8_t *id, const td_traceql_query 
         }
     }
     /* serviceStats */
-    svc_stat *stats = td_arena_calloc(a, tr->nspans ? tr->nspans : 1, sizeof(*stats));
-    if (!stats) {
-        return td_err_set(err, TD_NOMEM, "out of memory building a search result");
-    }
-    size_t nstats = 0;
-    for (size_t i = 0; i < tr->nspans; i++) {
-        const char *svc = span_service(&tr->spans[i]);
-        size_t k = 0;
-        while (k < nstats && strcmp(stats[k].name, svc) != 0) {
-            k++;
-        }
-        if (k == nstats) {
-            stats[nstats++].name = svc;
-        }
-        stats[k].spans++;
-        const td_otlp_span *s = tr->spans[i].span;
-        stats[k].errors +=
-            s->status &&
-            s->status->code ==
-                OPENTELEMETRY__PROTO__TRACE__V1__STATUS__STATUS_CODE__STATUS_CODE_ERROR;
+    svc_stat *stats;
+    size_t nstats;
+    td_status st = service_stats(tr, a, &stats, &nstats, err);
+    if (st) {
+        return st;
     }
     td_json_key(j, "serviceStats");
     td_json_begin_object(j);
@@ -574,7 +794,7 @@ static td_status search_one(td_store *s, const td__tenants *ts, const td_traceql
     }
     out->start_ns = start;
     out->json = (td_buf)TD_BUF_INIT;
-    st = j_trace(&out->json, c->id, q, &tr, &res, start, p->spss, &a, err);
+    st = (p->pb ? p_trace : j_trace)(&out->json, c->id, q, &tr, &res, start, p->spss, &a, err);
     if (st) {
         td_buf_release(&out->json);
         goto done;
@@ -752,6 +972,19 @@ td_status td__search(td_store *s, const td__tenants *ts, const td__search_params
     }
     qsort(res, nres, sizeof(*res), cmp_result);
 
+    if (p->pb) {
+        td_buf m = TD_BUF_INIT;
+        for (size_t i = 0; i < nres; i++) {
+            td_buf_add(out, res[i].json.data, res[i].json.len);
+        }
+        pb_uint(&m, 1, inspected_traces > UINT32_MAX ? UINT32_MAX : inspected_traces);
+        pb_uint(&m, 2, inspected_bytes);
+        pb_uint(&m, 4, 1);
+        pb_uint(&m, 5, 1);
+        pb_sub(out, 2, &m);
+        td_buf_release(&m);
+        goto out;
+    }
     td_json j;
     td_json_init(&j, out);
     td_json_begin_object(&j);

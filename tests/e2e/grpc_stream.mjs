@@ -7,7 +7,12 @@
 //   node grpc_stream.mjs --target 127.0.0.1:3200 [--path /tempopb.StreamingQuerier/Search]
 //                        [--hex HEX | --file REQ.pb] [--header 'Name: value' ...] [--timeout-ms 10000]
 //                        [--out RESULT.json] [--hold-ms N]
+//                        [--search-query Q [--search-limit N] [--search-spss N]] [--decode-search]
 //
+// --search-query builds a tempopb.SearchRequest {Query (8), Limit (4), SpansPerSpanSet (9)} as the
+// request. --decode-search adds `search: { traceIDs: [...], metricsInEvery: bool,
+// completedJobs, totalJobs }` decoded from the SearchResponse messages (traces #1 / traceID #1,
+// metrics #2 / completedJobs #4, totalJobs #5).
 // --hold-ms keeps the connection open for N ms after the result is printed (shutdown tests).
 // The request defaults to an empty message. Prints one JSON line (and writes it to --out):
 //   { code, codeName, details,                  // gRPC status code / message
@@ -44,6 +49,10 @@ try {
       'timeout-ms': { type: 'string', default: '10000' },
       out: { type: 'string' },
       'hold-ms': { type: 'string', default: '0' },
+      'search-query': { type: 'string' },
+      'search-limit': { type: 'string', default: '20' },
+      'search-spss': { type: 'string', default: '3' },
+      'decode-search': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -71,6 +80,72 @@ try {
 } catch (e) {
   console.error(`grpc_stream: cannot read the request: ${e.message}`);
   process.exit(1);
+}
+
+// --- minimal protobuf helpers (SearchRequest / SearchResponse) ---
+function varint(n) {
+  const out = [];
+  let v = BigInt(n);
+  do {
+    let b = Number(v & 0x7fn);
+    v >>= 7n;
+    if (v) b |= 0x80;
+    out.push(b);
+  } while (v);
+  return Buffer.from(out);
+}
+function* fields(buf) { // yields [field, wireType, value (BigInt or Buffer)]
+  let i = 0;
+  const rv = () => {
+    let v = 0n, shift = 0n;
+    for (;;) {
+      if (i >= buf.length) throw new Error('truncated varint');
+      const b = buf[i++];
+      v |= BigInt(b & 0x7f) << shift;
+      shift += 7n;
+      if (!(b & 0x80)) return v;
+    }
+  };
+  while (i < buf.length) {
+    const key = rv();
+    const f = Number(key >> 3n), wt = Number(key & 7n);
+    if (wt === 0) yield [f, wt, rv()];
+    else if (wt === 2) {
+      const n = Number(rv());
+      if (i + n > buf.length) throw new Error('truncated field');
+      yield [f, wt, buf.subarray(i, i + n)];
+      i += n;
+    } else if (wt === 1) { yield [f, wt, buf.subarray(i, i + 8)]; i += 8; }
+    else if (wt === 5) { yield [f, wt, buf.subarray(i, i + 4)]; i += 4; }
+    else throw new Error(`bad wire type ${wt}`);
+  }
+}
+if (args['search-query'] !== undefined) {
+  const q = Buffer.from(args['search-query']);
+  request = Buffer.concat([
+    Buffer.from([0x42]), varint(q.length), q,
+    Buffer.from([0x20]), varint(Number(args['search-limit'])),
+    Buffer.from([0x48]), varint(Number(args['search-spss'])),
+  ]);
+}
+function decodeSearch(msgs) {
+  const r = { traceIDs: [], metricsInEvery: msgs.length > 0, completedJobs: 0, totalJobs: 0 };
+  for (const m of msgs) {
+    let metrics = false;
+    for (const [f, wt, v] of fields(m)) {
+      if (f === 1 && wt === 2) {
+        for (const [tf, twt, tv] of fields(v)) if (tf === 1 && twt === 2) r.traceIDs.push(tv.toString());
+      } else if (f === 2 && wt === 2) {
+        metrics = true;
+        for (const [mf, mwt, mv] of fields(v)) {
+          if (mf === 4 && mwt === 0) r.completedJobs = Number(mv);
+          if (mf === 5 && mwt === 0) r.totalJobs = Number(mv);
+        }
+      }
+    }
+    if (!metrics) r.metricsInEvery = false;
+  }
+  return r;
 }
 
 const md = new grpc.Metadata();
@@ -111,6 +186,13 @@ function report(status) {
     connectError: status.code === grpc.status.UNAVAILABLE && headers === null,
     elapsedMs: Date.now() - t0,
   };
+  if (args['decode-search']) {
+    try {
+      result.search = decodeSearch(messages);
+    } catch (e) {
+      result.search = { error: e.message };
+    }
+  }
   const line = JSON.stringify(result);
   if (args.out) writeFileSync(args.out, line + '\n');
   console.log(line);

@@ -3,7 +3,8 @@
 # curl HTTP/1.1 routes keep working next to a real @grpc/grpc-js streaming client (what Grafana's
 # Tempo streaming uses), `curl --http2-prior-knowledge` gets a gRPC-style answer instead of a hang,
 # a silent connection blocks nobody, and SIGTERM with an open h2c connection exits promptly.
-# No StreamingQuerier method is registered yet, so every gRPC call must end UNIMPLEMENTED (12).
+# StreamingQuerier/Search streams the same traces as /api/search (one message with metrics, then OK);
+# the other StreamingQuerier methods are not implemented yet and must end UNIMPLEMENTED (12).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 e2e_init h2c
 
@@ -34,20 +35,47 @@ stream() { # stream NAME ARGS...: one call to the query port, result in $T/NAME.
 }
 check "grpc-js Search call ends with a status (no local failure: $(head -c 200 "$T/search.err" 2>/dev/null))" \
     stream search --path /tempopb.StreamingQuerier/Search
-expect_eq "StreamingQuerier/Search -> UNIMPLEMENTED (12), not a connection error ($(head -c 300 "$T/search.json"))" \
-    "$(jsv "$T/search.json" 'j.code + ":" + j.connectError' 2>&1)" "12:false"
-expect_eq "... with the method in the message" "$(jsv "$T/search.json" j.details 2>&1)" \
-    "unknown method /tempopb.StreamingQuerier/Search"
+expect_eq "StreamingQuerier/Search (empty request) -> OK (0), not a connection error ($(head -c 300 "$T/search.json"))" \
+    "$(jsv "$T/search.json" 'j.code + ":" + j.connectError' 2>&1)" "0:false"
 check "... quickly ($(jsv "$T/search.json" j.elapsedMs 2>&1) ms)" \
     test "$(jsv "$T/search.json" 'j.elapsedMs < 3000' 2>&1)" = true
 check "... with an x-request-id in the response metadata" \
     test -n "$(jsv "$T/search.json" 'j.metadata["x-request-id"] || ""' 2>&1)"
 
 # Grafana's request shape: SearchRequest{Query="{}" (8), Limit=1 (4), SpansPerSpanSet=3 (9)}, tenant header
-stream search2 --path /tempopb.StreamingQuerier/Search --hex 42027b7d2001480300 \
+stream search2 --path /tempopb.StreamingQuerier/Search --hex 42027b7d20014803 \
     --header 'X-Scope-OrgID: tenant-a' --header 'x-request-id: h2c-e2e-2'
-expect_eq "Search with a request and metadata -> 12" "$(jsv "$T/search2.json" j.code 2>&1)" 12
+expect_eq "Search with a request and metadata -> 0" "$(jsv "$T/search2.json" j.code 2>&1)" 0
 expect_eq "... our x-request-id is echoed" "$(jsv "$T/search2.json" 'j.metadata["x-request-id"]' 2>&1)" h2c-e2e-2
+
+# a trace ingested now: gRPC Search returns the same traces as /api/search
+SVC=h2c-e2e-$RANDOM
+TID=$(node_run 10 mkreq.mjs --spans 3 --out "$T/req.json" --service "$SVC")
+code=$(http ingest -X POST -H 'Content-Type: application/json' --data-binary "@$T/req.json" \
+    "http://127.0.0.1:$HTTP_PORT/v1/traces")
+expect_eq "ingest a trace (OTLP/HTTP) -> 200" "$code" 200
+Q="{resource.service.name=\"$SVC\"}"
+QENC=$(node -e 'process.stdout.write(encodeURIComponent(process.argv[1]))' "$Q")
+searched() {
+    http s_http "$QUERY/api/search?q=$QENC&limit=20&spss=3" >/dev/null &&
+        grep -q "\"$TID\"" "$T/s_http.body"
+}
+check "/api/search finds trace $TID" wait_for 20 searched
+stream s_grpc --path /tempopb.StreamingQuerier/Search --search-query "$Q" --decode-search
+expect_eq "gRPC Search -> OK (0) ($(head -c 300 "$T/s_grpc.json"))" "$(jsv "$T/s_grpc.json" j.code 2>&1)" 0
+expect_eq "... the same traceIDs as /api/search" \
+    "$(jsv "$T/s_grpc.json" 'j.search.traceIDs.join(",")' 2>&1)" \
+    "$(jsv "$T/s_http.body" 'j.traces.map((t) => t.traceID).join(",")' 2>&1)"
+expect_eq "... which is the ingested trace" "$(jsv "$T/s_grpc.json" 'j.search.traceIDs.join(",")' 2>&1)" "$TID"
+expect_eq "... in one message, metrics in every message, jobs 1/1" \
+    "$(jsv "$T/s_grpc.json" '[j.messages.length, j.search.metricsInEvery, j.search.completedJobs, j.search.totalJobs].join(":")' 2>&1)" \
+    "1:true:1:1"
+stream s_bad --path /tempopb.StreamingQuerier/Search --search-query '{ name = }' --decode-search
+expect_eq "gRPC Search with bad TraceQL -> INVALID_ARGUMENT (3)" "$(jsv "$T/s_bad.json" j.code 2>&1)" 3
+http s_bad_http "$QUERY/api/search?q=%7B%20name%20%3D%20%7D" >/dev/null
+expect_eq "... with the /api/search message" "$(jsv "$T/s_bad.json" j.details 2>&1)" \
+    "$(head -n 1 "$T/s_bad_http.body")"
+
 for m in SearchTagsV2 SearchTagValuesV2 MetricsQueryRange MetricsQueryInstant; do
     stream "m_$m" --path "/tempopb.StreamingQuerier/$m"
     expect_eq "StreamingQuerier/$m -> 12" "$(jsv "$T/m_$m.json" j.code 2>&1)" 12
@@ -72,7 +100,7 @@ code=$(http echo2 "$QUERY/api/echo")
 stream search3 --path /tempopb.StreamingQuerier/Search
 t1=$(now_ms)
 expect_eq "HTTP/1.1 next to silent connections -> 200" "$code" 200
-expect_eq "gRPC next to silent connections -> 12" "$(jsv "$T/search3.json" j.code 2>&1)" 12
+expect_eq "gRPC next to silent connections -> 0" "$(jsv "$T/search3.json" j.code 2>&1)" 0
 check "... both within 5 s ($((t1 - t0)) ms)" test $((t1 - t0)) -lt 5000
 printf 'GET /api/echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&3
 reply=$(timeout 10 cat <&3 | tr -d '\r')
@@ -94,7 +122,7 @@ timeout -k 5 60 node "$TD_E2E_DIR/grpc_stream.mjs" --target "$TARGET" --hold-ms 
     --out "$T/hold.json" >/dev/null 2>&1 &
 holder=$!
 wait_for 20 test -s "$T/hold.json" || echo "  (holding client never got its status)"
-expect_eq "holding client got its status" "$(jsv "$T/hold.json" j.code 2>&1)" 12
+expect_eq "holding client got its status" "$(jsv "$T/hold.json" j.code 2>&1)" 0
 expect_eq "start-up and traffic logged no warnings or errors" \
     "$(grep -E '"level":"(warn|error)"' "$TRACED_LOG" | head -n 1 | head -c 300)" ""
 t0=$(now_ms)

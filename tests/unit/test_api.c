@@ -13,6 +13,7 @@
 #include "proto/proto.h"
 #include "store/store.h"
 #include "td_test.h"
+#include "tempopb/tempo.pb-c.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1903,9 +1904,14 @@ static void h2c_calls(int port, grpc_channel *ch)
 
     /* unknown methods: UNIMPLEMENTED at once, never a hang */
     double t0 = mono_sec();
-    TD_CHECK(grpc_stream(ch, "/tempopb.StreamingQuerier/Search", NULL, "", 0, &g));
+    TD_CHECK(grpc_stream(ch, "/tempopb.StreamingQuerier/SearchTagsV2", NULL, "", 0, &g));
     TD_ASSERT_EQ_INT(g.code, GRPC_STATUS_UNIMPLEMENTED);
-    TD_ASSERT_EQ_STR(g.details, "unknown method /tempopb.StreamingQuerier/Search");
+    TD_ASSERT_EQ_STR(g.details, "unknown method /tempopb.StreamingQuerier/SearchTagsV2");
+    gres_release(&g);
+    /* Search is registered; without a store it is UNAVAILABLE */
+    TD_CHECK(grpc_stream(ch, "/tempopb.StreamingQuerier/Search", NULL, "", 0, &g));
+    TD_ASSERT_EQ_INT(g.code, GRPC_STATUS_UNAVAILABLE);
+    TD_ASSERT_EQ_STR(g.details, "no trace store configured");
     TD_ASSERT_EQ_INT(g.nmsgs, 0);
     gres_release(&g);
     TD_CHECK(mono_sec() - t0 < 2.0);
@@ -2174,6 +2180,137 @@ static void search_bad(td_store *s, const td__search_args *in, const char *want)
     td_buf_release(&out);
 }
 
+
+static void pbv(td_buf *b, uint64_t v)
+{
+    do {
+        td_buf_addch(b, (char)((v & 0x7f) | (v >= 0x80 ? 0x80 : 0)));
+        v >>= 7;
+    } while (v);
+}
+
+/*
+ * A SearchRequest {start, end, Query (8), SpansPerSpanSet (9) when spss} as a
+ * NUL-terminated string (gclient_start sends C strings: no field may encode a 0 byte).
+ */
+static void search_req(td_buf *b, const char *q, uint32_t spss)
+{
+    td_buf_reset(b);
+    td_buf_addch(b, 0x28);
+    pbv(b, S_T0);
+    td_buf_addch(b, 0x30);
+    pbv(b, S_T0 + 3600);
+    td_buf_addch(b, 0x42);
+    pbv(b, strlen(q));
+    td_buf_addstr(b, q);
+    if (spss) {
+        td_buf_addch(b, 0x48);
+        pbv(b, spss);
+    }
+    td_buf_addch(b, '\0');
+}
+
+/* Search over gRPC; every message must decode and carry metrics; returns the first. */
+static Tempopb__SearchResponse *grpc_search(grpc_channel *ch, const char *q, uint32_t spss,
+                                            gres *r)
+{
+    td_buf req = TD_BUF_INIT;
+    search_req(&req, q, spss);
+    TD_CHECK(grpc_stream(ch, "/tempopb.StreamingQuerier/Search", NULL, req.data, 0, r));
+    td_buf_release(&req);
+    Tempopb__SearchResponse *first = NULL;
+    for (size_t i = 0; i < r->nmsgs && i < 4; i++) {
+        Tempopb__SearchResponse *m = tempopb__search_response__unpack(
+            NULL, r->msgs[i].len, (const uint8_t *)r->msgs[i].data);
+        TD_CHECK(m != NULL);
+        TD_CHECK(m->metrics != NULL);
+        TD_ASSERT_EQ_INT(m->metrics->completedjobs, 1);
+        TD_ASSERT_EQ_INT(m->metrics->totaljobs, 1);
+        if (i == 0) {
+            first = m;
+        } else {
+            tempopb__search_response__free_unpacked(m, NULL);
+        }
+    }
+    return first;
+}
+
+static void search_grpc(td_store *s, int port)
+{
+    grpc_channel *ch = channel_to(port);
+    gres r;
+    /* {}: the same three traces as /api/search, newest first, in one message */
+    Tempopb__SearchResponse *m = grpc_search(ch, "{}", 1, &r);
+    TD_ASSERT_EQ_INT(r.code, GRPC_STATUS_OK);
+    TD_ASSERT_EQ_U64(r.nmsgs, 1);
+    TD_CHECK(m != NULL);
+    TD_ASSERT_EQ_U64(m->n_traces, 3);
+    TD_ASSERT_EQ_STR(m->traces[0]->traceid, S_ID3);
+    TD_ASSERT_EQ_STR(m->traces[0]->rootservicename, "<root span not yet received>");
+    TD_ASSERT_EQ_STR(m->traces[1]->traceid, S_ID2);
+    const Tempopb__TraceSearchMetadata *t1 = m->traces[2];
+    TD_ASSERT_EQ_STR(t1->traceid, S_ID1);
+    TD_ASSERT_EQ_STR(t1->rootservicename, "shop");
+    TD_ASSERT_EQ_STR(t1->roottracename, "GET /");
+    TD_ASSERT_EQ_U64(t1->starttimeunixnano, 1700000010000000000ull);
+    TD_ASSERT_EQ_INT(t1->durationms, 2000);
+    TD_CHECK(t1->spanset != NULL);
+    TD_ASSERT_EQ_U64(t1->n_spansets, 1);
+    TD_ASSERT_EQ_INT(t1->spanset->matched, 3);
+    TD_ASSERT_EQ_U64(t1->spanset->n_spans, 1); /* SpansPerSpanSet = 1 */
+    TD_ASSERT_EQ_U64(t1->n_servicestats, 1);
+    TD_ASSERT_EQ_STR(t1->servicestats[0]->key, "shop");
+    TD_ASSERT_EQ_INT(t1->servicestats[0]->value->spancount, 3);
+    TD_ASSERT_EQ_INT(t1->servicestats[0]->value->errorcount, 1);
+    TD_ASSERT_EQ_INT(m->metrics->inspectedtraces, 3);
+    tempopb__search_response__free_unpacked(m, NULL);
+    gres_release(&r);
+
+    /* {status=error}: trace 1, span b with the status attribute */
+    m = grpc_search(ch, "{status=error}", 0, &r);
+    TD_ASSERT_EQ_INT(r.code, GRPC_STATUS_OK);
+    TD_CHECK(m != NULL);
+    TD_ASSERT_EQ_U64(m->n_traces, 1);
+    TD_ASSERT_EQ_STR(m->traces[0]->traceid, S_ID1);
+    const Tempopb__SpanSet *ss = m->traces[0]->spansets[0];
+    TD_ASSERT_EQ_U64(ss->n_spans, 1);
+    TD_ASSERT_EQ_STR(ss->spans[0]->spanid, "00000000000000a3");
+    TD_ASSERT_EQ_STR(ss->spans[0]->name, "b");
+    TD_ASSERT_EQ_U64(ss->spans[0]->durationnanos, 100000000ull);
+    TD_ASSERT_EQ_U64(ss->spans[0]->n_attributes, 1);
+    TD_ASSERT_EQ_STR(ss->spans[0]->attributes[0]->key, "status");
+    TD_ASSERT_EQ_STR(ss->spans[0]->attributes[0]->value->string_value, "error");
+    tempopb__search_response__free_unpacked(m, NULL);
+    gres_release(&r);
+
+    /* nothing matches: still one message with metrics */
+    m = grpc_search(ch, "{name=\"nope\"}", 0, &r);
+    TD_ASSERT_EQ_INT(r.code, GRPC_STATUS_OK);
+    TD_ASSERT_EQ_U64(r.nmsgs, 1);
+    TD_CHECK(m != NULL);
+    TD_ASSERT_EQ_U64(m->n_traces, 0);
+    tempopb__search_response__free_unpacked(m, NULL);
+    gres_release(&r);
+
+    /* an invalid query: INVALID_ARGUMENT with the /api/search message, no messages */
+    td_buf want = TD_BUF_INIT;
+    td__search_args in = {.q = "{ name = }"};
+    TD_ASSERT_EQ_INT(search_run(s, &in, &want), TD_INVALID);
+    m = grpc_search(ch, "{ name = }", 0, &r);
+    TD_CHECK(m == NULL);
+    TD_ASSERT_EQ_INT(r.code, GRPC_STATUS_INVALID_ARGUMENT);
+    TD_ASSERT_EQ_STR(r.details, want.data);
+    gres_release(&r);
+    td_buf_release(&want);
+    /* spss above 100 is refused like spss=101 */
+    m = grpc_search(ch, "{}", 101, &r);
+    TD_CHECK(m == NULL);
+    TD_ASSERT_EQ_INT(r.code, GRPC_STATUS_INVALID_ARGUMENT);
+    TD_CHECK(strstr(r.details, "invalid spss: ") == r.details);
+    gres_release(&r);
+    grpc_channel_destroy(ch);
+}
+
 static void test_search(void)
 {
     td_log_set_level(TD_LOG_ERROR);
@@ -2289,8 +2426,12 @@ static void test_search(void)
     td_buf_release(&r.body);
     expect_text(port, "/api/search?limit=0", NULL, 400,
                 "invalid limit: must be a positive number\n");
+    /* through gRPC: /tempopb.StreamingQuerier/Search */
+    grpc_init();
+    search_grpc(s, port);
     td_api_stop(api);
     td_api_free(api);
+    grpc_shutdown();
     td_store_close(s);
     nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
