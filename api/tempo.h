@@ -141,8 +141,10 @@ typedef struct td__search_args {
     const char *q, *tags, *limit, *spss, *start, *end, *min_duration, *max_duration;
 } td__search_args;
 
+#define TD__SEARCH_TAGS_Q_MAX 16384
+
 typedef struct td__search_params {
-    const char *q;             /* TraceQL; "{}" by default */
+    const char *q;             /* TraceQL; "{}" by default; may point at tags_q */
     uint64_t limit, spss;      /* defaults 20 and 3 */
     uint64_t start_ns, end_ns; /* inclusive window */
     uint64_t min_duration_ns;  /* 0 = none */
@@ -150,13 +152,15 @@ typedef struct td__search_params {
     uint64_t max_traces;       /* candidate traces inspected at most (0 = 20000) */
     uint64_t max_trace_bytes;  /* per trace loaded (0 = unlimited) */
     bool pb;                   /* td__search writes protobuf instead of JSON (set by the caller) */
+    char tags_q[TD__SEARCH_TAGS_Q_MAX]; /* legacy `tags` translated to TraceQL */
 } td__search_params;
 
 /*
  * Validate the parameters (TD_INVALID with Tempo-style messages → 400). Both
  * start and end absent = the last 24 hours before now_s; end absent = now_s;
  * start absent = end - 24 h. limit 0 or > 262144, spss > 100 → TD_INVALID.
- * `tags` is not supported yet (TD_INVALID), nor with q. max_traces and
+ * Legacy `tags` (logfmt) is translated into TraceQL held in p->tags_q (so p must
+ * outlive the search); tags together with q → TD_INVALID. max_traces and
  * max_trace_bytes are left 0 for the caller.
  */
 td_status td__search_parse(const td__search_args *in, int64_t now_s, td__search_params *p,

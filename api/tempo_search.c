@@ -16,6 +16,7 @@
  * looks only at the summaries in the window.
  */
 #include "api/json.h"
+#include "api/logfmt.h"
 #include "api/tempo.h"
 #include "api/traceql/traceql.h"
 #include "core/mem.h"
@@ -805,6 +806,161 @@ done:
     return st;
 }
 
+/* ---- legacy `tags` (logfmt) → TraceQL ---- */
+
+/* The translated query lives in td__search_params.tags_q; longer tags → TD_INVALID. */
+#define TAGS_QUERY_MAX TD__SEARCH_TAGS_Q_MAX
+
+/* Append a TraceQL double-quoted literal holding s[0..n). */
+static void q_lit(td_buf *b, const char *s, size_t n)
+{
+    td_buf_addch(b, '"');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            td_buf_addch(b, '\\');
+            td_buf_addch(b, (char)c);
+        } else if (c < 0x20 || c == 0x7f) {
+            char x[5];
+            snprintf(x, sizeof(x), "\\x%02x", c);
+            td_buf_addstr(b, x);
+        } else {
+            td_buf_addch(b, (char)c);
+        }
+    }
+    td_buf_addch(b, '"');
+}
+
+/* Append a literal holding the regex ".*<s with metacharacters escaped>.*". */
+static void q_substr_re(td_buf *b, const char *s, size_t n, td_buf *tmp)
+{
+    td_buf_reset(tmp);
+    td_buf_addstr(tmp, ".*");
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c && strchr("\\.+*?()|[]{}^$", c)) {
+            td_buf_addch(tmp, '\\');
+        }
+        td_buf_addch(tmp, c);
+    }
+    td_buf_addstr(tmp, ".*");
+    q_lit(b, tmp->data, tmp->len);
+}
+
+/* Strict UTF-8 (no overlongs, surrogates or code points past U+10FFFF). */
+static bool utf8_valid(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        size_t len;
+        unsigned cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            len = 2;
+            cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            len = 3;
+            cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            len = 4;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (i + len > n) {
+            return false;
+        }
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80) {
+                return false;
+            }
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+            return false;
+        }
+        i += len;
+    }
+    return true;
+}
+
+static bool key_is(const td_logfmt_pair *t, const char *k)
+{
+    return t->key_len == strlen(k) && !memcmp(t->key, k, t->key_len);
+}
+
+static td_status tags_to_traceql(const char *tags, char out[TAGS_QUERY_MAX], td_err *err)
+{
+    td_arena a;
+    td_arena_init(&a, 4096, 64u * 1024 * 1024);
+    td_buf b = TD_BUF_INIT, tmp = TD_BUF_INIT;
+    td_logfmt_pair *t;
+    size_t nt;
+    td_status st = td_logfmt_parse(tags, strlen(tags), &a, &t, &nt, err);
+    for (size_t i = 0; st == TD_OK && i < nt; i++) {
+        if (!utf8_valid(t[i].key, t[i].key_len) || !utf8_valid(t[i].val, t[i].val_len)) {
+            st = td_err_set(err, TD_INVALID, "invalid tags: invalid UTF-8");
+            break;
+        }
+        if (i) {
+            td_buf_addstr(&b, " && ");
+        }
+        if (key_is(&t[i], "name")) {
+            td_buf_addstr(&b, "{ name =~ ");
+            q_substr_re(&b, t[i].val, t[i].val_len, &tmp);
+        } else if (key_is(&t[i], "service.name")) {
+            td_buf_addstr(&b, "{ resource.service.name =~ ");
+            q_substr_re(&b, t[i].val, t[i].val_len, &tmp);
+        } else if (key_is(&t[i], "root.name")) {
+            td_buf_addstr(&b, "{ rootName =~ ");
+            q_substr_re(&b, t[i].val, t[i].val_len, &tmp);
+        } else if (key_is(&t[i], "root.service.name")) {
+            td_buf_addstr(&b, "{ rootServiceName =~ ");
+            q_substr_re(&b, t[i].val, t[i].val_len, &tmp);
+        } else if (key_is(&t[i], "status.code")) {
+            const char *v = t[i].val;
+            if (t[i].val_len != strlen(v) ||
+                (strcmp(v, "unset") && strcmp(v, "ok") && strcmp(v, "error"))) {
+                st = td_err_set(err, TD_INVALID,
+                                "invalid tags: status.code must be unset, ok or error");
+                break;
+            }
+            td_buf_addstr(&b, "{ status = ");
+            td_buf_addstr(&b, v);
+        } else {
+            td_buf_addstr(&b, "{ span.");
+            q_lit(&b, t[i].key, t[i].key_len);
+            td_buf_addstr(&b, " = ");
+            q_lit(&b, t[i].val, t[i].val_len);
+            td_buf_addstr(&b, " || resource.");
+            q_lit(&b, t[i].key, t[i].key_len);
+            td_buf_addstr(&b, " = ");
+            q_lit(&b, t[i].val, t[i].val_len);
+        }
+        td_buf_addstr(&b, " }");
+    }
+    if (st == TD_OK) {
+        if (nt == 0) {
+            td_buf_addstr(&b, "{}");
+        }
+        if (b.len >= TAGS_QUERY_MAX) {
+            st = td_err_set(err, TD_INVALID, "invalid tags: too long");
+        } else {
+            memcpy(out, b.data, b.len);
+            out[b.len] = '\0';
+        }
+    }
+    td_buf_release(&b);
+    td_buf_release(&tmp);
+    td_arena_release(&a);
+    return st;
+}
+
 td_status td__search_parse(const td__search_args *in, int64_t now_s, td__search_params *p,
                            td_err *err)
 {
@@ -815,12 +971,15 @@ td_status td__search_parse(const td__search_args *in, int64_t now_s, td__search_
         return td_err_set(err, TD_INVALID,
                           "invalid request: can't specify tags and q in the same query");
     }
-    if (!absent(in->tags)) {
-        return td_err_set(err, TD_INVALID,
-                          "invalid request: the tags parameter is not supported yet, use q");
-    }
-    p->q = absent(in->q) ? "{}" : in->q;
     td_status st;
+    if (!absent(in->tags)) {
+        if ((st = tags_to_traceql(in->tags, p->tags_q, err)) != TD_OK) {
+            return st;
+        }
+        p->q = p->tags_q;
+    } else {
+        p->q = absent(in->q) ? "{}" : in->q;
+    }
     if (!absent(in->limit)) {
         if ((st = parse_uint("limit", in->limit, UINT64_MAX, &p->limit, err)) != TD_OK) {
             return st;

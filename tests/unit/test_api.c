@@ -6,6 +6,7 @@
 #include "api/api.h"
 #include "api/grpc_query.h"
 #include "api/json.h"
+#include "api/logfmt.h"
 #include "api/tempo.h"
 #include "collector/collector.h"
 #include "core/log.h"
@@ -2311,6 +2312,51 @@ static void search_grpc(td_store *s, int port)
     grpc_channel_destroy(ch);
 }
 
+static void test_logfmt(void)
+{
+    td_arena a;
+    td_arena_init(&a, 1024, 0);
+    td_err err;
+    td_err_init(&err);
+    td_logfmt_pair *p;
+    size_t n;
+    const char *in = "k=v k2=\"v with space\"  flag e= q=\"a\\\"b\\\\c\\n\\u00e9\"";
+    TD_ASSERT_OK(td_logfmt_parse(in, strlen(in), &a, &p, &n, &err));
+    TD_ASSERT_EQ_U64(n, 5);
+    TD_ASSERT_EQ_STR(p[0].key, "k");
+    TD_ASSERT_EQ_STR(p[0].val, "v");
+    TD_ASSERT_EQ_STR(p[1].key, "k2");
+    TD_ASSERT_EQ_STR(p[1].val, "v with space");
+    TD_ASSERT_EQ_STR(p[2].key, "flag");
+    TD_ASSERT_EQ_STR(p[2].val, "");
+    TD_ASSERT_EQ_STR(p[3].key, "e");
+    TD_ASSERT_EQ_U64(p[3].val_len, 0);
+    TD_ASSERT_EQ_STR(p[4].key, "q");
+    TD_ASSERT_EQ_STR(p[4].val, "a\"b\\c\n\xc3\xa9");
+    TD_ASSERT_OK(td_logfmt_parse("", 0, &a, &p, &n, &err));
+    TD_ASSERT_EQ_U64(n, 0);
+    TD_ASSERT_OK(td_logfmt_parse(" \t ", 3, &a, &p, &n, &err));
+    TD_ASSERT_EQ_U64(n, 0);
+    static const char *const bad[][2] = {
+        {"a=1 b=2 a=3", "invalid tags: tag a has been set twice"},
+        {"a=\"x", "invalid tags: unterminated quoted value"},
+        {"a=\"x\\", "invalid tags: unterminated quoted value"},
+        {"a=\"\\q\"", "invalid tags: invalid escape sequence at offset 3"},
+        {"a=\"\\u12\"", "invalid tags: invalid \\u escape at offset 3"},
+        {"=v", "invalid tags: unexpected '=' at offset 0"},
+        {"a=b=c", "invalid tags: unexpected '=' at offset 3"},
+        {"a=\"x\"y", "invalid tags: unexpected 'y' at offset 5"},
+        {"a\"b=1", "invalid tags: unexpected '\"' at offset 1"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        td_err_init(&err);
+        TD_ASSERT_EQ_INT(td_logfmt_parse(bad[i][0], strlen(bad[i][0]), &a, &p, &n, &err),
+                         TD_INVALID);
+        TD_ASSERT_EQ_STR(err.msg, bad[i][1]);
+    }
+    td_arena_release(&a);
+}
+
 static void test_search(void)
 {
     td_log_set_level(TD_LOG_ERROR);
@@ -2407,7 +2453,52 @@ static void test_search(void)
     search_bad(s, &(td__search_args){.spss = "101"}, "invalid spss: ");
     search_bad(s, &(td__search_args){.q = "{}", .tags = "a=b"},
                "invalid request: can't specify tags and q in the same query");
-    search_bad(s, &(td__search_args){.tags = "a=b"}, "invalid request: ");
+    /* legacy tags (logfmt) */
+    {
+        td__search_args ta = {.tags = "service.name=car"};
+        td_buf o = TD_BUF_INIT;
+        TD_ASSERT_EQ_INT(search_run(s, &ta, &o), TD_OK);
+        TD_ASSERT_EQ_U64(count_substr(o.data, "\"traceID\""), 1);
+        TD_CHECK(strstr(o.data, S_ID2) != NULL);
+        ta = (td__search_args){.tags = "name=a"}; /* substring of a span name */
+        TD_ASSERT_EQ_INT(search_run(s, &ta, &o), TD_OK);
+        TD_ASSERT_EQ_U64(count_substr(o.data, "\"traceID\""), 2); /* T1 (a), T3 (a) */
+        ta = (td__search_args){.tags = "name=\"GET /\" status.code=error"};
+        TD_ASSERT_EQ_INT(search_run(s, &ta, &o), TD_OK);
+        TD_ASSERT_EQ_U64(count_substr(o.data, "\"traceID\""), 1);
+        TD_CHECK(strstr(o.data, S_ID1) != NULL);
+        ta = (td__search_args){.tags = "status.code=ok"};
+        TD_ASSERT_EQ_INT(search_run(s, &ta, &o), TD_OK);
+        TD_ASSERT_EQ_U64(count_substr(o.data, "\"traceID\""), 1);
+        TD_CHECK(strstr(o.data, S_ID2) != NULL);
+        ta = (td__search_args){.tags = "root.service.name=sho root.name=GET"};
+        TD_ASSERT_EQ_INT(search_run(s, &ta, &o), TD_OK);
+        TD_ASSERT_EQ_U64(count_substr(o.data, "\"traceID\""), 1);
+        TD_CHECK(strstr(o.data, S_ID1) != NULL);
+        ta = (td__search_args){.tags = "name=.*"}; /* metacharacters match literally */
+        TD_ASSERT_EQ_INT(search_run(s, &ta, &o), TD_OK);
+        TD_ASSERT_EQ_U64(count_substr(o.data, "\"traceID\""), 0);
+        ta = (td__search_args){.tags = "name=\"(\\\"[\""};
+        TD_ASSERT_EQ_INT(search_run(s, &ta, &o), TD_OK);
+        TD_ASSERT_EQ_U64(count_substr(o.data, "\"traceID\""), 0);
+        ta = (td__search_args){.tags = "http.status_code=200"}; /* no such attribute */
+        TD_ASSERT_EQ_INT(search_run(s, &ta, &o), TD_OK);
+        TD_ASSERT_EQ_U64(count_substr(o.data, "\"traceID\""), 0);
+        ta.tags = "weird\\key=\"a\\\"b\"";
+        TD_ASSERT_EQ_INT(search_run(s, &ta, &o), TD_OK);
+        TD_ASSERT_EQ_U64(count_substr(o.data, "\"traceID\""), 0);
+        ta = (td__search_args){.tags = "service.name=shop name=checkout"}; /* AND-ed */
+        TD_ASSERT_EQ_INT(search_run(s, &ta, &o), TD_OK);
+        TD_ASSERT_EQ_U64(count_substr(o.data, "\"traceID\""), 0);
+        ta = (td__search_args){.tags = "  "};
+        TD_ASSERT_EQ_INT(search_run(s, &ta, &o), TD_OK);
+        TD_ASSERT_EQ_U64(count_substr(o.data, "\"traceID\""), 3);
+        td_buf_release(&o);
+    }
+    search_bad(s, &(td__search_args){.tags = "a=b a=c"}, "invalid tags: tag a has been set twice");
+    search_bad(s, &(td__search_args){.tags = "status.code=bad"}, "invalid tags: ");
+    search_bad(s, &(td__search_args){.tags = "a=\"open"}, "invalid tags: ");
+    search_bad(s, &(td__search_args){.tags = "a=\xff"}, "invalid tags: invalid UTF-8");
     search_bad(s, &(td__search_args){.start = "20", .end = "10"},
                "http parameter start must be before end. received start=20 end=10");
     search_bad(s, &(td__search_args){.start = "4294967296"}, "invalid start: ");
@@ -2458,6 +2549,7 @@ TEST_LIST = {
     {"classify", test_classify},
     {"grpc_register", test_grpc_register},
     {"server_h2c", test_server_h2c},
+    {"logfmt", test_logfmt},
     {"search", test_search},
     {NULL, NULL},
 };
