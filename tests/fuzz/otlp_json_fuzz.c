@@ -1,71 +1,17 @@
 /*
  * otlp_json_fuzz.c - libFuzzer entry for the OTLP JSON decoder and the batch
  * builder (STYLE rule 12). With gcc it links replay_main.c and replays
- * tests/fuzz/corpus/otlp_json/ under ctest.
- *
- * The arena is bounded as in the daemon (64 MiB), so inputs that would need
- * more memory exercise the TD_TOO_LARGE path. About one input in eight also has
- * an allocation failure injected (derived from the input's hash, so a replay
- * fails the same allocation), exercising the TD_NOMEM paths (rule 14).
+ * tests/fuzz/corpus/otlp_json/ under ctest. The shared body is in otlp_fuzz.h.
  */
-#include "collector/collector.h"
-#include "core/log.h"
-#include "core/mem.h"
+#include "otlp_fuzz.h"
 
-#include <stdint.h>
-#include <stdlib.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* FNV-1a over the input: picks which inputs get an injected allocation failure. */
-static uint64_t input_hash(const uint8_t *p, size_t n)
+static td_status decode_json(const uint8_t *data, size_t size, td_arena *a,
+                             td_otlp_request **out, td_err *err)
 {
-    uint64_t h = 14695981039346656037ull;
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ p[i]) * 1099511628211ull;
-    }
-    return h;
+    return td_otlp_decode_json((const char *)data, size, a, out, err);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static bool quiet;
-    if (!quiet) {
-        /*
-         * No log lines: noise here, and a log line formats into a td_buf, which
-         * aborts when the injected allocation failure hits it.
-         */
-        td_log_set_level(TD_LOG_OFF);
-        quiet = true;
-    }
-    uint64_t h = input_hash(data, size);
-    td_arena a;
-    td_arena_init(&a, 64 * 1024, 64u * 1024 * 1024);
-    td_otlp_request *req = NULL;
-    td_batch *b = NULL;
-    td_ingest_result res;
-    td_err err;
-    td_err_init(&err);
-    if ((h & 7) == 0) {
-        td_mem_fail_after((long)(1 + (h >> 3) % 16));
-    }
-    td_status st = td_otlp_decode_json((const char *)data, size, &a, &req, &err);
-    if (st == TD_OK) {
-        st = td_batch_build(req, "fuzz", &a, &b, &res, &err);
-    }
-    td_mem_fail_after(0);
-    if (st == TD_OK && b) {
-        /* fragments must lie inside the batch and add up to the accepted spans */
-        uint64_t n = 0;
-        for (size_t i = 0; i < b->nfrags; i++) {
-            TD_ASSERT(b->frags[i].data >= b->data &&
-                      b->frags[i].data + b->frags[i].len <= b->data + b->data_cap);
-            n += b->frags[i].nspans;
-        }
-        TD_ASSERT(n == res.accepted_spans && n == b->q.spans);
-    }
-    TD_ASSERT(st == TD_OK || err.code == st);
-    td_batch_free(b);
-    td_arena_release(&a);
-    return 0;
+    return otlp_fuzz_one(data, size, decode_json);
 }
