@@ -536,7 +536,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)conn;
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+/* The format comes from libmicrohttpd itself (its external-logger contract). */
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];
     vsnprintf(msg, sizeof(msg), fmt, ap);
