@@ -175,6 +175,62 @@ td_status td__search_parse(const td__search_args *in, int64_t now_s, td__search_
 td_status td__search(td_store *s, const td__tenants *ts, const td__search_params *p, td_buf *out,
                      td_err *err);
 
+/*
+ * Candidates and trace loading, shared by search, tag values and metrics.
+ *
+ * A candidate is a trace ID that may match, with what the store's summaries
+ * (or index) told about it. summarized: start_ns/end_ns/nerrors/root_* come
+ * from the trace's summary records in the window; when false only id and
+ * bucket are known and td__cand_skip never skips it.
+ */
+typedef struct td__cand {
+    uint8_t id[16];
+    uint64_t start_ns, end_ns;
+    uint64_t bucket; /* minute of the first (newest) record seen */
+    uint32_t nerrors;
+    bool has_root;
+    bool summarized;
+    char *root_service, *root_name; /* arena, NUL-terminated (when has_root) */
+} td__cand;
+
+typedef struct td__cands {
+    td__cand *c; /* newest bucket first; heap (td__cands_release) */
+    size_t n;
+    bool truncated;   /* stopped at max_traces or at the scan bound */
+    uint64_t scanned; /* store records read */
+} td__cands;
+
+struct td_traceql_hint;
+struct td_traceql_trace;
+
+/*
+ * Collect at most max_traces (0 = 20000) distinct candidate traces of every
+ * tenant in ts whose data lies in [start_ns, end_ns], newest minute first.
+ * hints (td_traceql_hints) may narrow them (through the index when it can
+ * answer exactly); candidates are a superset of the matching traces in the
+ * window. Small strings live in arena a. Errors: the store's, TD_NOMEM.
+ */
+td_status td__search_candidates(td_store *s, const td__tenants *ts,
+                                const struct td_traceql_hint *hints, size_t nhints,
+                                uint64_t start_ns, uint64_t end_ns, uint64_t max_traces,
+                                td_arena *a, td__cands *out, td_err *err);
+void td__cands_release(td__cands *cs);
+
+/* Whether a summarized candidate provably cannot satisfy the hints. */
+bool td__cand_skip(const td__cand *c, const struct td_traceql_hint *h, size_t nh);
+
+/*
+ * Load trace id (all tenants of ts) into arena a and prepare *tr for TraceQL
+ * evaluation. *found false (TD_OK) when it has no spans. inspected_bytes grows
+ * by the fragment bytes read. Errors: the store's, TD_NOMEM.
+ */
+td_status td__search_load(td_store *s, const td__tenants *ts, const uint8_t id[16],
+                          uint64_t max_trace_bytes, td_arena *a, struct td_traceql_trace *tr,
+                          bool *found, uint64_t *inspected_bytes, td_err *err);
+
+/* Earliest span start of a loaded trace (0 without spans). */
+uint64_t td__trace_start_ns(const struct td_traceql_trace *tr);
+
 /* ---- gRPC Search (grpc_search.c) ---- */
 
 /* What the Search handler needs from the api (must outlive the gRPC server). */

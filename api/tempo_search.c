@@ -115,17 +115,8 @@ static bool absent(const char *s)
 
 /* ---- candidates ---- */
 
-typedef struct cand {
-    uint8_t id[16];
-    uint64_t start_ns, end_ns;
-    uint64_t bucket; /* minute of the first (newest) summary seen */
-    uint32_t nerrors;
-    bool has_root;
-    char *root_service, *root_name; /* arena, NUL-terminated (when has_root) */
-} cand;
-
 typedef struct cand_set {
-    cand *c;
+    td__cand *c;
     size_t n, cap;
     int32_t *slots; /* indices into c, -1 empty */
     size_t nslots;
@@ -178,9 +169,9 @@ static bool on_summary(void *ud, const td_store_summary *sum)
         slots_rebuild(cs, cs->nslots ? cs->nslots * 2 : 1024);
     }
     size_t j = id_hash(sum->trace_id) & (cs->nslots - 1);
-    cand *c = NULL;
+    td__cand *c = NULL;
     while (cs->slots[j] >= 0) {
-        cand *x = &cs->c[cs->slots[j]];
+        td__cand *x = &cs->c[cs->slots[j]];
         if (memcmp(x->id, sum->trace_id, 16) == 0) {
             c = x;
             break;
@@ -202,6 +193,7 @@ static bool on_summary(void *ud, const td_store_summary *sum)
         c->start_ns = sum->start_ns;
         c->end_ns = sum->end_ns;
         c->bucket = sum->start_ns / 60000000000ull;
+        c->summarized = true;
         cs->slots[j] = (int32_t)cs->n++;
     }
     if (sum->start_ns < c->start_ns) {
@@ -224,8 +216,11 @@ static bool on_summary(void *ud, const td_store_summary *sum)
 }
 
 /* Whether the summary alone proves the trace cannot match (see the file comment). */
-static bool skip_by_hints(const cand *c, const td_traceql_hint *h, size_t nh)
+bool td__cand_skip(const td__cand *c, const td_traceql_hint *h, size_t nh)
 {
+    if (!c->summarized) {
+        return false;
+    }
     for (size_t i = 0; i < nh; i++) {
         const td_traceql_hint *x = &h[i];
         switch (x->field) {
@@ -263,6 +258,50 @@ static bool skip_by_hints(const cand *c, const td_traceql_hint *h, size_t nh)
         }
     }
     return false;
+}
+
+td_status td__search_candidates(td_store *s, const td__tenants *ts, const td_traceql_hint *hints,
+                                size_t nhints, uint64_t start_ns, uint64_t end_ns,
+                                uint64_t max_traces, td_arena *a, td__cands *out, td_err *err)
+{
+    (void)hints;
+    (void)nhints;
+    memset(out, 0, sizeof(*out));
+    cand_set cs = {.max = max_traces ? max_traces : 20000, .a = a};
+    td_status st = TD_OK;
+    for (size_t i = 0; i < ts->n && !cs.truncated; i++) {
+        uint64_t scanned;
+        bool trunc;
+        uint64_t max_scan = cs.max > UINT64_MAX / 16 ? 0 : cs.max * 16;
+        st = td_store_summaries(s, ts->names[i], start_ns, end_ns, max_scan, on_summary, &cs,
+                                &scanned, &trunc, err);
+        out->scanned += scanned;
+        if (st) {
+            break;
+        }
+        if (trunc) {
+            cs.truncated = true;
+        }
+        if (cs.oom) {
+            st = td_err_set(err, TD_NOMEM, "out of memory collecting search candidates");
+            break;
+        }
+    }
+    td_free(cs.slots);
+    if (st) {
+        td_free(cs.c);
+        return st;
+    }
+    out->c = cs.c;
+    out->n = cs.n;
+    out->truncated = cs.truncated;
+    return TD_OK;
+}
+
+void td__cands_release(td__cands *cs)
+{
+    td_free(cs->c);
+    memset(cs, 0, sizeof(*cs));
 }
 
 /* ---- output ---- */
@@ -727,24 +766,20 @@ static int cmp_result(const void *pa, const void *pb)
 
 /* ---- the search ---- */
 
-/* Load, evaluate and (when it matches) render one candidate. *matched says whether it did. */
-static td_status search_one(td_store *s, const td__tenants *ts, const td_traceql_query *q,
-                            td_traceql_eval *ev, const cand *c, const td__search_params *p,
-                            result *out, bool *matched, uint64_t *inspected_bytes, td_err *err)
+td_status td__search_load(td_store *s, const td__tenants *ts, const uint8_t id[16],
+                          uint64_t max_trace_bytes, td_arena *a, td_traceql_trace *tr,
+                          bool *found, uint64_t *inspected_bytes, td_err *err)
 {
-    *matched = false;
-    td_arena a;
-    td_arena_init(&a, 64 * 1024, 0);
+    *found = false;
     td__trace t;
-    td__trace_init(&t, &a, p->max_trace_bytes);
-    td_status st = td__trace_fetch(&t, s, ts, c->id, 0, 0, err);
+    td__trace_init(&t, a, max_trace_bytes);
+    td_status st = td__trace_fetch(&t, s, ts, id, 0, 0, err);
     *inspected_bytes += t.inspected_bytes;
     if (st == TD_NOT_FOUND) {
-        st = TD_OK;
-        goto done;
+        return TD_OK;
     }
     if (st || (st = td__trace_finish(&t, err)) != TD_OK) {
-        goto done;
+        return st;
     }
     size_t n = 0;
     for (size_t i = 0; i < t.out.n_resourcespans; i++) {
@@ -754,15 +789,13 @@ static td_status search_one(td_store *s, const td__tenants *ts, const td_traceql
         }
     }
     if (n == 0) {
-        goto done;
+        return TD_OK;
     }
-    td_traceql_span *spans = td_arena_calloc(&a, n, sizeof(*spans));
+    td_traceql_span *spans = td_arena_calloc(a, n, sizeof(*spans));
     if (!spans) {
-        st = td_err_set(err, TD_NOMEM, "out of memory evaluating a trace");
-        goto done;
+        return td_err_set(err, TD_NOMEM, "out of memory evaluating a trace");
     }
     size_t m = 0;
-    uint64_t start = UINT64_MAX;
     for (size_t i = 0; i < t.out.n_resourcespans; i++) {
         const td_otlp_resource_spans *rs = t.out.resourcespans[i];
         for (size_t k = 0; k < rs->n_scope_spans; k++) {
@@ -771,15 +804,42 @@ static td_status search_one(td_store *s, const td__tenants *ts, const td_traceql
                 spans[m].span = ss->spans[x];
                 spans[m].resource = rs->resource;
                 spans[m].scope = ss->scope;
-                if (ss->spans[x]->start_time_unix_nano < start) {
-                    start = ss->spans[x]->start_time_unix_nano;
-                }
                 m++;
             }
         }
     }
+    if ((st = td_traceql_trace_init(tr, spans, n, a, err)) != TD_OK) {
+        return st;
+    }
+    *found = true;
+    return TD_OK;
+}
+
+uint64_t td__trace_start_ns(const td_traceql_trace *tr)
+{
+    uint64_t start = UINT64_MAX;
+    for (size_t i = 0; i < tr->nspans; i++) {
+        uint64_t v = tr->spans[i].span->start_time_unix_nano;
+        if (v < start) {
+            start = v;
+        }
+    }
+    return tr->nspans ? start : 0;
+}
+
+/* Load, evaluate and (when it matches) render one candidate. *matched says whether it did. */
+static td_status search_one(td_store *s, const td__tenants *ts, const td_traceql_query *q,
+                            td_traceql_eval *ev, const td__cand *c, const td__search_params *p,
+                            result *out, bool *matched, uint64_t *inspected_bytes, td_err *err)
+{
+    *matched = false;
+    td_arena a;
+    td_arena_init(&a, 64 * 1024, 0);
     td_traceql_trace tr;
-    if ((st = td_traceql_trace_init(&tr, spans, n, &a, err)) != TD_OK) {
+    bool found;
+    td_status st = td__search_load(s, ts, c->id, p->max_trace_bytes, &a, &tr, &found,
+                                   inspected_bytes, err);
+    if (st || !found) {
         goto done;
     }
     if (tr.duration_ns < p->min_duration_ns ||
@@ -793,6 +853,7 @@ static td_status search_one(td_store *s, const td__tenants *ts, const td_traceql
     if (res.nsets == 0) {
         goto done;
     }
+    uint64_t start = td__trace_start_ns(&tr);
     out->start_ns = start;
     out->json = (td_buf)TD_BUF_INIT;
     st = (p->pb ? p_trace : j_trace)(&out->json, c->id, q, &tr, &res, start, p->spss, &a, err);
@@ -1042,7 +1103,7 @@ td_status td__search(td_store *s, const td__tenants *ts, const td__search_params
     td_arena_init(&a, 64 * 1024, 0);
     td_traceql_query *q = NULL;
     td_traceql_eval *ev = NULL;
-    cand_set cs = {.max = p->max_traces ? p->max_traces : 20000, .a = &a};
+    td__cands cs = {0};
     result *res = NULL;
     size_t nres = 0;
     uint64_t inspected_traces = 0, inspected_bytes = 0;
@@ -1072,19 +1133,9 @@ td_status td__search(td_store *s, const td__tenants *ts, const td__search_params
         }
         goto out;
     }
-    for (size_t i = 0; i < ts->n && !cs.truncated; i++) {
-        uint64_t scanned;
-        bool trunc;
-        uint64_t max_scan = cs.max > UINT64_MAX / 16 ? 0 : cs.max * 16;
-        st = td_store_summaries(s, ts->names[i], p->start_ns, p->end_ns, max_scan, on_summary, &cs,
-                                &scanned, &trunc, err);
-        if (st) {
-            goto out;
-        }
-        if (cs.oom) {
-            st = td_err_set(err, TD_NOMEM, "out of memory collecting search candidates");
-            goto out;
-        }
+    if ((st = td__search_candidates(s, ts, hints, nhints, p->start_ns, p->end_ns, p->max_traces,
+                                    &a, &cs, err)) != TD_OK) {
+        goto out;
     }
     /*
      * Candidates are in bucket order, newest first. Once `limit` traces matched,
@@ -1098,7 +1149,7 @@ td_status td__search(td_store *s, const td__tenants *ts, const td__search_params
         if (full && cs.c[i].bucket != stop_bucket) {
             break;
         }
-        if (skip_by_hints(&cs.c[i], hints, nhints)) {
+        if (td__cand_skip(&cs.c[i], hints, nhints)) {
             continue;
         }
         bool matched;
@@ -1170,8 +1221,7 @@ out:
         td_buf_release(&res[i].json);
     }
     td_free(res);
-    td_free(cs.c);
-    td_free(cs.slots);
+    td__cands_release(&cs);
     td_traceql_eval_free(ev);
     td_arena_release(&a);
     return st;
