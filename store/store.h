@@ -59,6 +59,43 @@ typedef struct td_frag {
     uint32_t root_name_len;
 } td_frag;
 
+/*
+ * Secondary index (store/FORMAT.md, 'I' and 'K' records). Scopes and value
+ * types are single bytes stored in keys; never renumber them.
+ */
+typedef enum td_idx_scope {
+    TD_IDX_RESOURCE = 'r',  /* resource attribute (service.name is one) */
+    TD_IDX_SPAN = 's',      /* span attribute */
+    TD_IDX_INTRINSIC = 'i', /* name, status, kind, statusMessage, duration, rootName,
+                               rootServiceName */
+    TD_IDX_EVENT = 'e',     /* span event attribute (tag names/values only) */
+    TD_IDX_LINK = 'l',      /* span link attribute (tag names/values only) */
+    TD_IDX_SCOPE = 'n',     /* instrumentation scope attribute (tag names/values only) */
+} td_idx_scope;
+
+typedef enum td_idx_type {
+    TD_IDX_STRING = 's',   /* UTF-8 bytes */
+    TD_IDX_INT = 'i',      /* 8 bytes: int64 + 2^63, big-endian (memcmp order = numeric) */
+    TD_IDX_FLOAT = 'f',    /* 8 bytes: IEEE double bits, sign-flipped for memcmp order */
+    TD_IDX_BOOL = 'b',     /* 1 byte: 0 or 1 */
+    TD_IDX_KEYWORD = 'k',  /* text of a status or kind keyword ("error", "server") */
+    TD_IDX_DURCLASS = 'd', /* 1 byte: floor(log2(duration ns)) + 1, 0 for 0 ns */
+} td_idx_type;
+
+/*
+ * One distinct (scope, key, typed value) of one fragment. key and val point
+ * into the batch's data. Array attributes give one entry per scalar element.
+ */
+typedef struct td_idx_entry {
+    uint32_t frag; /* index into the batch's frags */
+    uint8_t scope; /* td_idx_scope */
+    uint8_t type;  /* td_idx_type */
+    uint16_t key_len;
+    uint32_t val_len;
+    const uint8_t *key;
+    const uint8_t *val;
+} td_idx_entry;
+
 /* A distinct resource of a batch. data points into its batch. */
 typedef struct td_res {
     uint8_t hash[16]; /* td_hash128 (core/hash.h) of the len bytes at data */
@@ -80,6 +117,8 @@ typedef struct td_batch {
     size_t data_cap;
     size_t nres;     /* distinct resources the fragments refer to; 0 for batches without */
     td_res *res;
+    size_t nidx;     /* index entries (td_batch_new_idx); 0 for batches without */
+    td_idx_entry *idx;
 } td_batch;
 
 /*
@@ -96,6 +135,13 @@ td_batch *td_batch_new(const char *tenant, size_t nfrags, size_t data_cap);
  * resource bytes. td_batch_new_res(t, n, 0, c) is td_batch_new(t, n, c).
  */
 td_batch *td_batch_new_res(const char *tenant, size_t nfrags, size_t nres, size_t data_cap);
+
+/*
+ * Same with room for nidx zeroed index entries (b->idx), filled by the caller;
+ * data_cap also covers their key and value bytes.
+ */
+td_batch *td_batch_new_idx(const char *tenant, size_t nfrags, size_t nres, size_t nidx,
+                           size_t data_cap);
 void td_batch_free(td_batch *b);
 
 typedef struct td_store_opts {
@@ -103,6 +149,8 @@ typedef struct td_store_opts {
     uint64_t cache_bytes;        /* LevelDB block cache */
     uint64_t write_buffer_bytes; /* LevelDB memtable size */
     bool sync;                   /* fsync every write batch */
+    uint64_t index_max_value_len;   /* longer values are not indexed (counted) */
+    uint64_t index_max_values;      /* distinct values indexed per tenant, scope and key */
 } td_store_opts;
 
 /* Option rows for td_config (TD_OPT_* rows pointing into a td_store_opts). */
@@ -173,6 +221,59 @@ typedef bool (*td_summary_cb)(void *ud, const td_store_summary *sum);
 td_status td_store_summaries(td_store *s, const char *tenant, uint64_t start_ns, uint64_t end_ns,
                              uint64_t max_scan, td_summary_cb cb, void *ud, uint64_t *scanned,
                              bool *truncated, td_err *err);
+
+/* ---- secondary index: tag names, tag values, candidate traces ---- */
+
+/* Return true to go on, false to stop (not an error). Strings are not NUL-terminated. */
+typedef bool (*td_tag_name_cb)(void *ud, uint8_t scope, const char *key, size_t len);
+typedef bool (*td_tag_value_cb)(void *ud, uint8_t type, const uint8_t *val, size_t len);
+
+/*
+ * Visit the distinct keys of scope (a td_idx_scope) indexed for tenant, in
+ * ascending byte order, each once, at most max (0 = no bound). With end_ns > 0
+ * only keys with an entry in an hour overlapping [start_ns, end_ns] are
+ * visited. *inspected (may be NULL) grows by the bytes of records read.
+ * Errors: TD_INVALID (tenant too long), TD_IO, TD_CORRUPT.
+ */
+td_status td_store_tag_names(td_store *s, const char *tenant, uint8_t scope, uint64_t start_ns,
+                             uint64_t end_ns, size_t max, td_tag_name_cb cb, void *ud,
+                             uint64_t *inspected, td_err *err);
+
+/*
+ * Visit the distinct typed values indexed under (scope, key) for tenant, in
+ * ascending (type, value) byte order, each once, at most max (0 = no bound).
+ * With end_ns > 0 only values with an entry in a minute bucket overlapping
+ * [start_ns, end_ns] are visited. Errors as td_store_tag_names.
+ */
+td_status td_store_tag_values(td_store *s, const char *tenant, uint8_t scope, const char *key,
+                              size_t key_len, uint64_t start_ns, uint64_t end_ns, size_t max,
+                              td_tag_value_cb cb, void *ud, uint64_t *inspected, td_err *err);
+
+/* Return true to go on, false to stop. bucket = minute of the entry. */
+typedef bool (*td_index_trace_cb)(void *ud, const uint8_t trace_id[16], uint64_t bucket);
+
+/*
+ * Visit the traces with an index entry (scope, key, type, value) with value in
+ * [lo, hi] (byte order within the type; lo == hi for equality) in a minute
+ * bucket of [start_ns, end_ns], newest bucket first. A trace may be visited
+ * more than once (one entry per bucket and per value). At most max_scan
+ * entries are read (0 = no bound); *truncated says whether the bound stopped it.
+ *
+ * *exact tells whether the index is complete for this lookup: false when a
+ * value in [lo, hi] may have been left out (too long, or its key reached its
+ * distinct-value limit before the value was first seen), or the window starts
+ * before this store began indexing (store/FORMAT.md). When *exact is false
+ * nothing is visited and the caller must find candidates another way.
+ * Errors as td_store_tag_names.
+ */
+td_status td_store_index_traces(td_store *s, const char *tenant, uint8_t scope, const char *key,
+                                size_t key_len, uint8_t type, const uint8_t *lo, size_t lo_len,
+                                const uint8_t *hi, size_t hi_len, uint64_t start_ns,
+                                uint64_t end_ns, uint64_t max_scan, td_index_trace_cb cb, void *ud,
+                                bool *exact, bool *truncated, td_err *err);
+
+/* Approximate bytes on disk of one record type (a FORMAT.md leading byte). */
+uint64_t td_store_approx_size_type(td_store *s, uint8_t rec_type);
 
 /* Approximate bytes on disk (LevelDB's estimate over the whole key space). */
 uint64_t td_store_approx_size(td_store *s);
