@@ -27,19 +27,11 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-/*
- * td_store_approx_size_type is declared in store.h but lands with the secondary
- * index work; a weak reference lets this tool link (and print "n/a" per type)
- * against a store library that does not define it yet. It lives in store.c, the
- * object td_store_open already pulls in, so once defined it is always found.
- */
-#pragma weak td_store_approx_size_type
 
 static uint64_t dir_bytes(const char *dir)
 {
@@ -122,8 +114,7 @@ int main(int argc, char **argv)
     }
     static const char types[] = "TRSIKM";
     uint64_t by[sizeof(types)] = {0};
-    bool per_type = td_store_approx_size_type != NULL;
-    for (size_t i = 0; per_type && types[i]; i++) {
+    for (size_t i = 0; types[i]; i++) {
         by[i] = td_store_approx_size_type(s, (uint8_t)types[i]);
     }
     uint64_t approx = td_store_approx_size(s);
@@ -133,15 +124,15 @@ int main(int argc, char **argv)
     printf("disk_bytes_before_open=%" PRIu64 "\n", disk_before);
     printf("disk_bytes=%" PRIu64 "\n", disk);
     printf("approx_bytes=%" PRIu64 "\n", approx);
-    printf("per_type=%s\n", per_type ? "yes" : "unavailable");
-    for (size_t i = 0; per_type && types[i]; i++) {
+    printf("per_type=yes\n");
+    for (size_t i = 0; types[i]; i++) {
         printf("type_%c_bytes=%" PRIu64 "\n", types[i], by[i]);
     }
     if (spans > 0) {
         printf("spans=%" PRIu64 "\n", spans);
         printf("disk_per_span=%.1f\n", (double)disk / (double)spans);
         printf("approx_per_span=%.1f\n", (double)approx / (double)spans);
-        for (size_t i = 0; per_type && types[i]; i++) {
+        for (size_t i = 0; types[i]; i++) {
             printf("type_%c_per_span=%.1f\n", types[i], (double)by[i] / (double)spans);
         }
     }
