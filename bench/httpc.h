@@ -20,7 +20,7 @@ typedef struct td_bench_http {
     int fd; /* -1 when not connected */
     struct sockaddr_in addr;
     int timeout_ms;
-    td_buf in;    /* bytes read but not yet consumed, from in_pos */
+    td_buf in; /* bytes read but not yet consumed, from in_pos */
     size_t in_pos;
     uint64_t connects; /* connections opened (1 + reconnects) */
 } td_bench_http;

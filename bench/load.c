@@ -79,19 +79,45 @@ typedef struct svc_def {
 } svc_def;
 
 static const char *const route_names[40] = {
-    "/",                          "/product/{id}",          "/cart",
-    "/checkout",                  "/api/v1/login",          "/api/v1/logout",
-    "/api/v1/token/refresh",      "/api/v1/users/{id}",     "/api/v1/users/{id}/prefs",
-    "/api/v1/cart",               "/api/v1/cart/items",     "/api/v1/cart/items/{id}",
-    "/api/v1/checkout",           "/api/v1/checkout/{id}",  "/api/v1/payments",
-    "/api/v1/payments/{id}",      "/api/v1/shipping/quote", "/api/v1/shipping/{id}",
-    "/api/v1/inventory/{sku}",    "/api/v1/inventory/reserve", "/api/v1/catalog",
-    "/api/v1/catalog/{id}",       "/api/v1/search",         "/api/v1/search/suggest",
-    "/api/v1/recommendations",    "/api/v1/recommendations/{id}", "/api/v1/prices/{sku}",
-    "/api/v1/prices/batch",       "/api/v1/currency/convert", "/api/v1/currency/rates",
-    "/api/v1/notifications",      "/api/v1/notifications/{id}", "/api/v1/email/send",
-    "/api/v1/email/templates",    "/api/v1/fraud/score",    "/api/v1/fraud/report",
-    "/api/v1/ads",                "/api/v1/ads/{slot}",     "/api/v1/reviews/{product}",
+    "/",
+    "/product/{id}",
+    "/cart",
+    "/checkout",
+    "/api/v1/login",
+    "/api/v1/logout",
+    "/api/v1/token/refresh",
+    "/api/v1/users/{id}",
+    "/api/v1/users/{id}/prefs",
+    "/api/v1/cart",
+    "/api/v1/cart/items",
+    "/api/v1/cart/items/{id}",
+    "/api/v1/checkout",
+    "/api/v1/checkout/{id}",
+    "/api/v1/payments",
+    "/api/v1/payments/{id}",
+    "/api/v1/shipping/quote",
+    "/api/v1/shipping/{id}",
+    "/api/v1/inventory/{sku}",
+    "/api/v1/inventory/reserve",
+    "/api/v1/catalog",
+    "/api/v1/catalog/{id}",
+    "/api/v1/search",
+    "/api/v1/search/suggest",
+    "/api/v1/recommendations",
+    "/api/v1/recommendations/{id}",
+    "/api/v1/prices/{sku}",
+    "/api/v1/prices/batch",
+    "/api/v1/currency/convert",
+    "/api/v1/currency/rates",
+    "/api/v1/notifications",
+    "/api/v1/notifications/{id}",
+    "/api/v1/email/send",
+    "/api/v1/email/templates",
+    "/api/v1/fraud/score",
+    "/api/v1/fraud/report",
+    "/api/v1/ads",
+    "/api/v1/ads/{slot}",
+    "/api/v1/reviews/{product}",
     "/api/v1/reviews",
 };
 
@@ -130,8 +156,8 @@ static const char *const user_agents[] = {
     "shop-android/5.2.1",
     "python-requests/2.32.3"};
 static const char *const regions[] = {"eu-west-1", "us-east-1"};
-static const char *const functions[] = {"validateRequest", "loadFeatureFlags", "renderTemplate",
-                                        "computeTotals",   "serializeResponse", "applyDiscounts",
+static const char *const functions[] = {"validateRequest",  "loadFeatureFlags",  "renderTemplate",
+                                        "computeTotals",    "serializeResponse", "applyDiscounts",
                                         "checkPermissions", "mapToDto"};
 
 typedef struct db_ops {
@@ -149,7 +175,9 @@ static const db_ops dbs[] = {
      {"SELECT", "SELECT", "INSERT", "UPDATE"},
      {"SELECT * FROM t WHERE id = ?", "SELECT id, status FROM t WHERE order_id = ?",
       "INSERT INTO t (id, payload) VALUES (?, ?)", "UPDATE t SET status = ? WHERE id = ?"}},
-    {"redis", {"GET", "SET", "HGETALL", "EXPIRE"}, {"GET key", "SET key ?", "HGETALL key", "EXPIRE key ?"}},
+    {"redis",
+     {"GET", "SET", "HGETALL", "EXPIRE"},
+     {"GET key", "SET key ?", "HGETALL key", "EXPIRE key ?"}},
     {"mongodb",
      {"find", "find", "insert", "update"},
      {"{\"find\":\"c\",\"filter\":{\"_id\":\"?\"}}", "{\"find\":\"c\",\"filter\":{\"user\":\"?\"}}",
@@ -701,8 +729,9 @@ static uint64_t rejected_of(const td_buf *body)
     if (body->len == 0) {
         return 0;
     }
-    td_otlp_response *resp = opentelemetry__proto__collector__trace__v1__export_trace_service_response__unpack(
-        NULL, body->len, (const uint8_t *)body->data);
+    td_otlp_response *resp =
+        opentelemetry__proto__collector__trace__v1__export_trace_service_response__unpack(
+            NULL, body->len, (const uint8_t *)body->data);
     if (!resp) {
         return 0;
     }
@@ -711,7 +740,7 @@ static uint64_t rejected_of(const td_buf *body)
         n = (uint64_t)resp->partial_success->rejected_spans;
     }
     opentelemetry__proto__collector__trace__v1__export_trace_service_response__free_unpacked(resp,
-                                                                                            NULL);
+                                                                                             NULL);
     return n;
 }
 
@@ -814,11 +843,12 @@ static double now_s(void)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: bench_load --target HOST:PORT [--spans N] [--traces-per-request N]\n"
-            "                  [--services N] [--seed N] [--end-s UNIX_S] [--window-s S]\n"
-            "                  [--error-pct P] [--slow-pct P] [--connections N]\n"
-            "                  [--ids-out FILE] [--ids N] [--tenant ID] [--dry-run] [--progress S]\n");
+    fprintf(
+        f,
+        "usage: bench_load --target HOST:PORT [--spans N] [--traces-per-request N]\n"
+        "                  [--services N] [--seed N] [--end-s UNIX_S] [--window-s S]\n"
+        "                  [--error-pct P] [--slow-pct P] [--connections N]\n"
+        "                  [--ids-out FILE] [--ids N] [--tenant ID] [--dry-run] [--progress S]\n");
 }
 
 static int parse_u64(const char *s, uint64_t *out)

@@ -233,11 +233,12 @@ static void one(ctx *c, kind_res *k, const char *path, check_fn chk, const void 
             fprintf(stderr, "bench_query: %s: GET %s: %s\n", k->name, path, err.msg);
         } else {
             int blen = (int)(c->r.body.len < 300 ? c->r.body.len : 300);
-            while (blen > 0 && (c->r.body.data[blen - 1] == '\n' || c->r.body.data[blen - 1] == '\r')) {
+            while (blen > 0 &&
+                   (c->r.body.data[blen - 1] == '\n' || c->r.body.data[blen - 1] == '\r')) {
                 blen--;
             }
-            fprintf(stderr, "bench_query: %s: GET %s: HTTP %d, implausible body: %.*s\n",
-                    k->name, path, c->r.status, blen, c->r.body.data);
+            fprintf(stderr, "bench_query: %s: GET %s: HTTP %d, implausible body: %.*s\n", k->name,
+                    path, c->r.status, blen, c->r.body.data);
         }
     }
 }
@@ -313,8 +314,9 @@ static void run_kind(ctx *c, kind_res *k, make_fn mk, uint64_t n)
     for (uint64_t i = 0; i < c->o.warmup + n; i++) {
         bool record = i >= c->o.warmup;
         if (record && c->o.max_seconds && now_ms() - t0 > (double)c->o.max_seconds * 1e3) {
-            fprintf(stderr, "bench_query: %s: stopped after %" PRIu64 " of %" PRIu64
-                            " requests (--max-seconds)\n",
+            fprintf(stderr,
+                    "bench_query: %s: stopped after %" PRIu64 " of %" PRIu64
+                    " requests (--max-seconds)\n",
                     k->name, k->n, n);
             break;
         }
@@ -550,8 +552,8 @@ int main(int argc, char **argv)
                 snprintf(f[j], sizeof(f[j]), "%.1f", fv[j]);
             }
         }
-        printf("| %s | `%s` | %" PRIu64 "/%" PRIu64 " | %s | %s | %s | %s | %.1f | %.1f |\n", k->name,
-               k->what, k->ok, k->n, f[0], f[1], f[2], f[3], avg, kb);
+        printf("| %s | `%s` | %" PRIu64 "/%" PRIu64 " | %s | %s | %s | %s | %.1f | %.1f |\n",
+               k->name, k->what, k->ok, k->n, f[0], f[1], f[2], f[3], avg, kb);
         if (tsv) {
             fprintf(tsv, "%s\t%s\t%" PRIu64 "\t%" PRIu64 "\t%.2f\t%.2f\t%.2f\t%.2f\t%.1f\n",
                     k->name, k->what, k->ok, k->n, p50, p90, p99, mx, avg);

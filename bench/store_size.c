@@ -32,7 +32,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-
 static uint64_t dir_bytes(const char *dir)
 {
     DIR *d = opendir(dir);
