@@ -65,6 +65,8 @@ typedef struct kind_res {
     double *lat_ms; /* ok latencies */
     double results; /* sum of traces/values returned by ok answers */
     uint64_t bytes;
+    double inspected; /* sum of metrics.inspectedTraces of ok answers that have it */
+    uint64_t ninspected;
     int shown_bad;
 } kind_res;
 
@@ -228,6 +230,11 @@ static void one(ctx *c, kind_res *k, const char *path, check_fn chk, const void 
         k->lat_ms[k->ok++] = dt;
         k->results += results;
         k->bytes += c->r.body.len;
+        const char *m = memmem(c->r.body.data, c->r.body.len, "\"inspectedTraces\":", 18);
+        if (m) {
+            k->inspected += strtod(m + 18, NULL);
+            k->ninspected++;
+        }
     } else if (k->shown_bad++ < 3) {
         if (st != TD_OK) {
             fprintf(stderr, "bench_query: %s: GET %s: %s\n", k->name, path, err.msg);
@@ -534,7 +541,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_query: cannot write %s: %s\n", o->tsv, strerror(errno));
     }
     printf("| query | what | ok/n | p50 ms | p90 ms | p99 ms | max ms | avg results | avg body KB "
-           "|\n|---|---|---|---|---|---|---|---|---|\n");
+           "| avg inspected traces |\n|---|---|---|---|---|---|---|---|---|---|\n");
     int rc = 0;
     for (size_t i = 0; i < nk; i++) {
         kind_res *k = &ks[i];
@@ -552,8 +559,12 @@ int main(int argc, char **argv)
                 snprintf(f[j], sizeof(f[j]), "%.1f", fv[j]);
             }
         }
-        printf("| %s | `%s` | %" PRIu64 "/%" PRIu64 " | %s | %s | %s | %s | %.1f | %.1f |\n",
-               k->name, k->what, k->ok, k->n, f[0], f[1], f[2], f[3], avg, kb);
+        char insp[32] = "-";
+        if (k->ninspected) {
+            snprintf(insp, sizeof(insp), "%.0f", k->inspected / (double)k->ninspected);
+        }
+        printf("| %s | `%s` | %" PRIu64 "/%" PRIu64 " | %s | %s | %s | %s | %.1f | %.1f | %s |\n",
+               k->name, k->what, k->ok, k->n, f[0], f[1], f[2], f[3], avg, kb, insp);
         if (tsv) {
             fprintf(tsv, "%s\t%s\t%" PRIu64 "\t%" PRIu64 "\t%.2f\t%.2f\t%.2f\t%.2f\t%.1f\n",
                     k->name, k->what, k->ok, k->n, p50, p90, p99, mx, avg);
