@@ -230,7 +230,8 @@ typedef struct cfg {
 typedef struct stats {
     _Atomic uint64_t next_req;
     _Atomic uint64_t reqs_done;
-    _Atomic uint64_t spans_gen, spans_ok, spans_rejected, error_spans, slow_traces, bytes;
+    _Atomic uint64_t spans_gen, spans_sent, spans_ok, spans_rejected, error_spans, slow_traces,
+        bytes;
     _Atomic uint64_t refused, failed, transport_retries;
     _Atomic int fatal;
 } stats;
@@ -790,6 +791,7 @@ static void *worker(void *arg)
         }
         int transport_errs = 0;
         for (;;) {
+            atomic_fetch_add(&R->st.spans_sent, n);
             td_status st = td_bench_http_do(&h, "POST", "/v1/traces", headers, body.data, body.len,
                                             &resp, &err);
             if (st != TD_OK) {
@@ -1043,6 +1045,7 @@ int main(int argc, char **argv)
     printf("traces=%" PRIu64 "\n", c->ntraces);
     printf("requests=%" PRIu64 "\n", c->nreq);
     printf("spans_generated=%" PRIu64 "\n", gen);
+    printf("spans_sent=%" PRIu64 "\n", atomic_load(&R.st.spans_sent));
     printf("spans_accepted=%" PRIu64 "\n", ok);
     printf("spans_rejected=%" PRIu64 "\n", atomic_load(&R.st.spans_rejected));
     printf("error_spans=%" PRIu64 "\n", atomic_load(&R.st.error_spans));
