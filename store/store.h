@@ -139,7 +139,9 @@ td_batch *td_batch_new_res(const char *tenant, size_t nfrags, size_t nres, size_
 
 /*
  * Same with room for nidx zeroed index entries (b->idx), filled by the caller;
- * data_cap also covers their key and value bytes.
+ * data_cap also covers their key and value bytes. A batch with entries must
+ * carry every entry of each of its fragments (lookups trust them to be
+ * complete); a batch without any marks its fragments' time range unindexed.
  */
 td_batch *td_batch_new_idx(const char *tenant, size_t nfrags, size_t nres, size_t nidx,
                            size_t data_cap);
@@ -268,8 +270,9 @@ typedef bool (*td_index_trace_cb)(void *ud, const uint8_t trace_id[16], uint64_t
  *
  * *exact tells whether the index is complete for this lookup: false when a
  * value in [lo, hi] may have been left out (too long, or its key reached its
- * distinct-value limit before the value was first seen), or the window starts
- * before this store began indexing (store/FORMAT.md). When *exact is false
+ * distinct-value limit before the value was first seen), the window starts
+ * before this store began indexing, or it overlaps the time range of fragments
+ * written without index entries (batches with nidx == 0; store/FORMAT.md). When *exact is false
  * nothing is visited and the caller must find candidates another way.
  * String and keyword ranges (lo != hi) are never exact. Entries are collected
  * (at most max_scan) and sorted before the first callback; for a range of
