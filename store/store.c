@@ -1579,7 +1579,9 @@ td_status td_store_index_traces(td_store *s, const char *tenant, uint8_t scope, 
     leveldb_iter_destroy(eit);
     td_free(k1);
     if (!st) {
-        qsort(hits, nhits, sizeof(*hits), cmp_hit_desc);
+        if (nhits > 1) {
+            qsort(hits, nhits, sizeof(*hits), cmp_hit_desc);
+        }
         for (size_t i = 0; i < nhits; i++) {
             if (!cb(ud, hits[i].id, hits[i].bucket)) {
                 break;
