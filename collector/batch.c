@@ -611,19 +611,30 @@ static bool idx_fragment(idx_list *l, const frag_plan *fp, uint32_t frag)
     return true;
 }
 
-static uint64_t fnv1a(const uint8_t *p, size_t n)
+/* A cheap 64-bit hash, 8 bytes per step (strings here are short). */
+static uint64_t str_hash(const uint8_t *p, size_t n)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ p[i]) * 1099511628211ull;
+    const uint64_t m = 0x9e3779b97f4a7c15ull;
+    uint64_t h = (uint64_t)n * m;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * m;
+        h ^= h >> 29;
     }
-    return h;
+    uint64_t w = 0;
+    if (i < n) {
+        memcpy(&w, p + i, n - i);
+    }
+    h = (h ^ w) * m;
+    return h ^ (h >> 32);
 }
 
 static uint32_t str_intern(str_table *t, const uint8_t *p, size_t len)
 {
     size_t mask = t->n_slots - 1;
-    for (size_t j = fnv1a(p, len) & mask;; j = (j + 1) & mask) {
+    for (size_t j = str_hash(p, len) & mask;; j = (j + 1) & mask) {
         int32_t k = t->slots[j];
         if (k < 0) {
             TD_ASSERT(t->n < t->n_slots / 2);
