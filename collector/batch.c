@@ -484,6 +484,27 @@ static bool idx_kvs(idx_list *l, uint32_t frag, uint8_t scope, td_otlp_kv *const
     return true;
 }
 
+/* A cheap 64-bit hash, 8 bytes per step (strings here are short). */
+static uint64_t str_hash(const uint8_t *p, size_t n)
+{
+    const uint64_t m = 0x9e3779b97f4a7c15ull;
+    uint64_t h = (uint64_t)n * m;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * m;
+        h ^= h >> 29;
+    }
+    uint64_t w = 0;
+    if (i < n) {
+        memcpy(&w, p + i, n - i);
+    }
+    h = (h ^ w) * m;
+    return h ^ (h >> 32);
+}
+
+/* Order (and equality) of two planned entries. */
 static int cmp_idx(const void *pa, const void *pb)
 {
     const idx_plan *a = pa, *b = pb;
@@ -508,10 +529,8 @@ static int cmp_idx(const void *pa, const void *pb)
 }
 
 /*
- * Plan the index entries of fragment frag (fp) and keep each distinct one once.
- * De-duplication sorts the fragment's entries and drops neighbours that are
- * equal: it needs no sizing pass and no hash table, and a fragment's entries
- * are few next to its spans. The duration class uses the evaluator's span
+ * Plan the index entries of fragment frag (fp) and keep each distinct one once
+ * (a hash set sized after the fact, so no counting pass is needed). The duration class uses the evaluator's span
  * duration (end - start, 0 when end is earlier). Root intrinsics are indexed
  * for every parentless span of the fragment and every service.name string of its
  * resource: the trace's root is chosen across all of its fragments, and a
@@ -596,39 +615,47 @@ static bool idx_fragment(idx_list *l, const frag_plan *fp, uint32_t frag)
             }
         }
     }
+    /*
+     * De-duplicate with a small open-addressing set of entry indices in the
+     * arena (twice the fragment's entries, rounded up to a power of two).
+     */
     size_t n = l->n - first;
-    if (n > 1) {
-        qsort(l->e + first, n, sizeof(*l->e), cmp_idx);
+    if (n < 2) {
+        return true;
     }
+    size_t ns = 8;
+    while (ns < 2 * n) {
+        ns *= 2;
+    }
+    uint32_t *set = td_arena_alloc(l->a, ns * sizeof(*set)); /* index + 1, 0 = empty */
+    if (!set) {
+        l->fail_need = ns * sizeof(*set);
+        return false;
+    }
+    memset(set, 0, ns * sizeof(*set));
     size_t w = first;
     for (size_t i = first; i < l->n; i++) {
-        if (w > first && cmp_idx(&l->e[w - 1], &l->e[i]) == 0) {
+        const idx_plan *e = &l->e[i];
+        uint64_t h = str_hash(e->key, e->key_len) ^ (uint64_t)e->scope << 40 ^
+                     (uint64_t)e->type << 48;
+        h = (h ^ str_hash(e->inline_val ? e->num : e->val, e->val_len)) * 0x9e3779b97f4a7c15ull;
+        size_t j = (h ^ (h >> 32)) & (ns - 1);
+        bool dup = false;
+        for (; set[j]; j = (j + 1) & (ns - 1)) {
+            if (cmp_idx(&l->e[set[j] - 1], e) == 0) {
+                dup = true;
+                break;
+            }
+        }
+        if (dup) {
             continue;
         }
-        l->e[w++] = l->e[i];
+        l->e[w] = *e;
+        set[j] = (uint32_t)(w + 1);
+        w++;
     }
     l->n = w;
     return true;
-}
-
-/* A cheap 64-bit hash, 8 bytes per step (strings here are short). */
-static uint64_t str_hash(const uint8_t *p, size_t n)
-{
-    const uint64_t m = 0x9e3779b97f4a7c15ull;
-    uint64_t h = (uint64_t)n * m;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        h = (h ^ w) * m;
-        h ^= h >> 29;
-    }
-    uint64_t w = 0;
-    if (i < n) {
-        memcpy(&w, p + i, n - i);
-    }
-    h = (h ^ w) * m;
-    return h ^ (h >> 32);
 }
 
 static uint32_t str_intern(str_table *t, const uint8_t *p, size_t len)

@@ -989,10 +989,7 @@ static td_status put_index(td_store *s, leveldb_writebatch_t *wb, td_batch *cons
             refs[nr++] = (idx_ref){b, e, f->trace_id, td__sum_bucket(f->start_ns), tlen, 0};
         }
     }
-    /*
-     * Number the values, then sort small (value, minute) keys: comparing
-     * integers, not strings, and moving 16 bytes per element, not a whole ref.
-     */
+    /* number the values, so that grouping works on integers, not strings */
     idx_sort *order = nr ? td_malloc(nr * sizeof(*order)) : NULL;
     if (nr > UINT32_MAX - 1 || (nr && !order) || !number_values(refs, nr)) {
         td_free(order);
@@ -1000,12 +997,45 @@ static td_status put_index(td_store *s, leveldb_writebatch_t *wb, td_batch *cons
         td_free(key);
         return td_err_set(err, TD_NOMEM, "out of memory preparing a store write");
     }
+    /*
+     * Group by value with a counting sort (values are numbered 0..nv-1), then
+     * order each group by minute; a group usually has one minute (data arrives
+     * close to its time), which the check below finds without sorting.
+     */
+    uint32_t nv = 0;
     for (size_t i = 0; i < nr; i++) {
-        order[i].k = (uint64_t)refs[i].vid << 32 | refs[i].bucket;
-        order[i].i = i;
+        nv = refs[i].vid + 1 > nv ? refs[i].vid + 1 : nv;
     }
-    if (nr > 1) {
-        qsort(order, nr, sizeof(*order), cmp_sort);
+    size_t *start = nr ? td_calloc((size_t)nv + 1, sizeof(*start)) : NULL;
+    if (nr && !start) {
+        td_free(order);
+        td_free(refs);
+        td_free(key);
+        return td_err_set(err, TD_NOMEM, "out of memory preparing a store write");
+    }
+    for (size_t i = 0; i < nr; i++) {
+        start[refs[i].vid + 1]++;
+    }
+    for (uint32_t v = 0; v < nv; v++) {
+        start[v + 1] += start[v];
+    }
+    for (size_t i = 0; i < nr; i++) {
+        size_t at = start[refs[i].vid]++;
+        order[at].k = (uint64_t)refs[i].vid << 32 | refs[i].bucket;
+        order[at].i = i;
+    }
+    td_free(start);
+    for (size_t i = 0; i < nr;) {
+        size_t j = i + 1;
+        bool one_minute = true;
+        while (j < nr && order[j].k >> 32 == order[i].k >> 32) {
+            one_minute = one_minute && order[j].k == order[i].k;
+            j++;
+        }
+        if (!one_minute) {
+            qsort(order + i, j - i, sizeof(*order), cmp_sort);
+        }
+        i = j;
     }
     td_status st = TD_OK;
     idx_key *k = NULL;
