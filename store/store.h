@@ -84,7 +84,10 @@ typedef enum td_idx_type {
     TD_IDX_DURCLASS = 'd', /* 1 byte: floor(log2(duration ns)) + 1, 0 for 0 ns */
 } td_idx_type;
 
-/* Value encodings of td_idx_type, shared by the batch builder and index readers. */
+/*
+ * Value encodings of td_idx_type, shared by the batch builder, the search
+ * planner and tag value readers (td_store_tag_values hands out encoded values).
+ */
 static inline void td_idx_put_int(uint8_t out[8], int64_t v)
 {
     uint64_t u = (uint64_t)v ^ (1ull << 63); /* + 2^63: signed order as unsigned */
@@ -104,6 +107,27 @@ static inline void td_idx_put_float(uint8_t out[8], double v)
         out[i] = (uint8_t)u;
         u >>= 8;
     }
+}
+
+static inline int64_t td_idx_get_int(const uint8_t in[8])
+{
+    uint64_t u = 0;
+    for (int i = 0; i < 8; i++) {
+        u = (u << 8) | in[i];
+    }
+    return (int64_t)(u ^ (1ull << 63));
+}
+
+static inline double td_idx_get_float(const uint8_t in[8])
+{
+    uint64_t u = 0;
+    for (int i = 0; i < 8; i++) {
+        u = (u << 8) | in[i];
+    }
+    u = (u >> 63) ? u ^ (1ull << 63) : ~u;
+    double v;
+    memcpy(&v, &u, sizeof(v));
+    return v;
 }
 
 /* Duration class: floor(log2(ns)) + 1, 0 for 0 ns; class c holds [2^(c-1), 2^c). */

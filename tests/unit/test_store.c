@@ -17,6 +17,7 @@
 #include "td_test.h"
 
 #include <ftw.h>
+#include <math.h>
 #include <leveldb/c.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1631,6 +1632,37 @@ static void test_idx_key_order(void)
     TD_CHECK(!td__esc_get(open, sizeof(open), &pos, out, sizeof(out), &n));
 }
 
+/* Numbers encode in memcmp order and decode back. */
+static void test_idx_value_encoding(void)
+{
+    static const int64_t ints[] = {INT64_MIN, -5000000000LL, -1, 0, 1, 200, INT64_MAX};
+    uint8_t prev[8], cur[8];
+    for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+        td_idx_put_int(cur, ints[i]);
+        TD_ASSERT_EQ_INT(td_idx_get_int(cur), ints[i]);
+        if (i) {
+            TD_CHECK(memcmp(prev, cur, 8) < 0);
+        }
+        memcpy(prev, cur, 8);
+    }
+    static const double fl[] = {-INFINITY, -1e300, -2.5, -1e-300, -0.0, 0.0, 1e-300, 0.5, 2,
+                                1e300,      INFINITY};
+    for (size_t i = 0; i < sizeof(fl) / sizeof(fl[0]); i++) {
+        td_idx_put_float(cur, fl[i]);
+        double back = td_idx_get_float(cur);
+        TD_ASSERT_EQ_MEM(&back, &fl[i], sizeof(back));
+        if (i) {
+            TD_CHECK(memcmp(prev, cur, 8) < 0);
+        }
+        memcpy(prev, cur, 8);
+    }
+    TD_ASSERT_EQ_INT(td_idx_durclass(0), 0);
+    TD_ASSERT_EQ_INT(td_idx_durclass(1), 1);
+    TD_ASSERT_EQ_INT(td_idx_durclass(1023), 10);
+    TD_ASSERT_EQ_INT(td_idx_durclass(1024), 11);
+    TD_ASSERT_EQ_INT(td_idx_durclass(UINT64_MAX), 64);
+}
+
 static void test_batch_new_idx(void)
 {
     td_batch *b = td_batch_new_idx("t", 3, 2, 5, 40);
@@ -1964,6 +1996,7 @@ static void test_idx_write_oom(void)
 TEST_LIST = {
     {"idx_key_order", test_idx_key_order},
     {"batch_new_idx", test_batch_new_idx},
+    {"idx_value_encoding", test_idx_value_encoding},
     {"idx_round_trip", test_idx_round_trip},
     {"idx_limits_and_restart", test_idx_limits_and_restart},
     {"idx_since_and_hole", test_idx_since_and_hole},
