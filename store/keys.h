@@ -267,7 +267,7 @@ static inline bool td__val_sum_parse(const uint8_t *v, size_t vlen, td_store_sum
  * its encoding with the final 0x00 replaced by 0x01 (td__esc_successor).
  *
  *   'I' | L | tenant | scope | esc(key) | type | esc(value) | minute (4) | seq (8)
- *       value: the distinct trace IDs (16 bytes each, ascending) of one write
+ *       value: the trace IDs (16 bytes each, any order, may repeat) of one write
  *   'K' | L | tenant | scope | esc(key) | hour (4)
  */
 #define TD__IDX_KEY_MAX 255  /* longer attribute keys are not indexed */
