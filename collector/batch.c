@@ -373,14 +373,6 @@ static const char *const status_kw[] = {"unset", "ok", "error"};
 static const char *const kind_kw[] = {"unspecified", "internal", "server",
                                       "client",      "producer", "consumer"};
 
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
 static bool idx_push(idx_list *l, const idx_plan *e)
 {
     if (l->n == l->cap) {
@@ -459,16 +451,11 @@ static bool idx_any(idx_list *l, uint32_t frag, uint8_t scope, const char *key,
         return idx_str(l, frag, scope, TD_IDX_STRING, key, v->string_value,
                        v->string_value ? strlen(v->string_value) : 0);
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE:
-        put_be64(b, (uint64_t)v->int_value ^ (1ull << 63)); /* + 2^63: signed order */
+        td_idx_put_int(b, v->int_value);
         return idx_num(l, frag, scope, TD_IDX_INT, key, b, 8);
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE: {
-        uint64_t bits;
-        memcpy(&bits, &v->double_value, 8);
-        /* negatives: flip all bits (larger magnitude sorts lower); others: the sign bit */
-        bits = (bits >> 63) ? ~bits : bits ^ (1ull << 63);
-        put_be64(b, bits);
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
+        td_idx_put_float(b, v->double_value);
         return idx_num(l, frag, scope, TD_IDX_FLOAT, key, b, 8);
-    }
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE:
         b[0] = v->bool_value ? 1 : 0;
         return idx_num(l, frag, scope, TD_IDX_BOOL, key, b, 1);
@@ -497,6 +484,27 @@ static bool idx_kvs(idx_list *l, uint32_t frag, uint8_t scope, td_otlp_kv *const
     return true;
 }
 
+/* A cheap 64-bit hash, 8 bytes per step (strings here are short). */
+static uint64_t str_hash(const uint8_t *p, size_t n)
+{
+    const uint64_t m = 0x9e3779b97f4a7c15ull;
+    uint64_t h = (uint64_t)n * m;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * m;
+        h ^= h >> 29;
+    }
+    uint64_t w = 0;
+    if (i < n) {
+        memcpy(&w, p + i, n - i);
+    }
+    h = (h ^ w) * m;
+    return h ^ (h >> 32);
+}
+
+/* Order (and equality) of two planned entries. */
 static int cmp_idx(const void *pa, const void *pb)
 {
     const idx_plan *a = pa, *b = pb;
@@ -520,22 +528,9 @@ static int cmp_idx(const void *pa, const void *pb)
     return a->val_len ? memcmp(av, bv, a->val_len) : 0;
 }
 
-/* Duration class: floor(log2(d)) + 1, 0 for 0 ns (store.h TD_IDX_DURCLASS). */
-static uint8_t dur_class(uint64_t d)
-{
-    uint8_t c = 0;
-    while (d) {
-        c++;
-        d >>= 1;
-    }
-    return c;
-}
-
 /*
- * Plan the index entries of fragment frag (fp) and keep each distinct one once.
- * De-duplication sorts the fragment's entries and drops neighbours that are
- * equal: it needs no sizing pass and no hash table, and a fragment's entries
- * are few next to its spans. The duration class uses the evaluator's span
+ * Plan the index entries of fragment frag (fp) and keep each distinct one once
+ * (a hash set sized after the fact, so no counting pass is needed). The duration class uses the evaluator's span
  * duration (end - start, 0 when end is earlier). Root intrinsics are indexed
  * for every parentless span of the fragment and every service.name string of its
  * resource: the trace's root is chosen across all of its fragments, and a
@@ -595,7 +590,7 @@ static bool idx_fragment(idx_list *l, const frag_plan *fp, uint32_t frag)
             uint64_t d = sp->end_time_unix_nano >= sp->start_time_unix_nano
                              ? sp->end_time_unix_nano - sp->start_time_unix_nano
                              : 0;
-            uint8_t dc = dur_class(d);
+            uint8_t dc = td_idx_durclass(d);
             if (!idx_num(l, frag, TD_IDX_INTRINSIC, TD_IDX_DURCLASS, "duration", &dc, 1)) {
                 return false;
             }
@@ -620,34 +615,53 @@ static bool idx_fragment(idx_list *l, const frag_plan *fp, uint32_t frag)
             }
         }
     }
+    /*
+     * De-duplicate with a small open-addressing set of entry indices in the
+     * arena (twice the fragment's entries, rounded up to a power of two).
+     */
     size_t n = l->n - first;
-    if (n > 1) {
-        qsort(l->e + first, n, sizeof(*l->e), cmp_idx);
+    if (n < 2) {
+        return true;
     }
+    size_t ns = 8;
+    while (ns < 2 * n) {
+        ns *= 2;
+    }
+    uint32_t *set = td_arena_alloc(l->a, ns * sizeof(*set)); /* index + 1, 0 = empty */
+    if (!set) {
+        l->fail_need = ns * sizeof(*set);
+        return false;
+    }
+    memset(set, 0, ns * sizeof(*set));
     size_t w = first;
     for (size_t i = first; i < l->n; i++) {
-        if (w > first && cmp_idx(&l->e[w - 1], &l->e[i]) == 0) {
+        const idx_plan *e = &l->e[i];
+        uint64_t h = str_hash(e->key, e->key_len) ^ (uint64_t)e->scope << 40 ^
+                     (uint64_t)e->type << 48;
+        h = (h ^ str_hash(e->inline_val ? e->num : e->val, e->val_len)) * 0x9e3779b97f4a7c15ull;
+        size_t j = (h ^ (h >> 32)) & (ns - 1);
+        bool dup = false;
+        for (; set[j]; j = (j + 1) & (ns - 1)) {
+            if (cmp_idx(&l->e[set[j] - 1], e) == 0) {
+                dup = true;
+                break;
+            }
+        }
+        if (dup) {
             continue;
         }
-        l->e[w++] = l->e[i];
+        l->e[w] = *e;
+        set[j] = (uint32_t)(w + 1);
+        w++;
     }
     l->n = w;
     return true;
 }
 
-static uint64_t fnv1a(const uint8_t *p, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ p[i]) * 1099511628211ull;
-    }
-    return h;
-}
-
 static uint32_t str_intern(str_table *t, const uint8_t *p, size_t len)
 {
     size_t mask = t->n_slots - 1;
-    for (size_t j = fnv1a(p, len) & mask;; j = (j + 1) & mask) {
+    for (size_t j = str_hash(p, len) & mask;; j = (j + 1) & mask) {
         int32_t k = t->slots[j];
         if (k < 0) {
             TD_ASSERT(t->n < t->n_slots / 2);

@@ -55,7 +55,7 @@ typedef enum { TD_COUNTER, TD_GAUGE, TD_HISTOGRAM } td_metric_type;
       "cached (written recently, skipped).",                                                       \
       "outcome")                                                                                   \
     X(INDEX_ENTRIES, TD_COUNTER, "traced_index_entries_total",                                     \
-      "Search index entries written (one per distinct attribute value per trace fragment).", "")   \
+      "Search index entries written (a trace ID under one attribute value and minute).", "")       \
     X(INDEX_SKIPPED, TD_COUNTER, "traced_index_skipped_total",                                     \
       "Attribute values not put into the search index, by reason (value_too_long, "                \
       "too_many_values); they stay searchable by scanning.",                                       \

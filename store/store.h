@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define TD_TENANT_MAX 150
 #define TD_DEFAULT_TENANT "single-tenant"
@@ -82,6 +83,63 @@ typedef enum td_idx_type {
     TD_IDX_KEYWORD = 'k',  /* text of a status or kind keyword ("error", "server") */
     TD_IDX_DURCLASS = 'd', /* 1 byte: floor(log2(duration ns)) + 1, 0 for 0 ns */
 } td_idx_type;
+
+/*
+ * Value encodings of td_idx_type, shared by the batch builder, the search
+ * planner and tag value readers (td_store_tag_values hands out encoded values).
+ */
+static inline void td_idx_put_int(uint8_t out[8], int64_t v)
+{
+    uint64_t u = (uint64_t)v ^ (1ull << 63); /* + 2^63: signed order as unsigned */
+    for (int i = 7; i >= 0; i--) {
+        out[i] = (uint8_t)u;
+        u >>= 8;
+    }
+}
+
+static inline void td_idx_put_float(uint8_t out[8], double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, sizeof(u));
+    /* negatives: every bit flipped (bigger magnitude sorts lower); others: the sign bit */
+    u = (u >> 63) ? ~u : u ^ (1ull << 63);
+    for (int i = 7; i >= 0; i--) {
+        out[i] = (uint8_t)u;
+        u >>= 8;
+    }
+}
+
+static inline int64_t td_idx_get_int(const uint8_t in[8])
+{
+    uint64_t u = 0;
+    for (int i = 0; i < 8; i++) {
+        u = (u << 8) | in[i];
+    }
+    return (int64_t)(u ^ (1ull << 63));
+}
+
+static inline double td_idx_get_float(const uint8_t in[8])
+{
+    uint64_t u = 0;
+    for (int i = 0; i < 8; i++) {
+        u = (u << 8) | in[i];
+    }
+    u = (u >> 63) ? u ^ (1ull << 63) : ~u;
+    double v;
+    memcpy(&v, &u, sizeof(v));
+    return v;
+}
+
+/* Duration class: floor(log2(ns)) + 1, 0 for 0 ns; class c holds [2^(c-1), 2^c). */
+static inline uint8_t td_idx_durclass(uint64_t ns)
+{
+    uint8_t c = 0;
+    while (ns) {
+        c++;
+        ns >>= 1;
+    }
+    return c;
+}
 
 /*
  * One distinct (scope, key, typed value) of one fragment. key and val point

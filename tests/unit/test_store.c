@@ -17,6 +17,7 @@
 #include "td_test.h"
 
 #include <ftw.h>
+#include <math.h>
 #include <leveldb/c.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1581,7 +1582,7 @@ static void test_idx_key_order(void)
     tid_of(id, 1);
     for (size_t i = 0; i < sizeof(vl) / sizeof(vl[0]); i++) {
         size_t n = td__key_idx(cur, "t", 1, 's', (const uint8_t *)"k", 1, 's',
-                               (const uint8_t *)v[i], vl[i], 5, id);
+                               (const uint8_t *)v[i], vl[i], 5, 9);
         /* decode it back */
         size_t pos = 1 + 1 + 1 + 1, klen = 0;
         uint8_t out[16];
@@ -1606,13 +1607,13 @@ static void test_idx_key_order(void)
         memcpy(prev, cur, n);
         plen = n;
     }
-    /* within a value: bucket, then trace ID; keys (tag names) also sort bytewise */
+    /* within a value: bucket, then seq; keys (tag names) also sort bytewise */
     uint8_t a[TD__KEY_IDX_MAX], b[TD__KEY_IDX_MAX];
-    uint8_t id2[16];
-    tid_of(id2, 2);
-    size_t na = td__key_idx(a, "t", 1, 's', (const uint8_t *)"k", 1, 'i', id, 8, 7, id2);
-    size_t nb = td__key_idx(b, "t", 1, 's', (const uint8_t *)"k", 1, 'i', id, 8, 8, id);
+    size_t na = td__key_idx(a, "t", 1, 's', (const uint8_t *)"k", 1, 'i', id, 8, 7, UINT64_MAX);
+    size_t nb = td__key_idx(b, "t", 1, 's', (const uint8_t *)"k", 1, 'i', id, 8, 8, 0);
     TD_CHECK(keycmp(a, na, b, nb) < 0);
+    nb = td__key_idx(b, "t", 1, 's', (const uint8_t *)"k", 1, 'i', id, 8, 7, UINT64_MAX - 1);
+    TD_CHECK(keycmp(b, nb, a, na) < 0);
     na = td__key_tag(a, "t", 1, 'r', (const uint8_t *)"ab", 2, 9);
     nb = td__key_tag(b, "t", 1, 'r', (const uint8_t *)"abc", 3, 1);
     TD_CHECK(keycmp(a, na, b, nb) < 0);
@@ -1629,6 +1630,37 @@ static void test_idx_key_order(void)
     const uint8_t open[] = {'x', 'y'};
     pos = 0;
     TD_CHECK(!td__esc_get(open, sizeof(open), &pos, out, sizeof(out), &n));
+}
+
+/* Numbers encode in memcmp order and decode back. */
+static void test_idx_value_encoding(void)
+{
+    static const int64_t ints[] = {INT64_MIN, -5000000000LL, -1, 0, 1, 200, INT64_MAX};
+    uint8_t prev[8], cur[8];
+    for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+        td_idx_put_int(cur, ints[i]);
+        TD_ASSERT_EQ_INT(td_idx_get_int(cur), ints[i]);
+        if (i) {
+            TD_CHECK(memcmp(prev, cur, 8) < 0);
+        }
+        memcpy(prev, cur, 8);
+    }
+    static const double fl[] = {-INFINITY, -1e300, -2.5, -1e-300, -0.0, 0.0, 1e-300, 0.5, 2,
+                                1e300,      INFINITY};
+    for (size_t i = 0; i < sizeof(fl) / sizeof(fl[0]); i++) {
+        td_idx_put_float(cur, fl[i]);
+        double back = td_idx_get_float(cur);
+        TD_ASSERT_EQ_MEM(&back, &fl[i], sizeof(back));
+        if (i) {
+            TD_CHECK(memcmp(prev, cur, 8) < 0);
+        }
+        memcpy(prev, cur, 8);
+    }
+    TD_ASSERT_EQ_INT(td_idx_durclass(0), 0);
+    TD_ASSERT_EQ_INT(td_idx_durclass(1), 1);
+    TD_ASSERT_EQ_INT(td_idx_durclass(1023), 10);
+    TD_ASSERT_EQ_INT(td_idx_durclass(1024), 11);
+    TD_ASSERT_EQ_INT(td_idx_durclass(UINT64_MAX), 64);
 }
 
 static void test_batch_new_idx(void)
@@ -1964,6 +1996,7 @@ static void test_idx_write_oom(void)
 TEST_LIST = {
     {"idx_key_order", test_idx_key_order},
     {"batch_new_idx", test_batch_new_idx},
+    {"idx_value_encoding", test_idx_value_encoding},
     {"idx_round_trip", test_idx_round_trip},
     {"idx_limits_and_restart", test_idx_limits_and_restart},
     {"idx_since_and_hole", test_idx_since_and_hole},
