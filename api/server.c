@@ -73,6 +73,15 @@ const td_opt td_api_opt_rows[] = {
      "Candidate traces one /api/search loads and evaluates at most (newest minute buckets "
      "first); the response metrics count what was inspected.",
      1, 100000000},
+    {"search-max-bytes", TD_OPT_SIZE, "1GiB", offsetof(td_api_opts, search_max_bytes),
+     "Stored trace bytes one search reads at most. A search that reaches it stops and "
+     "answers with what it found so far; its metrics then show completedJobs < totalJobs. "
+     "0 = unlimited.",
+     0, 0},
+    {"search-timeout", TD_OPT_DURATION, "30s", offsetof(td_api_opts, search_timeout_ms),
+     "Time one search may run. A search that reaches it stops and answers with what it "
+     "found so far; its metrics then show completedJobs < totalJobs. 0 = unlimited.",
+     0, 3600 * 1000},
 };
 const size_t td_api_nopt_rows = sizeof(td_api_opt_rows) / sizeof(td_api_opt_rows[0]);
 
@@ -441,6 +450,8 @@ static void h_search(req *r)
     }
     p->max_traces = api->o.search_max_traces > 0 ? (uint64_t)api->o.search_max_traces : 20000;
     p->max_trace_bytes = api->o.max_trace_bytes;
+    p->max_bytes = api->o.search_max_bytes;
+    p->timeout_ms = api->o.search_timeout_ms;
     p->pb = td__tempo_negotiate(header(r, MHD_HTTP_HEADER_ACCEPT)) == TD_TEMPO_PROTOBUF;
     td_buf_reset(&r->body);
     td_status st = td__search(api->store, &ts, p, &r->body, &err);
@@ -645,6 +656,8 @@ td_status td_api_new(const td_api_opts *o, td_store *store, td_api **out, td_err
     api->search_ctx = (td__grpc_search_ctx){
         .store = store,
         .max_traces = o->search_max_traces > 0 ? (uint64_t)o->search_max_traces : 20000,
+        .max_bytes = o->search_max_bytes,
+        .timeout_ms = o->search_timeout_ms,
         .max_trace_bytes = o->max_trace_bytes};
     if (td__grpc_search_register(api->grpc, &api->search_ctx, err) != TD_OK) {
         td_api_free(api);
