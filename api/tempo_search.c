@@ -539,10 +539,60 @@ static int cmp_cand_newest(const void *pa, const void *pb)
 }
 
 /*
+ * Look up one hint's lookups for every tenant into *cs (a fresh cand_set of
+ * bound max). *state: 0 complete, 1 stopped by max_scan or max (worth a retry
+ * with a larger bound), 2 not answerable (inexact).
+ */
+static td_status hint_set(td_store *s, const td__tenants *ts, const idx_lookup *lk, size_t nlk,
+                          uint64_t start_ns, uint64_t end_ns, uint64_t max, uint64_t max_scan,
+                          cand_set *cs, int *state, uint64_t *read, td_err *err)
+{
+    memset(cs, 0, sizeof(*cs));
+    cs->max = max;
+    idx_hits hits = {.cs = cs};
+    td_status st = TD_OK;
+    *state = 0;
+    for (size_t t = 0; t < ts->n && !*state && !st; t++) {
+        for (size_t k = 0; k < nlk && !*state; k++) {
+            const idx_lookup *l = &lk[k];
+            const uint8_t *lo = l->str ? (const uint8_t *)l->str : l->lo;
+            const uint8_t *hi = l->str ? (const uint8_t *)l->str : l->hi;
+            bool exact, trunc;
+            st = td_store_index_traces(s, ts->names[t], l->scope, l->key, l->key_len, l->type, lo,
+                                       l->lo_len, hi, l->hi_len, start_ns, end_ns, max_scan,
+                                       on_index_hit, &hits, &exact, &trunc, err);
+            if (st == TD_INVALID) {
+                st = TD_OK; /* a key the index cannot hold (too long): not answerable */
+                *state = 2;
+                break;
+            }
+            if (st) {
+                break;
+            }
+            *state = !exact ? 2 : (trunc || cs->truncated) ? 1 : 0;
+        }
+    }
+    *read += hits.read;
+    if (st || *state) {
+        td_free(cs->c);
+        td_free(cs->slots);
+        memset(cs, 0, sizeof(*cs));
+    }
+    return st;
+}
+
+/* Entries a first lookup of each hint reads at most (see index_candidates). */
+#define IDX_PROBE 4096
+
+/*
  * Candidates from the index. *used false (TD_OK) when no hint could be answered
  * completely: the caller then scans the summaries. A hint's answer is complete
- * when every lookup of every tenant is exact, within max_scan entries and
- * max distinct traces.
+ * when every lookup of every tenant is exact, within its entry bound and max
+ * distinct traces. Each hint is first looked up with a small bound (1/64 of the
+ * full one, at most IDX_PROBE entries), so an unselective hint (status = unset) costs little when a
+ * selective one exists; only when none completes are the hints that hit the
+ * bound looked up again, in turn, with the full bound (16 x max, as the summary
+ * scan), until one completes.
  */
 static td_status index_candidates(td_store *s, const td__tenants *ts, const td_traceql_hint *hints,
                                   size_t nhints, uint64_t start_ns, uint64_t end_ns,
@@ -553,40 +603,32 @@ static td_status index_candidates(td_store *s, const td__tenants *ts, const td_t
     size_t nsets = 0;
     uint64_t read = 0;
     uint64_t max_scan = max > UINT64_MAX / 16 ? 0 : max * 16;
+    uint64_t probe = max_scan / 64 < IDX_PROBE ? max_scan / 64 : IDX_PROBE;
+    probe = max_scan == 0 ? IDX_PROBE : probe ? probe : 1;
     td_status st = TD_OK;
+    size_t retry[IDX_SETS_MAX], nretry = 0; /* hints stopped by the probe bound */
     for (size_t i = 0; i < nhints && nsets < IDX_SETS_MAX && !st; i++) {
         idx_lookup lk[IDX_LOOKUPS_MAX];
         size_t nlk = hint_lookups(&hints[i], lk);
         if (nlk == 0) {
             continue;
         }
-        cand_set cs = {.max = max};
-        idx_hits hits = {.cs = &cs};
-        bool complete = true;
-        for (size_t t = 0; t < ts->n && complete && !st; t++) {
-            for (size_t k = 0; k < nlk && complete; k++) {
-                const idx_lookup *l = &lk[k];
-                const uint8_t *lo = l->str ? (const uint8_t *)l->str : l->lo;
-                const uint8_t *hi = l->str ? (const uint8_t *)l->str : l->hi;
-                bool exact, trunc;
-                st = td_store_index_traces(s, ts->names[t], l->scope, l->key, l->key_len, l->type,
-                                           lo, l->lo_len, hi, l->hi_len, start_ns, end_ns,
-                                           max_scan, on_index_hit, &hits, &exact, &trunc, err);
-                if (st == TD_INVALID) {
-                    st = TD_OK; /* a key the index cannot hold (too long): not answerable */
-                    complete = false;
-                    break;
-                }
-                complete = !st && exact && !trunc && !cs.truncated;
-            }
+        int state;
+        st = hint_set(s, ts, lk, nlk, start_ns, end_ns, max, probe, &sets[nsets], &state, &read,
+                      err);
+        if (!st && state == 0) {
+            nsets++;
+        } else if (!st && state == 1 && nretry < IDX_SETS_MAX) {
+            retry[nretry++] = i;
         }
-        read += hits.read;
-        if (complete && !st) {
-            sets[nsets++] = cs;
-        } else {
-            td_free(cs.c);
-            td_free(cs.slots);
-        }
+    }
+    for (size_t r = 0; !st && nsets == 0 && r < nretry && probe != max_scan; r++) {
+        idx_lookup lk[IDX_LOOKUPS_MAX];
+        size_t nlk = hint_lookups(&hints[retry[r]], lk);
+        int state;
+        st = hint_set(s, ts, lk, nlk, start_ns, end_ns, max, max_scan, &sets[0], &state, &read,
+                      err);
+        nsets = !st && state == 0;
     }
     if (!st && nsets > 0) {
         /* the smallest answer, less what another complete answer rules out */

@@ -8,6 +8,7 @@
 #include "api/json.h"
 #include "api/logfmt.h"
 #include "api/tempo.h"
+#include "api/traceql/traceql.h"
 #include "collector/collector.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -2524,6 +2525,46 @@ static void test_search_index_equivalence(void)
                 TD_CHECK(false);
             }
         }
+    }
+    /*
+     * Candidates with a small bound (20 traces, 320 entries; probes of 5): each
+     * hint's probe stops early, then the first one is looked up in full.
+     */
+    {
+        td_arena ar;
+        td_arena_init(&ar, 4096, 0);
+        td__tenants ts;
+        TD_ASSERT_OK(td__tempo_tenants(NULL, false, &ar, &ts, &err));
+        static const struct {
+            const char *q;
+            size_t n;
+            bool summarized;
+        } cq[] = {
+            {"{resource.service.name = \"svc1\" && kind = client}", 12, false}, /* retried */
+            {"{kind = client}", 20, true},        /* 32 traces > 20: summaries */
+            {"{resource.service.name = \"nope\"}", 0, false}, /* exact and empty */
+            {"{.flag = true && resource.service.name = \"svc1\"}", 12, false},
+        };
+        for (size_t i = 0; i < sizeof(cq) / sizeof(cq[0]); i++) {
+            td_traceql_query *q = NULL;
+            td_traceql_hint *h = NULL;
+            size_t nh = 0;
+            TD_ASSERT_OK(td_traceql_parse(cq[i].q, strlen(cq[i].q), &ar, &q, &err));
+            TD_ASSERT_OK(td_traceql_hints(q, &ar, &h, &nh, &err));
+            td__cands cs;
+            TD_ASSERT_OK(td__search_candidates(st[0], &ts, h, nh, S_T0 * 1000000000ull,
+                                               (S_T0 + 1800) * 1000000000ull, 20, &ar, &cs, &err));
+            if (cs.n != cq[i].n) {
+                fprintf(stderr, "  %s: %zu candidates\n", cq[i].q, cs.n);
+            }
+            TD_ASSERT_EQ_U64(cs.n, cq[i].n);
+            for (size_t k = 0; k < cs.n; k++) {
+                TD_CHECK(cs.c[k].summarized == cq[i].summarized);
+                TD_CHECK(k == 0 || cs.c[k - 1].bucket >= cs.c[k].bucket);
+            }
+            td__cands_release(&cs);
+        }
+        td_arena_release(&ar);
     }
     /* and the index did serve the selective ones: fewer traces inspected */
     TD_ASSERT_EQ_INT(eq_inspected(st[1], "{resource.service.name = \"svc1\"}"), 48);
