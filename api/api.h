@@ -25,6 +25,8 @@ typedef struct td_api_opts {
     uint64_t max_trace_bytes;  /* v1 -> 422 / v2 -> PARTIAL beyond this */
     bool multitenancy;         /* require X-Scope-OrgID */
     int64_t search_max_traces; /* candidate traces one /api/search inspects at most */
+    uint64_t search_max_bytes; /* stored bytes one search reads at most (0 = unlimited) */
+    int64_t search_timeout_ms; /* wall time one search runs at most (0 = unlimited) */
 } td_api_opts;
 
 extern const td_opt td_api_opt_rows[];

@@ -74,6 +74,15 @@ const td_opt td_api_opt_rows[] = {
      "Candidate traces one /api/search loads and evaluates at most (newest minute buckets "
      "first); the response metrics count what was inspected.",
      1, 100000000},
+    {"search-max-bytes", TD_OPT_SIZE, "1GiB", offsetof(td_api_opts, search_max_bytes),
+     "Stored trace bytes one search reads at most. A search that reaches it stops and "
+     "answers with what it found so far; its metrics then show completedJobs < totalJobs. "
+     "0 = unlimited.",
+     0, 0},
+    {"search-timeout", TD_OPT_DURATION, "30s", offsetof(td_api_opts, search_timeout_ms),
+     "Time one search may run. A search that reaches it stops and answers with what it "
+     "found so far; its metrics then show completedJobs < totalJobs. 0 = unlimited.",
+     0, 3600 * 1000},
 };
 const size_t td_api_nopt_rows = sizeof(td_api_opt_rows) / sizeof(td_api_opt_rows[0]);
 
@@ -345,10 +354,62 @@ static void h_trace_v2(req *r)
     h_trace(r, true);
 }
 
+/*
+ * Very old Grafana sent legacy tags as bare query parameters (`?service.name=x`).
+ * When none of q, tags, start, end is present, every parameter that is not one
+ * of the search parameters becomes a logfmt pair of the legacy `tags` string.
+ */
+typedef struct bare_tags {
+    td_buf b;
+    bool bad; /* a key logfmt cannot carry */
+} bare_tags;
+
+static bool search_param(const char *k)
+{
+    static const char *const known[] = {"q",    "tags",  "limit",       "spss",
+                                        "start", "end",  "minDuration", "maxDuration"};
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        if (strcmp(k, known[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static enum MHD_Result on_bare_tag(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind;
+    bare_tags *t = cls;
+    if (!key || !*key || search_param(key)) {
+        return MHD_YES;
+    }
+    for (const char *k = key; *k; k++) {
+        if (*k == ' ' || *k == '=' || *k == '"' || (unsigned char)*k < 0x20) {
+            t->bad = true;
+            return MHD_NO;
+        }
+    }
+    if (t->b.len) {
+        td_buf_add(&t->b, " ", 1);
+    }
+    td_buf_add(&t->b, key, strlen(key));
+    td_buf_add(&t->b, "=\"", 2);
+    for (const char *v = value ? value : ""; *v; v++) {
+        if (*v == '"' || *v == '\\') {
+            td_buf_add(&t->b, "\\", 1);
+        }
+        td_buf_add(&t->b, v, 1);
+    }
+    td_buf_add(&t->b, "\"", 1);
+    return MHD_YES;
+}
+
 /* GET /api/search (API-CONTRACT §3.5): tempo_search.c does the work. */
 static void h_search(req *r)
 {
     td_api *api = r->api;
+    bare_tags bt = {.b = TD_BUF_INIT};
     td_err err;
     td_err_init(&err);
     td_arena a;
@@ -372,21 +433,40 @@ static void h_search(req *r)
                           .end = query_arg(r, "end"),
                           .min_duration = query_arg(r, "minDuration"),
                           .max_duration = query_arg(r, "maxDuration")};
-    td__search_params p;
-    if (td__search_parse(&in, (int64_t)time(NULL), &p, &err) != TD_OK) {
+    if (!in.q && !in.tags && !in.start && !in.end) {
+        MHD_get_connection_values(r->c, MHD_GET_ARGUMENT_KIND, on_bare_tag, &bt);
+        if (bt.bad) {
+            reply_error(r, 400, "invalid tags: a tag name may not contain spaces, '=' or quotes");
+            goto out;
+        }
+        if (bt.b.len) {
+            td_buf_add(&bt.b, "", 1); /* NUL */
+            in.tags = (const char *)bt.b.data;
+        }
+    }
+    td__search_params *p = td_xmalloc(sizeof(*p)); /* large (holds the translated tags) */
+    if (td__search_parse(&in, (int64_t)time(NULL), p, &err) != TD_OK) {
+        td_free(p);
         reply_err(r, &err);
         goto out;
     }
-    p.max_traces = api->o.search_max_traces > 0 ? (uint64_t)api->o.search_max_traces : 20000;
-    p.max_trace_bytes = api->o.max_trace_bytes;
+    p->max_traces = api->o.search_max_traces > 0 ? (uint64_t)api->o.search_max_traces : 20000;
+    p->max_trace_bytes = api->o.max_trace_bytes;
+    p->max_bytes = api->o.search_max_bytes;
+    p->timeout_ms = api->o.search_timeout_ms;
+    p->pb = td__tempo_negotiate(header(r, MHD_HTTP_HEADER_ACCEPT)) == TD_TEMPO_PROTOBUF;
     td_buf_reset(&r->body);
-    if (td__search(api->store, &ts, &p, &r->body, &err) != TD_OK) {
+    td_status st = td__search(api->store, &ts, p, &r->body, &err);
+    bool pb = p->pb;
+    td_free(p);
+    if (st != TD_OK) {
         reply_err(r, &err);
         goto out;
     }
     r->status = 200;
-    r->ctype = CT_JSON;
+    r->ctype = pb ? CT_PROTOBUF : CT_JSON;
 out:
+    td_buf_release(&bt.b);
     td_arena_release(&a);
 }
 
@@ -672,6 +752,8 @@ td_status td_api_new(const td_api_opts *o, td_store *store, td_api **out, td_err
     api->search_ctx = (td__grpc_search_ctx){
         .store = store,
         .max_traces = o->search_max_traces > 0 ? (uint64_t)o->search_max_traces : 20000,
+        .max_bytes = o->search_max_bytes,
+        .timeout_ms = o->search_timeout_ms,
         .max_trace_bytes = o->max_trace_bytes};
     api->tags_ctx = (td__grpc_tags_ctx){.store = store,
                                         .limits = {.max_traces = api->search_ctx.max_traces,

@@ -766,6 +766,13 @@ static int cmp_result(const void *pa, const void *pb)
 
 /* ---- the search ---- */
 
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 td_status td__search_load(td_store *s, const td__tenants *ts, const uint8_t id[16],
                           uint64_t max_trace_bytes, td_arena *a, td_traceql_trace *tr,
                           bool *found, uint64_t *inspected_bytes, td_err *err)
@@ -1143,10 +1150,18 @@ td_status td__search(td_store *s, const td__tenants *ts, const td__search_params
      * so the answer is exact at minute granularity.
      */
     res = td_xcalloc(p->limit < cs.n ? p->limit + 1 : cs.n + 1, sizeof(*res));
-    bool full = false;
+    bool full = false, cut = false;
     uint64_t stop_bucket = 0;
-    for (size_t i = 0; i < cs.n; i++) {
+    int64_t deadline = p->timeout_ms > 0 ? now_ms() + p->timeout_ms : 0;
+    size_t ndone = 0;
+    for (size_t i = 0; i < cs.n; i++, ndone++) {
         if (full && cs.c[i].bucket != stop_bucket) {
+            ndone = cs.n; /* the rest cannot change the answer */
+            break;
+        }
+        if ((p->max_bytes && inspected_bytes >= p->max_bytes) ||
+            (deadline && now_ms() >= deadline)) {
+            cut = true;
             break;
         }
         if (td__cand_skip(&cs.c[i], hints, nhints)) {
@@ -1181,6 +1196,20 @@ td_status td__search(td_store *s, const td__tenants *ts, const td__search_params
         }
     }
     qsort(res, nres, sizeof(*res), cmp_result);
+    /*
+     * Jobs: one per candidate trace, plus one for the rest of the window when
+     * the candidate bound stopped collecting. completedJobs < totalJobs tells a
+     * client the answer may be incomplete (a bound or the timeout stopped it).
+     */
+    uint64_t total_jobs = cs.n + (cs.truncated ? 1 : 0);
+    uint64_t done_jobs = cut ? ndone : cs.n;
+    if (total_jobs == 0) {
+        total_jobs = done_jobs = 1;
+    }
+    if (total_jobs > UINT32_MAX) {
+        done_jobs = done_jobs * (UINT32_MAX / 2) / (total_jobs / 2);
+        total_jobs = UINT32_MAX;
+    }
 
     if (p->pb) {
         td_buf m = TD_BUF_INIT;
@@ -1189,8 +1218,8 @@ td_status td__search(td_store *s, const td__tenants *ts, const td__search_params
         }
         pb_uint(&m, 1, inspected_traces > UINT32_MAX ? UINT32_MAX : inspected_traces);
         pb_uint(&m, 2, inspected_bytes);
-        pb_uint(&m, 4, 1);
-        pb_uint(&m, 5, 1);
+        pb_uint(&m, 4, done_jobs);
+        pb_uint(&m, 5, total_jobs);
         pb_sub(out, 2, &m);
         td_buf_release(&m);
         goto out;
@@ -1211,9 +1240,9 @@ td_status td__search(td_store *s, const td__tenants *ts, const td__search_params
     td_json_key(&j, "inspectedBytes");
     td_json_uint64_str(&j, inspected_bytes);
     td_json_key(&j, "completedJobs");
-    td_json_int(&j, 1);
+    td_json_int(&j, (int64_t)done_jobs);
     td_json_key(&j, "totalJobs");
-    td_json_int(&j, 1);
+    td_json_int(&j, (int64_t)total_jobs);
     td_json_end_object(&j);
     td_json_end_object(&j);
 out:
