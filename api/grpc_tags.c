@@ -32,8 +32,8 @@ static td_status run(td__query_grpc_call *call, const td__grpc_tags_ctx *ctx, td
     }
     td_arena *a = td__query_grpc_arena(call);
     td__tags_result res;
-    td_status st = td__tags_run(ctx->store, td__query_grpc_tenants(call), r, &ctx->limits, a, &res,
-                                err);
+    td_status st =
+        td__tags_run(ctx->store, td__query_grpc_tenants(call), r, &ctx->limits, a, &res, err);
     if (st) {
         return st;
     }
@@ -72,15 +72,14 @@ static td_status tags(td__query_grpc_call *call, const td__grpc_tags_ctx *ctx, t
     return st;
 }
 
-static td_status values(td__query_grpc_call *call, const td__grpc_tags_ctx *ctx,
-                        td__tags_kind kind, td_err *err)
+static td_status values(td__query_grpc_call *call, const td__grpc_tags_ctx *ctx, td__tags_kind kind,
+                        td_err *err)
 {
     td_slice req = td__query_grpc_request(call);
     Tempopb__SearchTagValuesRequest *m =
         tempopb__search_tag_values_request__unpack(NULL, req.len, (const uint8_t *)req.ptr);
     if (!m) {
-        return td_err_set(err, TD_INVALID,
-                          "invalid request: cannot decode SearchTagValuesRequest");
+        return td_err_set(err, TD_INVALID, "invalid request: cannot decode SearchTagValuesRequest");
     }
     td__tags_req r = {.kind = kind,
                       .tag = m->tagname,

@@ -33,12 +33,24 @@
 /* ---- fixed answers ---- */
 
 /* The intrinsic scope of tag names (API-CONTRACT §3.6), Tempo's spelling and order. */
-static const char *const intrinsic_names[] = {
-    "duration",         "event:name",         "instrumentation:name", "kind",
-    "name",             "rootName",           "rootServiceName",      "span:duration",
-    "span:kind",        "span:name",          "span:status",          "span:statusMessage",
-    "status",           "statusMessage",      "trace:duration",       "trace:rootName",
-    "trace:rootService", "traceDuration"};
+static const char *const intrinsic_names[] = {"duration",
+                                              "event:name",
+                                              "instrumentation:name",
+                                              "kind",
+                                              "name",
+                                              "rootName",
+                                              "rootServiceName",
+                                              "span:duration",
+                                              "span:kind",
+                                              "span:name",
+                                              "span:status",
+                                              "span:statusMessage",
+                                              "status",
+                                              "statusMessage",
+                                              "trace:duration",
+                                              "trace:rootName",
+                                              "trace:rootService",
+                                              "traceDuration"};
 #define N_INTRINSIC (sizeof(intrinsic_names) / sizeof(intrinsic_names[0]))
 
 static const char *const status_values[] = {"ok", "error", "unset"};
@@ -58,10 +70,10 @@ typedef enum {
     SC_N
 } scope_id;
 
-static const char *const scope_names[SC_N] = {"resource", "span",      "event", "link",
+static const char *const scope_names[SC_N] = {"resource",        "span",      "event", "link",
                                               "instrumentation", "intrinsic", "trace"};
-static const uint8_t scope_idx[SC_N] = {TD_IDX_RESOURCE, TD_IDX_SPAN, TD_IDX_EVENT,
-                                        TD_IDX_LINK,     TD_IDX_SCOPE, 0, 0};
+static const uint8_t scope_idx[SC_N] = {
+    TD_IDX_RESOURCE, TD_IDX_SPAN, TD_IDX_EVENT, TD_IDX_LINK, TD_IDX_SCOPE, 0, 0};
 
 #define ALL_ATTR_SCOPES                                                                            \
     ((1u << SC_RESOURCE) | (1u << SC_SPAN) | (1u << SC_EVENT) | (1u << SC_LINK) | (1u << SC_INSTR))
@@ -91,8 +103,8 @@ static td_status parse_num(const char *name, const char *s, bool is_signed, int6
     }
     const char *fn = is_signed ? "ParseInt" : "ParseUint";
     if (!syntax) {
-        return td_err_set(err, TD_INVALID, "invalid %s: strconv.%s: parsing \"%.64s\": invalid syntax",
-                          name, fn, s);
+        return td_err_set(err, TD_INVALID,
+                          "invalid %s: strconv.%s: parsing \"%.64s\": invalid syntax", name, fn, s);
     }
     errno = 0;
     unsigned long long v = strtoull(p, NULL, 10);
@@ -107,9 +119,9 @@ static td_status parse_num(const char *name, const char *s, bool is_signed, int6
     return TD_OK;
 }
 
-td_status td__tags_http_args(td__tags_kind kind, const char *scope, const char *tag,
-                             const char *q, const char *start, const char *end,
-                             const char *limit, td__tags_req *r, td_err *err)
+td_status td__tags_http_args(td__tags_kind kind, const char *scope, const char *tag, const char *q,
+                             const char *start, const char *end, const char *limit, td__tags_req *r,
+                             td_err *err)
 {
     memset(r, 0, sizeof(*r));
     r->kind = kind;
@@ -224,8 +236,7 @@ static void float_raw(double d, uint8_t raw[8])
     put_be64(raw, u);
 }
 
-bool td__tags_value_text(uint8_t t, const uint8_t *raw, size_t len, const char **type,
-                         td_buf *out)
+bool td__tags_value_text(uint8_t t, const uint8_t *raw, size_t len, const char **type, td_buf *out)
 {
     switch (t) {
     case TD_IDX_STRING:
@@ -736,8 +747,8 @@ static const char **fixed_list(td_arena *a, const char *const *v, size_t n, size
 }
 
 /* Sorted names of a set (first limit), as arena strings. */
-static td_status set_names(const bset *set, size_t limit, td_arena *a, const char ***out,
-                           size_t *n, td_err *err)
+static td_status set_names(const bset *set, size_t limit, td_arena *a, const char ***out, size_t *n,
+                           td_err *err)
 {
     size_t k;
     bent *v = bset_sorted(set, &k);
@@ -1017,8 +1028,8 @@ static td_status run_values_v1(td_store *s, const td__tenants *ts, const td__tag
     size_t klen = strlen(r->tag);
     td_status st = TD_OK;
     if (!w.empty) {
-        st = index_values(s, ts, TD_IDX_SPAN, r->tag, klen, &w, limit, &set,
-                          &out->inspected_bytes, err);
+        st = index_values(s, ts, TD_IDX_SPAN, r->tag, klen, &w, limit, &set, &out->inspected_bytes,
+                          err);
         if (!st) {
             st = index_values(s, ts, TD_IDX_RESOURCE, r->tag, klen, &w, limit, &set,
                               &out->inspected_bytes, err);
@@ -1046,8 +1057,7 @@ static td_status run_values_v1(td_store *s, const td__tenants *ts, const td__tag
 }
 
 td_status td__tags_run(td_store *s, const td__tenants *ts, const td__tags_req *r,
-                       const td__tags_limits *lim, td_arena *a, td__tags_result *out,
-                       td_err *err)
+                       const td__tags_limits *lim, td_arena *a, td__tags_result *out, td_err *err)
 {
     memset(out, 0, sizeof(*out));
     out->kind = r->kind;

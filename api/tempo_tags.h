@@ -62,9 +62,9 @@ typedef struct td__tags_req {
  * parsing \"x\": invalid syntax" (or "value out of range"), the same for end,
  * "invalid limit: ...". Scope and tag are checked by td__tags_run.
  */
-td_status td__tags_http_args(td__tags_kind kind, const char *scope, const char *tag,
-                             const char *q, const char *start, const char *end,
-                             const char *limit, td__tags_req *r, td_err *err);
+td_status td__tags_http_args(td__tags_kind kind, const char *scope, const char *tag, const char *q,
+                             const char *start, const char *end, const char *limit, td__tags_req *r,
+                             td_err *err);
 
 /*
  * The tag of a tag-values path: the text after "/tag/" up to the LAST "/values",
@@ -110,8 +110,7 @@ typedef struct td__tags_result {
  * The store's errors, TD_NOMEM. Everything in *out lives in arena a.
  */
 td_status td__tags_run(td_store *s, const td__tenants *ts, const td__tags_req *r,
-                       const td__tags_limits *lim, td_arena *a, td__tags_result *out,
-                       td_err *err);
+                       const td__tags_limits *lim, td_arena *a, td__tags_result *out, td_err *err);
 
 /* Tempo JSON of the result (SearchTags[V2]Response, SearchTagValues[V2]Response). */
 void td__tags_json(const td__tags_result *res, td_buf *out);
@@ -126,8 +125,7 @@ td_status td__tags_pb(const td__tags_result *res, td_buf *out, td_err *err);
  * true/false). Returns false for a type without a text form (duration classes)
  * or a malformed value.
  */
-bool td__tags_value_text(uint8_t t, const uint8_t *raw, size_t len, const char **type,
-                         td_buf *out);
+bool td__tags_value_text(uint8_t t, const uint8_t *raw, size_t len, const char **type, td_buf *out);
 
 /* Go's strconv.FormatFloat(v, 'g', -1, 64) ("1e+06", "0.25", "1.5e-07", "+Inf", "NaN"). */
 void td__tags_format_float(double v, td_buf *out);

@@ -22,17 +22,17 @@
 #define MAX_LIMIT 100000 /* the server's cap per scope / per answer */
 #define TEXT_BYTES 1024  /* escaped bytes shown per name or value */
 
-static const char *const SCOPES[] = {"resource", "span",  "intrinsic", "event", "link",
+static const char *const SCOPES[] = {"resource",        "span",  "intrinsic", "event", "link",
                                      "instrumentation", "trace", "none"};
 
 /* Intrinsics spelled without a scope; everything else unscoped is an attribute key. */
 static const char *const UNSCOPED_INTRINSICS[] = {
-    "name",     "status",      "kind",          "duration",        "statusMessage",
-    "rootName", "traceDuration", "rootServiceName", "childCount", "nestedSetLeft"};
+    "name",          "status",          "kind",       "duration",     "statusMessage", "rootName",
+    "traceDuration", "rootServiceName", "childCount", "nestedSetLeft"};
 
-static const char *const SCOPE_PREFIXES[] = {"span.", "resource.", "event.", "link.",
-                                             "instrumentation.", "span:", "trace:", "event:",
-                                             "link:", "instrumentation:"};
+static const char *const SCOPE_PREFIXES[] = {
+    "span.", "resource.", "event.", "link.", "instrumentation.",
+    "span:", "trace:",    "event:", "link:", "instrumentation:"};
 
 static bool starts_with(const char *s, const char *p)
 {
@@ -175,16 +175,14 @@ static size_t print_names(FILE *f, const json_t *scopes)
     size_t total = 0, i, k;
     const json_t *sc, *t;
     td_buf line = TD_BUF_INIT;
-    json_array_foreach(scopes, i, sc)
-    {
+    json_array_foreach (scopes, i, sc) {
         size_t nlen;
         const char *name = td_ctl_json_str(sc, "name", &nlen);
         const json_t *tags = member(sc, "tags");
         td_buf_reset(&line);
         td_ctl_put_text(&line, name ? name : "?", name ? nlen : 1, 64, 0);
         td_buf_addf(&line, " (%zu):\n", json_array_size(tags));
-        json_array_foreach(tags, k, t)
-        {
+        json_array_foreach (tags, k, t) {
             if (!json_is_string(t)) {
                 continue;
             }
@@ -205,8 +203,7 @@ static size_t print_values(FILE *f, const json_t *values)
     size_t n = 0, i;
     const json_t *v;
     td_buf line = TD_BUF_INIT;
-    json_array_foreach(values, i, v)
-    {
+    json_array_foreach (values, i, v) {
         size_t tl, vl;
         const char *type = td_ctl_json_str(v, "type", &tl);
         const char *val = td_ctl_json_str(v, "value", &vl);
@@ -318,8 +315,8 @@ static int tags_run(td_ctl_opts *o, int argc, char **argv)
     }
     uint64_t v_limit = 0, v_start = 0, v_end = 0, v_since = 0;
     if (limit && !parse_uint(limit, 1, MAX_LIMIT, &v_limit)) {
-        return td_ctl_usage_error("tags", "invalid --limit '%s': want a number from 1 to %d",
-                                  limit, MAX_LIMIT);
+        return td_ctl_usage_error("tags", "invalid --limit '%s': want a number from 1 to %d", limit,
+                                  MAX_LIMIT);
     }
     if (since && (start || end)) {
         return td_ctl_usage_error("tags", "use either --since or --start/--end, not both");
@@ -414,8 +411,7 @@ static int tags_run(td_ctl_opts *o, int argc, char **argv)
         if (name) {
             n = json_array_size(list);
         } else {
-            json_array_foreach(list, k, sc)
-            {
+            json_array_foreach (list, k, sc) {
                 n += json_array_size(member(sc, "tags"));
             }
         }

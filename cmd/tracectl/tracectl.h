@@ -29,10 +29,10 @@
  */
 #define TD_CTL_EXIT_MAP(X)                                                                         \
     X(OK, 0,                                                                                       \
-      "success (find: the trace was found; search: at least one trace matched; tags: something "  \
+      "success (find: the trace was found; search: at least one trace matched; tags: something "   \
       "listed)")                                                                                   \
     X(NOT_FOUND, 1,                                                                                \
-      "not found (find: HTTP 404 or an empty trace; search: no trace matched; tags: nothing "     \
+      "not found (find: HTTP 404 or an empty trace; search: no trace matched; tags: nothing "      \
       "listed)")                                                                                   \
     X(USAGE, 2, "usage error: unknown option, bad argument or bad --server URL")                   \
     X(UNREACHABLE, 3, "server unreachable: connection refused, timeout, DNS or transfer failure")  \

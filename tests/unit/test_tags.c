@@ -50,16 +50,16 @@ static void test_http_args(void)
     TD_ASSERT_EQ_U64(r.end, 5);
     TD_ASSERT_OK(td__tags_http_args(TD__TAGS_V1, NULL, NULL, NULL, "2147483647", "-2147483648",
                                     NULL, &r, &err));
-    TD_ASSERT_EQ_INT(td__tags_http_args(TD__TAGS_V2, NULL, NULL, NULL, "2147483648", NULL, NULL,
-                                        &r, &err),
-                     TD_INVALID);
+    TD_ASSERT_EQ_INT(
+        td__tags_http_args(TD__TAGS_V2, NULL, NULL, NULL, "2147483648", NULL, NULL, &r, &err),
+        TD_INVALID);
     TD_ASSERT_EQ_STR(err.msg,
                      "invalid start: strconv.ParseInt: parsing \"2147483648\": value out of range");
-    TD_ASSERT_EQ_INT(
-        td__tags_http_args(TD__TAGS_V2, NULL, NULL, NULL, NULL, "1h", NULL, &r, &err), TD_INVALID);
+    TD_ASSERT_EQ_INT(td__tags_http_args(TD__TAGS_V2, NULL, NULL, NULL, NULL, "1h", NULL, &r, &err),
+                     TD_INVALID);
     TD_ASSERT_EQ_STR(err.msg, "invalid end: strconv.ParseInt: parsing \"1h\": invalid syntax");
-    TD_ASSERT_EQ_INT(
-        td__tags_http_args(TD__TAGS_V2, NULL, NULL, NULL, NULL, NULL, "-1", &r, &err), TD_INVALID);
+    TD_ASSERT_EQ_INT(td__tags_http_args(TD__TAGS_V2, NULL, NULL, NULL, NULL, NULL, "-1", &r, &err),
+                     TD_INVALID);
     TD_ASSERT_EQ_STR(err.msg, "invalid limit: strconv.ParseUint: parsing \"-1\": invalid syntax");
     TD_ASSERT_EQ_INT(td__tags_http_args(TD__TAG_VALUES_V2, NULL, NULL, NULL, NULL, NULL,
                                         "99999999999999999999999", &r, &err),
@@ -366,8 +366,8 @@ static void write_trace(td_store *s, const char *tenant, const char *tid, const 
             e[ne].len = idx_val(&spans[k].attrs[i], &e[ne].type, e[ne].raw, &e[ne].str);
             ne++;
         }
-        e[ne++] = (ientry){TD_IDX_INTRINSIC, TD_IDX_STRING, "name", {0}, spans[k].name,
-                           strlen(spans[k].name)};
+        e[ne++] = (ientry){TD_IDX_INTRINSIC, TD_IDX_STRING,        "name", {0},
+                           spans[k].name,    strlen(spans[k].name)};
         e[ne].scope = TD_IDX_INTRINSIC;
         e[ne].type = TD_IDX_KEYWORD;
         e[ne].key = "status";
@@ -430,10 +430,22 @@ static void write_trace(td_store *s, const char *tenant, const char *tid, const 
     TD_ASSERT_EQ_INT(st, TD_OK);
 }
 
-#define AS(k, v) {k, 's', v, 0, 0}
-#define AI(k, v) {k, 'i', NULL, v, 0}
-#define AF(k, v) {k, 'f', NULL, 0, v}
-#define AB(k, v) {k, 'b', NULL, v, 0}
+#define AS(k, v)                                                                                   \
+    {                                                                                              \
+        k, 's', v, 0, 0                                                                            \
+    }
+#define AI(k, v)                                                                                   \
+    {                                                                                              \
+        k, 'i', NULL, v, 0                                                                         \
+    }
+#define AF(k, v)                                                                                   \
+    {                                                                                              \
+        k, 'f', NULL, 0, v                                                                         \
+    }
+#define AB(k, v)                                                                                   \
+    {                                                                                              \
+        k, 'b', NULL, v, 0                                                                         \
+    }
 
 #define T1 "11111111111111111111111111111111"
 #define T2 "22222222222222222222222222222222"
@@ -445,23 +457,50 @@ static void load(td_store *s)
 {
     const tattr shop[] = {AS("service.name", "shop"), AS("host.name", "web-1"), {0}};
     const tspan t1[] = {
-        {"00000000000000a1", NULL, "GET /", 2, 2, NS(10), NS(12),
+        {"00000000000000a1",
+         NULL,
+         "GET /",
+         2,
+         2,
+         NS(10),
+         NS(12),
          {AI("http.status_code", 500), AF("ratio", 0.25), AB("cache.hit", 1),
           AS("path/with/slash", "x")},
          "exception"},
-        {"00000000000000a2", "00000000000000a1", "db", 3, 1, NS(10), NS(11),
-         {AI("http.status_code", 200), AS("db.system", "pg"), {0}, {0}}, NULL},
+        {"00000000000000a2",
+         "00000000000000a1",
+         "db",
+         3,
+         1,
+         NS(10),
+         NS(11),
+         {AI("http.status_code", 200), AS("db.system", "pg"), {0}, {0}},
+         NULL},
     };
     write_trace(s, TD_DEFAULT_TENANT, T1, shop, t1, 2);
     /* http.status_code as a string this time */
     const tattr cart[] = {AS("service.name", "cart"), AS("region", "eu"), {0}};
-    const tspan t2[] = {{"00000000000000b1", NULL, "checkout", 2, 0, NS(20), NS(21),
-                         {AS("http.status_code", "200"), AS("region", "us"), {0}, {0}}, NULL}};
+    const tspan t2[] = {{"00000000000000b1",
+                         NULL,
+                         "checkout",
+                         2,
+                         0,
+                         NS(20),
+                         NS(21),
+                         {AS("http.status_code", "200"), AS("region", "us"), {0}, {0}},
+                         NULL}};
     write_trace(s, TD_DEFAULT_TENANT, T2, cart, t2, 1);
     /* another tenant */
     const tattr other[] = {AS("service.name", "other"), {0}};
-    const tspan t3[] = {{"00000000000000c1", NULL, "work", 1, 0, NS(30), NS(31),
-                         {AI("tenant.only", -3), {0}, {0}, {0}}, NULL}};
+    const tspan t3[] = {{"00000000000000c1",
+                         NULL,
+                         "work",
+                         1,
+                         0,
+                         NS(30),
+                         NS(31),
+                         {AI("tenant.only", -3), {0}, {0}, {0}},
+                         NULL}};
     write_trace(s, "t2", T3, other, t3, 1);
 }
 
@@ -512,7 +551,7 @@ static const char *strip_metrics(td_buf *b)
     do {                                                                                           \
         td_err e_;                                                                                 \
         td_err_init(&e_);                                                                          \
-        td_status st_ = run_json(s, NULL, kind, scope, tag, q, start, end, limit, &b, &e_);       \
+        td_status st_ = run_json(s, NULL, kind, scope, tag, q, start, end, limit, &b, &e_);        \
         if (st_) {                                                                                 \
             fprintf(stderr, "  error: %s\n", e_.msg);                                              \
         }                                                                                          \
@@ -520,11 +559,11 @@ static const char *strip_metrics(td_buf *b)
         TD_ASSERT_EQ_STR(strip_metrics(&b), want);                                                 \
     } while (0)
 
-#define EXPECT_ERR(kind, scope, tag, want_msg)                                                          \
+#define EXPECT_ERR(kind, scope, tag, want_msg)                                                     \
     do {                                                                                           \
         td_err e_;                                                                                 \
         td_err_init(&e_);                                                                          \
-        TD_ASSERT_EQ_INT(run_json(s, NULL, kind, scope, tag, NULL, NULL, NULL, NULL, &b, &e_),    \
+        TD_ASSERT_EQ_INT(run_json(s, NULL, kind, scope, tag, NULL, NULL, NULL, NULL, &b, &e_),     \
                          TD_INVALID);                                                              \
         TD_ASSERT_EQ_STR(e_.msg, want_msg);                                                        \
     } while (0)
@@ -682,21 +721,20 @@ static void test_values(void)
            NULL,
            "{\"tagValues\":[{\"type\":\"string\",\"value\":\"GET /\"},{\"type\":\"string\","
            "\"value\":\"db\"}]}");
-    EXPECT(TD__TAG_VALUES_V2, NULL, "span.http.status_code", "{ status = error }", NULL, NULL,
-           NULL, "{\"tagValues\":[{\"type\":\"int\",\"value\":\"500\"}]}");
+    EXPECT(TD__TAG_VALUES_V2, NULL, "span.http.status_code", "{ status = error }", NULL, NULL, NULL,
+           "{\"tagValues\":[{\"type\":\"int\",\"value\":\"500\"}]}");
     EXPECT(TD__TAG_VALUES_V2, NULL, "name", "{ resource.cluster = }", NULL, NULL, "1",
            "{\"tagValues\":[{\"type\":\"string\",\"value\":\"GET /\"}]}");
     EXPECT(TD__TAG_VALUES_V2, NULL, "resource.service.name", "{ name = \"nothing\" }", NULL, NULL,
            NULL, "{\"tagValues\":[]}");
     /* windows (the index has minute granularity: both traces share one minute) */
-    EXPECT(TD__TAG_VALUES_V2, NULL, "resource.service.name", NULL, "1700000015", "1700000025",
-           NULL,
+    EXPECT(TD__TAG_VALUES_V2, NULL, "resource.service.name", NULL, "1700000015", "1700000025", NULL,
            "{\"tagValues\":[{\"type\":\"string\",\"value\":\"cart\"},{\"type\":\"string\","
            "\"value\":\"shop\"}]}");
-    EXPECT(TD__TAG_VALUES_V2, NULL, "resource.service.name", NULL, "1700000600", "1700003600",
-           NULL, "{\"tagValues\":[]}");
-    EXPECT(TD__TAG_VALUES_V2, NULL, "resource.service.name", NULL, "1700000025", "1700000015",
-           NULL, "{\"tagValues\":[]}");
+    EXPECT(TD__TAG_VALUES_V2, NULL, "resource.service.name", NULL, "1700000600", "1700003600", NULL,
+           "{\"tagValues\":[]}");
+    EXPECT(TD__TAG_VALUES_V2, NULL, "resource.service.name", NULL, "1700000025", "1700000015", NULL,
+           "{\"tagValues\":[]}");
 
     /* identifier validation: Tempo's texts */
     EXPECT_ERR(TD__TAG_VALUES_V2, NULL, "foo bar",
@@ -747,8 +785,8 @@ static void test_values(void)
 static void test_protobuf(void)
 {
     const char *names[] = {"a", "b"};
-    td__tags_result r = {.kind = TD__TAGS_V1, .strings = names, .nstrings = 2,
-                         .inspected_bytes = 77};
+    td__tags_result r = {
+        .kind = TD__TAGS_V1, .strings = names, .nstrings = 2, .inspected_bytes = 77};
     td_buf b = TD_BUF_INIT;
     td_err err;
     td_err_init(&err);
@@ -791,8 +829,8 @@ static void test_protobuf(void)
 
     td_buf_reset(&b);
     td__tags_value_out vals[] = {{"int", "200"}, {"keyword", "error"}};
-    r = (td__tags_result){.kind = TD__TAG_VALUES_V2, .values = vals, .nvalues = 2,
-                          .inspected_bytes = 5};
+    r = (td__tags_result){
+        .kind = TD__TAG_VALUES_V2, .values = vals, .nvalues = 2, .inspected_bytes = 5};
     TD_ASSERT_OK(td__tags_pb(&r, &b, &err));
     Tempopb__SearchTagValuesV2Response *v2 =
         tempopb__search_tag_values_v2_response__unpack(NULL, b.len, (const uint8_t *)b.data);
@@ -805,8 +843,8 @@ static void test_protobuf(void)
     tempopb__search_tag_values_v2_response__free_unpacked(v2, NULL);
 
     /* request messages: Tempo's field numbers (SearchTagValuesRequest has no field 3) */
-    static const uint8_t req[] = {0x0a, 0x04, 'n', 'a', 'm', 'e', 0x12, 0x02, '{', '}',
-                                  0x20, 0x05, 0x28, 0x06, 0x30, 0x07};
+    static const uint8_t req[] = {0x0a, 0x04, 'n',  'a',  'm',  'e',  0x12, 0x02,
+                                  '{',  '}',  0x20, 0x05, 0x28, 0x06, 0x30, 0x07};
     Tempopb__SearchTagValuesRequest *q =
         tempopb__search_tag_values_request__unpack(NULL, sizeof(req), req);
     TD_CHECK(q != NULL);
@@ -816,8 +854,8 @@ static void test_protobuf(void)
     TD_ASSERT_EQ_U64(q->end, 6);
     TD_ASSERT_EQ_U64(q->maxtagvalues, 7);
     tempopb__search_tag_values_request__free_unpacked(q, NULL);
-    static const uint8_t treq[] = {0x0a, 0x04, 's', 'p', 'a', 'n', 0x18, 0x01, 0x20, 0x02,
-                                   0x28, 0x03};
+    static const uint8_t treq[] = {0x0a, 0x04, 's',  'p',  'a',  'n',
+                                   0x18, 0x01, 0x20, 0x02, 0x28, 0x03};
     Tempopb__SearchTagsRequest *tq = tempopb__search_tags_request__unpack(NULL, sizeof(treq), treq);
     TD_CHECK(tq != NULL);
     TD_ASSERT_EQ_STR(tq->scope, "span");
@@ -892,8 +930,7 @@ static void test_routes(void)
     TD_ASSERT_EQ_INT(
         http_get(port, "/api/v2/search/tag/resource.service.name/values?limit=5000", NULL, &b),
         200);
-    TD_CHECK(strstr(b.data, "{\"tagValues\":[{\"type\":\"string\",\"value\":\"cart\"},") ==
-             b.data);
+    TD_CHECK(strstr(b.data, "{\"tagValues\":[{\"type\":\"string\",\"value\":\"cart\"},") == b.data);
     TD_ASSERT_EQ_INT(http_get(port, "/api/search/tag/service.name/values", NULL, &b), 200);
     TD_CHECK(strstr(b.data, "{\"tagValues\":[\"cart\",\"shop\"]") == b.data);
     /* the path is decoded once; the tag runs to the last /values */
