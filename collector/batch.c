@@ -373,14 +373,6 @@ static const char *const status_kw[] = {"unset", "ok", "error"};
 static const char *const kind_kw[] = {"unspecified", "internal", "server",
                                       "client",      "producer", "consumer"};
 
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
 static bool idx_push(idx_list *l, const idx_plan *e)
 {
     if (l->n == l->cap) {
@@ -459,16 +451,11 @@ static bool idx_any(idx_list *l, uint32_t frag, uint8_t scope, const char *key,
         return idx_str(l, frag, scope, TD_IDX_STRING, key, v->string_value,
                        v->string_value ? strlen(v->string_value) : 0);
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE:
-        put_be64(b, (uint64_t)v->int_value ^ (1ull << 63)); /* + 2^63: signed order */
+        td_idx_put_int(b, v->int_value);
         return idx_num(l, frag, scope, TD_IDX_INT, key, b, 8);
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE: {
-        uint64_t bits;
-        memcpy(&bits, &v->double_value, 8);
-        /* negatives: flip all bits (larger magnitude sorts lower); others: the sign bit */
-        bits = (bits >> 63) ? ~bits : bits ^ (1ull << 63);
-        put_be64(b, bits);
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
+        td_idx_put_float(b, v->double_value);
         return idx_num(l, frag, scope, TD_IDX_FLOAT, key, b, 8);
-    }
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE:
         b[0] = v->bool_value ? 1 : 0;
         return idx_num(l, frag, scope, TD_IDX_BOOL, key, b, 1);
@@ -518,17 +505,6 @@ static int cmp_idx(const void *pa, const void *pb)
     }
     const uint8_t *av = a->inline_val ? a->num : a->val, *bv = b->inline_val ? b->num : b->val;
     return a->val_len ? memcmp(av, bv, a->val_len) : 0;
-}
-
-/* Duration class: floor(log2(d)) + 1, 0 for 0 ns (store.h TD_IDX_DURCLASS). */
-static uint8_t dur_class(uint64_t d)
-{
-    uint8_t c = 0;
-    while (d) {
-        c++;
-        d >>= 1;
-    }
-    return c;
 }
 
 /*
@@ -595,7 +571,7 @@ static bool idx_fragment(idx_list *l, const frag_plan *fp, uint32_t frag)
             uint64_t d = sp->end_time_unix_nano >= sp->start_time_unix_nano
                              ? sp->end_time_unix_nano - sp->start_time_unix_nano
                              : 0;
-            uint8_t dc = dur_class(d);
+            uint8_t dc = td_idx_durclass(d);
             if (!idx_num(l, frag, TD_IDX_INTRINSIC, TD_IDX_DURCLASS, "duration", &dc, 1)) {
                 return false;
             }

@@ -41,6 +41,13 @@
  */
 #define TD__KEY_META_IDX_SINCE "Midxsince"
 
+/*
+ * Metadata key holding the data-time range [lo, hi] (ns, 8 + 8 bytes big-endian)
+ * of fragments written without index entries (batches with nidx == 0); absent
+ * when there were none. Lookups whose window overlaps it are inexact.
+ */
+#define TD__KEY_META_IDX_HOLE "Midxhole"
+
 /* 'R' | tenant length | tenant | resource hash (16) */
 #define TD__KEY_RES_MAX (1 + 1 + TD_TENANT_MAX + 16)
 

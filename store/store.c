@@ -103,6 +103,13 @@ struct td_store {
     /* ---- secondary index ---- */
     uint64_t idx_max_value_len, idx_max_values;
     uint64_t idx_since;                    /* TD__KEY_META_IDX_SINCE, read at open */
+    /*
+     * TD__KEY_META_IDX_HOLE in memory (empty when lo > hi). Guarded by hole_lock,
+     * not write_lock, so that lookups never wait for a write to reach the disk;
+     * the writer widens it before the write that needs it becomes visible.
+     */
+    pthread_mutex_t hole_lock;
+    uint64_t hole_lo, hole_hi;
     res_seen_ent tag_seen[TAG_SEEN_SETS][2]; /* guarded by write_lock */
     idx_key *idx_keys;                     /* [idx_cap], guarded by write_lock */
     size_t idx_cap, idx_nkeys, idx_nslots; /* table size, keys tracked, value slots */
@@ -348,6 +355,32 @@ static td_status load_idx_since(td_store *s, td_err *err)
     return TD_OK;
 }
 
+/* The unindexed range (TD__KEY_META_IDX_HOLE); absent means none. */
+static td_status load_idx_hole(td_store *s, td_err *err)
+{
+    s->hole_lo = UINT64_MAX;
+    s->hole_hi = 0;
+    char *lerr = NULL;
+    size_t vlen = 0;
+    char *v = leveldb_get(s->db, s->ropts, TD__KEY_META_IDX_HOLE,
+                          sizeof(TD__KEY_META_IDX_HOLE) - 1, &vlen, &lerr);
+    if (lerr) {
+        td_status st = td_err_set(err, TD_IO, "cannot read the unindexed range: %s", lerr);
+        leveldb_free(lerr);
+        return st;
+    }
+    if (!v) {
+        return TD_OK;
+    }
+    bool ok = vlen == 16;
+    if (ok) {
+        s->hole_lo = td__get_be64((const uint8_t *)v);
+        s->hole_hi = td__get_be64((const uint8_t *)v + 8);
+    }
+    leveldb_free(v);
+    return ok ? TD_OK : td_err_set(err, TD_CORRUPT, "malformed unindexed range (%zu bytes)", vlen);
+}
+
 static void idx_keys_clear(td_store *s)
 {
     for (size_t i = 0; i < s->idx_cap; i++) {
@@ -386,6 +419,7 @@ static void store_free(td_store *s)
     }
     idx_keys_clear(s);
     pthread_mutex_destroy(&s->write_lock);
+    pthread_mutex_destroy(&s->hole_lock);
     td_free(s->path);
     td_free(s);
 }
@@ -402,6 +436,7 @@ td_status td_store_open(const td_store_opts *o, td_store **out, td_err *err)
     }
     td_store *s = td_xcalloc(1, sizeof(*s));
     pthread_mutex_init(&s->write_lock, NULL);
+    pthread_mutex_init(&s->hole_lock, NULL);
     td_buf path = TD_BUF_INIT;
     td_buf_addf(&path, "%s/traces", o->dir);
     s->path = td_buf_detach(&path, NULL);
@@ -430,7 +465,7 @@ td_status td_store_open(const td_store_opts *o, td_store **out, td_err *err)
         return st;
     }
     load_next_seq(s);
-    if ((st = load_idx_since(s, err)) != TD_OK) {
+    if ((st = load_idx_since(s, err)) != TD_OK || (st = load_idx_hole(s, err)) != TD_OK) {
         store_free(s);
         return st;
     }
@@ -915,6 +950,32 @@ td_status td_store_write(td_store *s, td_batch *const *batches, size_t n, td_err
         }
     }
     if (!st) {
+        /*
+         * Fragments without index entries (batches not built by td_batch_build,
+         * e.g. tests or imports) leave the index incomplete for their time range:
+         * widen the recorded hole, in this same write, and in memory before the
+         * write is visible, so no lookup can see the fragments but not the hole.
+         */
+        uint64_t lo = UINT64_MAX, hi = 0;
+        for (size_t i = 0; i < n; i++) {
+            const td_batch *b = batches[i];
+            for (size_t j = 0; b->nidx == 0 && j < b->nfrags; j++) {
+                lo = b->frags[j].start_ns < lo ? b->frags[j].start_ns : lo;
+                hi = b->frags[j].end_ns > hi ? b->frags[j].end_ns : hi;
+                hi = b->frags[j].start_ns > hi ? b->frags[j].start_ns : hi;
+            }
+        }
+        pthread_mutex_lock(&s->hole_lock);
+        if (lo <= hi && (lo < s->hole_lo || hi > s->hole_hi)) {
+            s->hole_lo = lo < s->hole_lo ? lo : s->hole_lo;
+            s->hole_hi = hi > s->hole_hi ? hi : s->hole_hi;
+            uint8_t hv[16];
+            td__put_be64(hv, s->hole_lo);
+            td__put_be64(hv + 8, s->hole_hi);
+            leveldb_writebatch_put(wb, TD__KEY_META_IDX_HOLE, sizeof(TD__KEY_META_IDX_HOLE) - 1,
+                                   (const char *)hv, sizeof(hv));
+        }
+        pthread_mutex_unlock(&s->hole_lock);
         uint8_t mark[8];
         td__put_be64(mark, seq);
         leveldb_writebatch_put(wb, TD__KEY_META_SEQ, sizeof(TD__KEY_META_SEQ) - 1,
@@ -1361,8 +1422,12 @@ td_status td_store_index_traces(td_store *s, const char *tenant, uint8_t scope, 
     if (lo_len > TD__IDX_VAL_MAX || hi_len > TD__IDX_VAL_MAX) {
         return TD_OK; /* never indexed: inexact */
     }
-    if (start_ns < s->idx_since || key_len == 0) {
-        return TD_OK; /* the window reaches back before indexing began */
+    pthread_mutex_lock(&s->hole_lock);
+    bool hole = s->hole_lo <= s->hole_hi && start_ns <= s->hole_hi && end_ns >= s->hole_lo;
+    pthread_mutex_unlock(&s->hole_lock);
+    if (start_ns < s->idx_since || hole || key_len == 0) {
+        /* the window reaches back before indexing began, or holds unindexed fragments */
+        return TD_OK;
     }
     bool eq = lo_len == hi_len && (lo_len == 0 || memcmp(lo, hi, lo_len) == 0);
     bool fixed = type == TD_IDX_INT || type == TD_IDX_FLOAT || type == TD_IDX_BOOL ||
@@ -1514,7 +1579,9 @@ td_status td_store_index_traces(td_store *s, const char *tenant, uint8_t scope, 
     leveldb_iter_destroy(eit);
     td_free(k1);
     if (!st) {
-        qsort(hits, nhits, sizeof(*hits), cmp_hit_desc);
+        if (nhits > 1) {
+            qsort(hits, nhits, sizeof(*hits), cmp_hit_desc);
+        }
         for (size_t i = 0; i < nhits; i++) {
             if (!cb(ud, hits[i].id, hits[i].bucket)) {
                 break;

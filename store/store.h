@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define TD_TENANT_MAX 150
 #define TD_DEFAULT_TENANT "single-tenant"
@@ -82,6 +83,39 @@ typedef enum td_idx_type {
     TD_IDX_KEYWORD = 'k',  /* text of a status or kind keyword ("error", "server") */
     TD_IDX_DURCLASS = 'd', /* 1 byte: floor(log2(duration ns)) + 1, 0 for 0 ns */
 } td_idx_type;
+
+/* Value encodings of td_idx_type, shared by the batch builder and index readers. */
+static inline void td_idx_put_int(uint8_t out[8], int64_t v)
+{
+    uint64_t u = (uint64_t)v ^ (1ull << 63); /* + 2^63: signed order as unsigned */
+    for (int i = 7; i >= 0; i--) {
+        out[i] = (uint8_t)u;
+        u >>= 8;
+    }
+}
+
+static inline void td_idx_put_float(uint8_t out[8], double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, sizeof(u));
+    /* negatives: every bit flipped (bigger magnitude sorts lower); others: the sign bit */
+    u = (u >> 63) ? ~u : u ^ (1ull << 63);
+    for (int i = 7; i >= 0; i--) {
+        out[i] = (uint8_t)u;
+        u >>= 8;
+    }
+}
+
+/* Duration class: floor(log2(ns)) + 1, 0 for 0 ns; class c holds [2^(c-1), 2^c). */
+static inline uint8_t td_idx_durclass(uint64_t ns)
+{
+    uint8_t c = 0;
+    while (ns) {
+        c++;
+        ns >>= 1;
+    }
+    return c;
+}
 
 /*
  * One distinct (scope, key, typed value) of one fragment. key and val point
@@ -139,7 +173,9 @@ td_batch *td_batch_new_res(const char *tenant, size_t nfrags, size_t nres, size_
 
 /*
  * Same with room for nidx zeroed index entries (b->idx), filled by the caller;
- * data_cap also covers their key and value bytes.
+ * data_cap also covers their key and value bytes. A batch with entries must
+ * carry every entry of each of its fragments (lookups trust them to be
+ * complete); a batch without any marks its fragments' time range unindexed.
  */
 td_batch *td_batch_new_idx(const char *tenant, size_t nfrags, size_t nres, size_t nidx,
                            size_t data_cap);
@@ -268,8 +304,9 @@ typedef bool (*td_index_trace_cb)(void *ud, const uint8_t trace_id[16], uint64_t
  *
  * *exact tells whether the index is complete for this lookup: false when a
  * value in [lo, hi] may have been left out (too long, or its key reached its
- * distinct-value limit before the value was first seen), or the window starts
- * before this store began indexing (store/FORMAT.md). When *exact is false
+ * distinct-value limit before the value was first seen), the window starts
+ * before this store began indexing, or it overlaps the time range of fragments
+ * written without index entries (batches with nidx == 0; store/FORMAT.md). When *exact is false
  * nothing is visited and the caller must find candidates another way.
  * String and keyword ranges (lo != hi) are never exact. Entries are collected
  * (at most max_scan) and sorted before the first callback; for a range of

@@ -1828,8 +1828,29 @@ static void test_idx_limits_and_restart(void)
     tmp_remove();
 }
 
-/* The start-of-indexing mark: 0 for a new store, "now" for one holding older fragments. */
-static void test_idx_since(void)
+/* Delete metadata key k with the store closed, as a store from before indexing lacks it. */
+static void meta_delete(const td_store_opts *o, const char *k)
+{
+    td_buf path = TD_BUF_INIT;
+    td_buf_addf(&path, "%s/traces", o->dir);
+    leveldb_options_t *lo = leveldb_options_create();
+    char *lerr = NULL;
+    leveldb_t *db = leveldb_open(lo, path.data, &lerr);
+    TD_CHECK(lerr == NULL);
+    leveldb_writeoptions_t *wo = leveldb_writeoptions_create();
+    leveldb_delete(db, wo, k, strlen(k), &lerr);
+    TD_CHECK(lerr == NULL);
+    leveldb_writeoptions_destroy(wo);
+    leveldb_close(db);
+    leveldb_options_destroy(lo);
+    td_buf_release(&path);
+}
+
+/*
+ * Exactness marks: the start of indexing (0 for a new store, "now" for one
+ * holding older fragments) and the range of fragments written without entries.
+ */
+static void test_idx_since_and_hole(void)
 {
     tmp_make();
     td_store_opts o = opts_for("new");
@@ -1838,44 +1859,49 @@ static void test_idx_since(void)
     bool exact, trunc;
     traces_str(s, "t", 's', "k", 's', "v", 0, 10, 0, &exact, &trunc, &b);
     TD_CHECK(exact);
+    /* a batch without index entries makes its time range inexact, and only that */
+    write_one(s, "t", (fspec[]){{1, 5 * MIN_NS, 6 * MIN_NS, 1, "x"}}, 1);
+    traces_str(s, "t", 's', "k", 's', "v", 0, 10, 0, &exact, &trunc, &b);
+    TD_CHECK(exact);
+    traces_str(s, "t", 's', "k", 's', "v", 0, 5 * MIN_NS, 0, &exact, &trunc, &b);
+    TD_CHECK(!exact);
+    traces_str(s, "t", 's', "k", 's', "v", 6 * MIN_NS, HOUR_NS, 0, &exact, &trunc, &b);
+    TD_CHECK(!exact);
+    traces_str(s, "t", 's', "k", 's', "v", 6 * MIN_NS + 1, HOUR_NS, 0, &exact, &trunc, &b);
+    TD_CHECK(exact);
+    /* batches with entries do not widen it */
+    unsigned tids[] = {2};
+    uint64_t starts[] = {9 * MIN_NS};
+    ispec e[] = {{0, 's', 's', "k", "v", 0}};
+    write_idx(s, "t", tids, starts, 1, e, 1);
+    TD_ASSERT_EQ_STR(
+        traces_str(s, "t", 's', "k", 's', "v", 7 * MIN_NS, HOUR_NS, 0, &exact, &trunc, &b),
+        "2@9;");
+    TD_CHECK(exact);
     td_store_close(s);
-    s = open_store(&o); /* reopened: the mark stays 0 though fragments exist now */
-    write_one(s, "t", (fspec[]){{1, 5, 6, 1, "x"}}, 1);
-    td_store_close(s);
-    s = open_store(&o);
+    s = open_store(&o); /* both marks persist */
+    traces_str(s, "t", 's', "k", 's', "v", 0, 5 * MIN_NS, 0, &exact, &trunc, &b);
+    TD_CHECK(!exact);
     traces_str(s, "t", 's', "k", 's', "v", 0, 10, 0, &exact, &trunc, &b);
     TD_CHECK(exact);
     td_store_close(s);
     opts_release(&o);
 
-    /* an older store: plant a fragment and remove the mark, as before indexing existed */
+    /* an older store: fragments, but neither mark */
     o = opts_for("old");
     s = open_store(&o);
     write_one(s, "t", (fspec[]){{1, 5, 6, 1, "x"}}, 1);
     td_store_close(s);
-    {
-        td_buf path = TD_BUF_INIT;
-        td_buf_addf(&path, "%s/traces", o.dir);
-        leveldb_options_t *lo = leveldb_options_create();
-        char *lerr = NULL;
-        leveldb_t *db = leveldb_open(lo, path.data, &lerr);
-        TD_CHECK(lerr == NULL);
-        leveldb_writeoptions_t *wo = leveldb_writeoptions_create();
-        leveldb_delete(db, wo, TD__KEY_META_IDX_SINCE, strlen(TD__KEY_META_IDX_SINCE), &lerr);
-        TD_CHECK(lerr == NULL);
-        leveldb_writeoptions_destroy(wo);
-        leveldb_close(db);
-        leveldb_options_destroy(lo);
-        td_buf_release(&path);
-    }
+    meta_delete(&o, TD__KEY_META_IDX_SINCE);
+    meta_delete(&o, TD__KEY_META_IDX_HOLE);
     s = open_store(&o);
-    traces_str(s, "t", 's', "k", 's', "v", 0, 10, 0, &exact, &trunc, &b);
+    traces_str(s, "t", 's', "k", 's', "v", 100, 200, 0, &exact, &trunc, &b);
     TD_CHECK(!exact);
     traces_str(s, "t", 's', "k", 's', "v", UINT64_MAX / 4, UINT64_MAX / 2, 0, &exact, &trunc, &b);
     TD_CHECK(exact);
     td_store_close(s);
     s = open_store(&o); /* the mark persists */
-    traces_str(s, "t", 's', "k", 's', "v", 0, 10, 0, &exact, &trunc, &b);
+    traces_str(s, "t", 's', "k", 's', "v", 100, 200, 0, &exact, &trunc, &b);
     TD_CHECK(!exact);
     td_store_close(s);
     opts_release(&o);
@@ -1940,7 +1966,7 @@ TEST_LIST = {
     {"batch_new_idx", test_batch_new_idx},
     {"idx_round_trip", test_idx_round_trip},
     {"idx_limits_and_restart", test_idx_limits_and_restart},
-    {"idx_since", test_idx_since},
+    {"idx_since_and_hole", test_idx_since_and_hole},
     {"idx_write_oom", test_idx_write_oom},
     {"summaries", test_summaries},
     {"key_layout", test_key_layout},
