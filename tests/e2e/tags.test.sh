@@ -209,4 +209,38 @@ expect_eq "tracectl tags --scope bogus exits 2" "$?" 2
 expect_eq "no warnings or errors logged" \
     "$(grep -E '"level":"(warn|error)"' "$TRACED_LOG" | head -n 1 | head -c 300)" ""
 check "SIGTERM: exit 0" traced_stop
+
+# --- 7. tenants: a|b merges and de-duplicates ------------------------------------------------------
+start_or_bail --multitenancy
+span_for() { # span_for TENANT SERVICE: one OTLP JSON span of SERVICE sent as TENANT
+    local now
+    now=$(date +%s%N)
+    http "mt_$1_$2" -H 'Content-Type: application/json' -H "X-Scope-OrgID: $1" --data-binary \
+        '{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"'"$2"'"}}]},
+ "scopeSpans":[{"spans":[{"traceId":"'"$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"'","spanId":"1000000000000001",
+ "name":"op-'"$1"'","kind":2,"startTimeUnixNano":"'"$now"'","endTimeUnixNano":"'"$((now + 1000))"'"}]}]}]}' \
+        "$OTLP_HTTP/v1/traces"
+}
+expect_eq "tenant-a and tenant-b spans accepted" \
+    "$(span_for tenant-a "shared-$TAG")$(span_for tenant-a "a-$TAG")$(span_for tenant-b "shared-$TAG")$(span_for tenant-b "b-$TAG")" \
+    200200200200
+both() {
+    get mt '/api/v2/search/tag/resource.service.name/values' -H 'X-Scope-OrgID: tenant-b|tenant-a' >/dev/null &&
+        [ "$(jsv "$T/mt.body" 'j.tagValues.map((x) => x.value).join(",")')" = "a-$TAG,b-$TAG,shared-$TAG" ]
+}
+check "X-Scope-OrgID: tenant-b|tenant-a: both tenants' services, once each, sorted ($(head -c 200 "$T/mt.body"))" \
+    wait_for 20 both
+get mta '/api/v2/search/tag/resource.service.name/values' -H 'X-Scope-OrgID: tenant-a' >/dev/null
+expect_eq "tenant-a alone: its own services" "$(jsv "$T/mta.body" 'j.tagValues.map((x) => x.value).join(",")')" \
+    "a-$TAG,shared-$TAG"
+code=$(get mtnone '/api/v2/search/tags')
+expect_eq "no X-Scope-OrgID with multitenancy -> 401" "$code" 401
+node_run 30 tags_grpc.mjs --target "127.0.0.1:$QUERY_PORT" --method SearchTagValuesV2 \
+    --tag resource.service.name --header 'x-scope-orgid: tenant-a|tenant-b' >"$T/g_mt.json" 2>&1
+expect_eq "gRPC with x-scope-orgid tenant-a|tenant-b: the same merged values" \
+    "$(jsv "$T/g_mt.json" 'j.code + ":" + j.response.tagValues.map((x) => x.value).join(",")')" \
+    "0:a-$TAG,b-$TAG,shared-$TAG"
+node_run 30 tags_grpc.mjs --target "127.0.0.1:$QUERY_PORT" --method SearchTagsV2 >"$T/g_mtnone.json" 2>&1
+expect_eq "gRPC without x-scope-orgid -> UNAUTHENTICATED (16)" "$(jsv "$T/g_mtnone.json" j.code)" 16
+check "SIGTERM: exit 0" traced_stop
 finish
