@@ -228,7 +228,7 @@ both() {
     get mt '/api/v2/search/tag/resource.service.name/values' -H 'X-Scope-OrgID: tenant-b|tenant-a' >/dev/null &&
         [ "$(jsv "$T/mt.body" 'j.tagValues.map((x) => x.value).join(",")')" = "a-$TAG,b-$TAG,shared-$TAG" ]
 }
-check "X-Scope-OrgID: tenant-b|tenant-a: both tenants' services, once each, sorted ($(head -c 200 "$T/mt.body"))" \
+check "X-Scope-OrgID: tenant-b|tenant-a: both tenants' services, once each, sorted" \
     wait_for 20 both
 get mta '/api/v2/search/tag/resource.service.name/values' -H 'X-Scope-OrgID: tenant-a' >/dev/null
 expect_eq "tenant-a alone: its own services" "$(jsv "$T/mta.body" 'j.tagValues.map((x) => x.value).join(",")')" \
