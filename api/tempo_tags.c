@@ -490,11 +490,13 @@ static const td_traceql_query *filter_query(const char *q, td_arena *a)
     return pq;
 }
 
-typedef void (*span_fn)(void *ud, const td_traceql_trace *tr, size_t span);
+/* Collect from one span; false once nothing more can be added (every set full). */
+typedef bool (*span_fn)(void *ud, const td_traceql_trace *tr, size_t span);
 
 /*
  * Call fn for every span matching q (every span when q is NULL) in the
- * candidate traces of the window, at most lim->max_traces of them.
+ * candidate traces of the window, at most lim->max_traces of them, until fn
+ * says it is full.
  */
 static td_status scan_spans(td_store *s, const td__tenants *ts, const td_traceql_query *q,
                             const window *w, const td__tags_limits *lim, td_arena *a, span_fn fn,
@@ -520,7 +522,8 @@ static td_status scan_spans(td_store *s, const td__tenants *ts, const td_traceql
                                     err)) != TD_OK) {
         goto out;
     }
-    for (size_t i = 0; i < cs.n; i++) {
+    bool more = true;
+    for (size_t i = 0; i < cs.n && more; i++) {
         if (td__cand_skip(&cs.c[i], hints, nhints)) {
             continue;
         }
@@ -532,8 +535,8 @@ static td_status scan_spans(td_store *s, const td__tenants *ts, const td_traceql
                              err);
         if (st == TD_OK && found) {
             if (!ev) {
-                for (size_t k = 0; k < tr.nspans; k++) {
-                    fn(ud, &tr, k);
+                for (size_t k = 0; k < tr.nspans && more; k++) {
+                    more = fn(ud, &tr, k);
                 }
             } else {
                 td_traceql_result res;
@@ -542,9 +545,9 @@ static td_status scan_spans(td_store *s, const td__tenants *ts, const td_traceql
                     st = TD_OK; /* e.g. a structural operator over several spansets: no match */
                     res.nsets = 0;
                 }
-                for (size_t k = 0; st == TD_OK && k < res.nsets; k++) {
-                    for (size_t m = 0; m < res.sets[k].matched; m++) {
-                        fn(ud, &tr, res.sets[k].spans[m]);
+                for (size_t k = 0; st == TD_OK && more && k < res.nsets; k++) {
+                    for (size_t m = 0; m < res.sets[k].matched && more; m++) {
+                        more = fn(ud, &tr, res.sets[k].spans[m]);
                     }
                 }
             }
@@ -575,7 +578,7 @@ static void add_keys(bset *set, td_otlp_kv *const *kvs, size_t n)
     }
 }
 
-static void names_of_span(void *p, const td_traceql_trace *tr, size_t i)
+static bool names_of_span(void *p, const td_traceql_trace *tr, size_t i)
 {
     names_ud *u = p;
     const td_traceql_span *ts = &tr->spans[i];
@@ -599,6 +602,12 @@ static void names_of_span(void *p, const td_traceql_trace *tr, size_t i)
     if ((u->mask & (1u << SC_INSTR)) && ts->scope) {
         add_keys(&u->sets[SC_INSTR], ts->scope->attributes, ts->scope->n_attributes);
     }
+    for (int k = 0; k < SC_N; k++) {
+        if ((u->mask & (1u << k)) && u->sets[k].n < u->sets[k].max && !u->sets[k].oom) {
+            return true;
+        }
+    }
+    return false;
 }
 
 /* Values of one tag from matching spans. */
@@ -662,7 +671,7 @@ static void add_str(bset *set, const char *s)
     }
 }
 
-static void values_of_span(void *p, const td_traceql_trace *tr, size_t i)
+static bool values_of_span(void *p, const td_traceql_trace *tr, size_t i)
 {
     values_ud *u = p;
     const td_traceql_attr *at = u->attr;
@@ -728,6 +737,7 @@ static void values_of_span(void *p, const td_traceql_trace *tr, size_t i)
         }
         break;
     }
+    return u->set->n < u->set->max && !u->set->oom;
 }
 
 /* ---- results ---- */

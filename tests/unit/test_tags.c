@@ -727,6 +727,16 @@ static void test_values(void)
            "{\"tagValues\":[{\"type\":\"string\",\"value\":\"GET /\"}]}");
     EXPECT(TD__TAG_VALUES_V2, NULL, "resource.service.name", "{ name = \"nothing\" }", NULL, NULL,
            NULL, "{\"tagValues\":[]}");
+    {
+        /* with q, the scan stops once limit values are in */
+        td_err e;
+        td_err_init(&e);
+        TD_ASSERT_OK(run_json(s, NULL, TD__TAG_VALUES_V2, NULL, "name", "{ status != error }", NULL,
+                              NULL, "1", &b, &e));
+        TD_CHECK(strstr(strip_metrics(&b), "{\"tagValues\":[{\"type\":\"string\",\"value\":\"") ==
+                 b.data);
+        TD_CHECK(strstr(b.data, "},{") == NULL);
+    }
     /* windows (the index has minute granularity: both traces share one minute) */
     EXPECT(TD__TAG_VALUES_V2, NULL, "resource.service.name", NULL, "1700000015", "1700000025", NULL,
            "{\"tagValues\":[{\"type\":\"string\",\"value\":\"cart\"},{\"type\":\"string\","
