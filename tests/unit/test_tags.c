@@ -17,6 +17,12 @@
 
 #include <arpa/inet.h>
 #include <ftw.h>
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/slice.h>
+#include <grpc/support/time.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -989,6 +995,179 @@ static void test_routes(void)
     nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* ------------------------------------------------------------------------ */
+/* the StreamingQuerier methods over h2c (gRPC C core client)               */
+/* ------------------------------------------------------------------------ */
+
+/* One call: request bytes in, first response message and status out. */
+static bool grpc_call1(grpc_channel *ch, const char *method, const void *req, size_t len,
+                       td_buf *msg, grpc_status_code *code, char *details, size_t dcap)
+{
+    grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
+    grpc_slice m = grpc_slice_from_static_string(method);
+    gpr_timespec deadline =
+        gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_seconds(10, GPR_TIMESPAN));
+    grpc_call *call =
+        grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, m, NULL, deadline, NULL);
+    grpc_slice rs = grpc_slice_from_copied_buffer(req, len);
+    grpc_byte_buffer *out = grpc_raw_byte_buffer_create(&rs, 1);
+    grpc_slice_unref(rs);
+    grpc_byte_buffer *in = NULL;
+    grpc_metadata_array imd, tmd;
+    grpc_metadata_array_init(&imd);
+    grpc_metadata_array_init(&tmd);
+    grpc_slice sd = grpc_empty_slice();
+    grpc_op ops[6];
+    memset(ops, 0, sizeof(ops));
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = out;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &imd;
+    ops[4].op = GRPC_OP_RECV_MESSAGE;
+    ops[4].data.recv_message.recv_message = &in;
+    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[5].data.recv_status_on_client.trailing_metadata = &tmd;
+    ops[5].data.recv_status_on_client.status = code;
+    ops[5].data.recv_status_on_client.status_details = &sd;
+    bool ok = grpc_call_start_batch(call, ops, 6, (void *)1, NULL) == GRPC_CALL_OK;
+    if (ok) {
+        grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        ok = ev.type == GRPC_OP_COMPLETE && ev.success;
+    }
+    td_buf_reset(msg);
+    if (ok && in) {
+        grpc_byte_buffer_reader rd;
+        grpc_byte_buffer_reader_init(&rd, in);
+        grpc_slice all = grpc_byte_buffer_reader_readall(&rd);
+        td_buf_add(msg, GRPC_SLICE_START_PTR(all), GRPC_SLICE_LENGTH(all));
+        grpc_slice_unref(all);
+        grpc_byte_buffer_reader_destroy(&rd);
+    }
+    snprintf(details, dcap, "%.*s", (int)GRPC_SLICE_LENGTH(sd),
+             (const char *)GRPC_SLICE_START_PTR(sd));
+    grpc_byte_buffer_destroy(out);
+    if (in) {
+        grpc_byte_buffer_destroy(in);
+    }
+    grpc_slice_unref(sd);
+    grpc_metadata_array_destroy(&imd);
+    grpc_metadata_array_destroy(&tmd);
+    grpc_call_unref(call);
+    grpc_completion_queue_shutdown(cq);
+    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN) {
+    }
+    grpc_completion_queue_destroy(cq);
+    return ok;
+}
+
+static void test_grpc(void)
+{
+    td_log_set_level(TD_LOG_ERROR);
+    char dir[512];
+    td_store *s = open_store(dir, sizeof(dir), "test_tags_grpc");
+    load(s);
+    grpc_init();
+    td_api_opts o = {.listen = (char *)"127.0.0.1:0", .threads = 2, .search_max_traces = 1000};
+    td_api *api = NULL;
+    td_err err;
+    td_err_init(&err);
+    TD_ASSERT_OK(td_api_new(&o, s, &api, &err));
+    TD_ASSERT_OK(td_api_start(api, &err));
+    char target[64];
+    snprintf(target, sizeof(target), "ipv4:127.0.0.1:%d", td_api_port(api));
+    grpc_channel_credentials *cc = grpc_insecure_credentials_create();
+    grpc_channel *ch = grpc_channel_create(target, cc, NULL);
+    grpc_channel_credentials_release(cc);
+    td_buf m = TD_BUF_INIT;
+    grpc_status_code code;
+    char details[512];
+
+    /* SearchTagsV2 {scope: "resource"} */
+    static const uint8_t tags_req[] = {0x0a, 0x08, 'r', 'e', 's', 'o', 'u', 'r', 'c', 'e'};
+    TD_CHECK(grpc_call1(ch, "/tempopb.StreamingQuerier/SearchTagsV2", tags_req, sizeof(tags_req),
+                        &m, &code, details, sizeof(details)));
+    TD_ASSERT_EQ_INT(code, GRPC_STATUS_OK);
+    Tempopb__SearchTagsV2Response *t2 =
+        tempopb__search_tags_v2_response__unpack(NULL, m.len, (const uint8_t *)m.data);
+    TD_CHECK(t2 != NULL);
+    TD_ASSERT_EQ_U64(t2->n_scopes, 1);
+    TD_ASSERT_EQ_STR(t2->scopes[0]->name, "resource");
+    TD_ASSERT_EQ_U64(t2->scopes[0]->n_tags, 3);
+    TD_ASSERT_EQ_STR(t2->scopes[0]->tags[2], "service.name");
+    TD_CHECK(t2->metrics != NULL);
+    tempopb__search_tags_v2_response__free_unpacked(t2, NULL);
+
+    /* SearchTagValuesV2 {tagName: "span.http.status_code", maxTagValues: 2} */
+    Tempopb__SearchTagValuesRequest vr = TEMPOPB__SEARCH_TAG_VALUES_REQUEST__INIT;
+    vr.tagname = (char *)"span.http.status_code";
+    vr.maxtagvalues = 2;
+    uint8_t buf[256];
+    size_t n = tempopb__search_tag_values_request__pack(&vr, buf);
+    TD_CHECK(grpc_call1(ch, "/tempopb.StreamingQuerier/SearchTagValuesV2", buf, n, &m, &code,
+                        details, sizeof(details)));
+    TD_ASSERT_EQ_INT(code, GRPC_STATUS_OK);
+    Tempopb__SearchTagValuesV2Response *v2 =
+        tempopb__search_tag_values_v2_response__unpack(NULL, m.len, (const uint8_t *)m.data);
+    TD_CHECK(v2 != NULL);
+    TD_ASSERT_EQ_U64(v2->n_tagvalues, 2);
+    TD_ASSERT_EQ_STR(v2->tagvalues[0]->type, "int");
+    TD_ASSERT_EQ_STR(v2->tagvalues[0]->value, "200");
+    TD_ASSERT_EQ_STR(v2->tagvalues[1]->value, "500");
+    tempopb__search_tag_values_v2_response__free_unpacked(v2, NULL);
+
+    /* SearchTagValues (v1) {tagName: "status.code"} */
+    vr.tagname = (char *)"status.code";
+    vr.maxtagvalues = 0;
+    n = tempopb__search_tag_values_request__pack(&vr, buf);
+    TD_CHECK(grpc_call1(ch, "/tempopb.StreamingQuerier/SearchTagValues", buf, n, &m, &code, details,
+                        sizeof(details)));
+    TD_ASSERT_EQ_INT(code, GRPC_STATUS_OK);
+    Tempopb__SearchTagValuesResponse *v1 =
+        tempopb__search_tag_values_response__unpack(NULL, m.len, (const uint8_t *)m.data);
+    TD_CHECK(v1 != NULL);
+    TD_ASSERT_EQ_U64(v1->n_tagvalues, 3);
+    TD_ASSERT_EQ_STR(v1->tagvalues[0], "unset");
+    tempopb__search_tag_values_response__free_unpacked(v1, NULL);
+
+    /* SearchTags (v1), empty request */
+    TD_CHECK(grpc_call1(ch, "/tempopb.StreamingQuerier/SearchTags", "", 0, &m, &code, details,
+                        sizeof(details)));
+    TD_ASSERT_EQ_INT(code, GRPC_STATUS_OK);
+    Tempopb__SearchTagsResponse *t1 =
+        tempopb__search_tags_response__unpack(NULL, m.len, (const uint8_t *)m.data);
+    TD_CHECK(t1 != NULL);
+    TD_ASSERT_EQ_U64(t1->n_tagnames, 8);
+    tempopb__search_tags_response__free_unpacked(t1, NULL);
+
+    /* errors: INVALID_ARGUMENT with the HTTP message */
+    vr.tagname = (char *)"foo bar";
+    n = tempopb__search_tag_values_request__pack(&vr, buf);
+    TD_CHECK(grpc_call1(ch, "/tempopb.StreamingQuerier/SearchTagValuesV2", buf, n, &m, &code,
+                        details, sizeof(details)));
+    TD_ASSERT_EQ_INT(code, GRPC_STATUS_INVALID_ARGUMENT);
+    TD_ASSERT_EQ_STR(details, "please provide a valid tagName: failed to parse identifier foo bar: "
+                              "parse error at line 1, col 2: unknown identifier: foo");
+    static const uint8_t bad_scope[] = {0x0a, 0x01, 'x'};
+    TD_CHECK(grpc_call1(ch, "/tempopb.StreamingQuerier/SearchTagsV2", bad_scope, sizeof(bad_scope),
+                        &m, &code, details, sizeof(details)));
+    TD_ASSERT_EQ_INT(code, GRPC_STATUS_INVALID_ARGUMENT);
+    TD_ASSERT_EQ_STR(details, "invalid scope: x");
+    static const uint8_t junk[] = {0xff, 0xff, 0xff};
+    TD_CHECK(grpc_call1(ch, "/tempopb.StreamingQuerier/SearchTagsV2", junk, sizeof(junk), &m, &code,
+                        details, sizeof(details)));
+    TD_ASSERT_EQ_INT(code, GRPC_STATUS_INVALID_ARGUMENT);
+
+    td_buf_release(&m);
+    grpc_channel_destroy(ch);
+    td_api_free(api);
+    grpc_shutdown();
+    td_store_close(s);
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 TEST_LIST = {
     {"http_args", test_http_args},
     {"path_tag", test_path_tag},
@@ -998,5 +1177,6 @@ TEST_LIST = {
     {"values", test_values},
     {"protobuf", test_protobuf},
     {"routes", test_routes},
+    {"grpc", test_grpc},
     {NULL, NULL},
 };
