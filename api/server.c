@@ -501,8 +501,7 @@ static void h_tags(req *r, td__tags_kind kind)
     }
     td__tags_req tr;
     td__tags_result res;
-    td__tags_limits lim = {.max_traces = api->tags_ctx.limits.max_traces,
-                           .max_trace_bytes = api->tags_ctx.limits.max_trace_bytes};
+    td__tags_limits lim = api->tags_ctx.limits;
     if (td__tags_http_args(kind, query_arg(r, "scope"), tag, query_arg(r, "q"),
                            query_arg(r, "start"), query_arg(r, "end"), query_arg(r, "limit"), &tr,
                            &err) != TD_OK ||
@@ -757,7 +756,9 @@ td_status td_api_new(const td_api_opts *o, td_store *store, td_api **out, td_err
         .max_trace_bytes = o->max_trace_bytes};
     api->tags_ctx = (td__grpc_tags_ctx){.store = store,
                                         .limits = {.max_traces = api->search_ctx.max_traces,
-                                                   .max_trace_bytes = o->max_trace_bytes}};
+                                                   .max_trace_bytes = o->max_trace_bytes,
+                                                   .max_bytes = o->search_max_bytes,
+                                                   .timeout_ms = o->search_timeout_ms}};
     if (td__grpc_search_register(api->grpc, &api->search_ctx, err) != TD_OK ||
         td__grpc_tags_register(api->grpc, &api->tags_ctx, err) != TD_OK) {
         td_api_free(api);

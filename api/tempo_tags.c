@@ -490,6 +490,13 @@ static const td_traceql_query *filter_query(const char *q, td_arena *a)
     return pq;
 }
 
+static int64_t now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
 /* Collect from one span; false once nothing more can be added (every set full). */
 typedef bool (*span_fn)(void *ud, const td_traceql_trace *tr, size_t span);
 
@@ -523,9 +530,15 @@ static td_status scan_spans(td_store *s, const td__tenants *ts, const td_traceql
         goto out;
     }
     bool more = true;
+    int64_t deadline = lim->timeout_ms > 0 ? now_ms() + lim->timeout_ms : 0;
     for (size_t i = 0; i < cs.n && more; i++) {
         if (td__cand_skip(&cs.c[i], hints, nhints)) {
             continue;
+        }
+        /* over budget: answer with what was found so far, as a search would */
+        if ((lim->max_bytes && *inspected >= lim->max_bytes) ||
+            (deadline && now_ms() >= deadline)) {
+            break;
         }
         td_arena ta;
         td_arena_init(&ta, 64 * 1024, 0);

@@ -73,9 +73,12 @@ td_status td__tags_http_args(td__tags_kind kind, const char *scope, const char *
  */
 bool td__tags_path_tag(const char *rest, const char **tag, size_t *len);
 
+/* Bounds of a q-filtered answer (search-max-traces, -max-bytes, -timeout); it stops early. */
 typedef struct td__tags_limits {
     uint64_t max_traces;      /* candidate traces a q filter inspects at most (0 = 20000) */
     uint64_t max_trace_bytes; /* per trace loaded (0 = unlimited) */
+    uint64_t max_bytes;       /* stored bytes read in all (0 = unlimited) */
+    int64_t timeout_ms;       /* wall time (0 = unlimited) */
 } td__tags_limits;
 
 typedef struct td__tags_scope_out {

@@ -510,6 +510,9 @@ static void load(td_store *s)
     write_trace(s, "t2", T3, other, t3, 1);
 }
 
+/* Bounds of q-filtered answers in run_json. */
+static td__tags_limits run_limits = {.max_traces = 1000};
+
 /* Run one request; JSON text into out (reset first). */
 static td_status run_json(td_store *s, const char *tenants, td__tags_kind kind, const char *scope,
                           const char *tag, const char *q, const char *start, const char *end,
@@ -520,7 +523,7 @@ static td_status run_json(td_store *s, const char *tenants, td__tags_kind kind, 
     td__tenants ts;
     td__tags_req r;
     td__tags_result res;
-    td__tags_limits lim = {.max_traces = 1000};
+    td__tags_limits lim = run_limits;
     td_buf_reset(out);
     td_status st = td__tempo_tenants(tenants, tenants != NULL, &a, &ts, err);
     if (!st) {
@@ -733,6 +736,14 @@ static void test_values(void)
            "{\"tagValues\":[{\"type\":\"string\",\"value\":\"GET /\"}]}");
     EXPECT(TD__TAG_VALUES_V2, NULL, "resource.service.name", "{ name = \"nothing\" }", NULL, NULL,
            NULL, "{\"tagValues\":[]}");
+    /* with q, the scan stops at search-max-bytes (after the first, newest trace) */
+    run_limits.max_bytes = 1;
+    EXPECT(TD__TAG_VALUES_V2, NULL, "name", "{ kind = server }", NULL, NULL, NULL,
+           "{\"tagValues\":[{\"type\":\"string\",\"value\":\"checkout\"}]}");
+    run_limits.max_bytes = 0;
+    EXPECT(TD__TAG_VALUES_V2, NULL, "name", "{ kind = server }", NULL, NULL, NULL,
+           "{\"tagValues\":[{\"type\":\"string\",\"value\":\"GET /\"},{\"type\":\"string\","
+           "\"value\":\"checkout\"}]}");
     {
         /* with q, the scan stops once limit values are in */
         td_err e;
