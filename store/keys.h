@@ -266,7 +266,8 @@ static inline bool td__val_sum_parse(const uint8_t *v, size_t vlen, td_store_sum
  * string ends with 0x00 0x00. Skipping every record of one string is a seek to
  * its encoding with the final 0x00 replaced by 0x01 (td__esc_successor).
  *
- *   'I' | L | tenant | scope | esc(key) | type | esc(value) | minute (4) | trace_id (16)
+ *   'I' | L | tenant | scope | esc(key) | type | esc(value) | minute (4) | seq (8)
+ *       value: the distinct trace IDs (16 bytes each, ascending) of one write
  *   'K' | L | tenant | scope | esc(key) | hour (4)
  */
 #define TD__IDX_KEY_MAX 255  /* longer attribute keys are not indexed */
@@ -274,9 +275,9 @@ static inline bool td__val_sum_parse(const uint8_t *v, size_t vlen, td_store_sum
 #define TD__TAG_BUCKET_NS 3600000000000ull
 /* 'I' | L | tenant | scope | esc(key) */
 #define TD__KEY_IDX_PREFIX_MAX (1 + 1 + TD_TENANT_MAX + 1 + 2 * TD__IDX_KEY_MAX + 2)
-/* ... | type | esc(value) | bucket | trace_id; also bounds every 'K' key */
-#define TD__KEY_IDX_MAX (TD__KEY_IDX_PREFIX_MAX + 1 + 2 * TD__IDX_VAL_MAX + 2 + 4 + 16)
-#define TD__IDX_TAIL 20 /* bucket + trace_id after the value of an 'I' key */
+/* ... | type | esc(value) | bucket | seq; also bounds every 'K' key */
+#define TD__KEY_IDX_MAX (TD__KEY_IDX_PREFIX_MAX + 1 + 2 * TD__IDX_VAL_MAX + 2 + 4 + 8)
+#define TD__IDX_TAIL 12 /* bucket + seq after the value of an 'I' key */
 #define TD__TAG_TAIL 4  /* hour after the key of a 'K' key */
 
 /* Escape p[0..n) into out (room for 2n + 2 bytes); returns the bytes written. */
@@ -355,14 +356,13 @@ static inline size_t td__key_idx_prefix(uint8_t *out, const char *tenant, size_t
 /* Full 'I' key into out[TD__KEY_IDX_MAX] (vlen <= TD__IDX_VAL_MAX); returns its length. */
 static inline size_t td__key_idx(uint8_t *out, const char *tenant, size_t tlen, uint8_t scope,
                                  const uint8_t *key, size_t klen, uint8_t type,
-                                 const uint8_t *val, size_t vlen, uint32_t bucket,
-                                 const uint8_t trace_id[16])
+                                 const uint8_t *val, size_t vlen, uint32_t bucket, uint64_t seq)
 {
     size_t n = td__key_idx_prefix(out, tenant, tlen, scope, key, klen);
     out[n++] = type;
     n += td__esc_put(out + n, val, vlen);
     td__put_be32(out + n, bucket);
-    memcpy(out + n + 4, trace_id, 16);
+    td__put_be64(out + n + 4, seq);
     return n + TD__IDX_TAIL;
 }
 

@@ -811,65 +811,266 @@ typedef struct idx_counts {
     uint64_t entries, too_long, too_many;
 } idx_counts;
 
-/*
- * Put the index records of one batch into wb: an 'I' record per entry that
- * passes the limits and a 'K' record per (scope, key, hour) not written
- * recently. Caller holds write_lock.
- */
-static td_status put_index(td_store *s, leveldb_writebatch_t *wb, const td_batch *b, size_t tlen,
-                           uint8_t *key, idx_counts *c, td_err *err)
+/* One index entry of a write, for grouping (put_index). */
+typedef struct idx_ref {
+    const td_batch *b;
+    const td_idx_entry *e;
+    const uint8_t *trace_id;
+    uint32_t bucket;
+    uint32_t tlen;
+    uint32_t vid; /* same number for the same (tenant, scope, key, type, value) */
+} idx_ref;
+
+/* (tenant, scope, key, type, value): the record's identity without bucket and trace. */
+static int cmp_ref_value(const idx_ref *x, const idx_ref *y)
 {
-    for (size_t i = 0; i < b->nidx; i++) {
-        const td_idx_entry *e = &b->idx[i];
-        TD_ASSERT(e->frag < b->nfrags);
-        if (e->key_len == 0 || e->key_len > TD__IDX_KEY_MAX) {
-            continue; /* the builder does not emit these */
+    if (x->b != y->b) {
+        if (x->tlen != y->tlen) {
+            return x->tlen < y->tlen ? -1 : 1;
         }
-        if (e->val_len > s->idx_max_value_len) {
-            c->too_long++;
-            continue;
+        int c = memcmp(x->b->tenant, y->b->tenant, x->tlen);
+        if (c) {
+            return c;
         }
-        const td_frag *f = &b->frags[e->frag];
-        size_t plen = td__key_idx_prefix(key, b->tenant, tlen, e->scope, e->key, e->key_len);
-        idx_key *k;
-        td_status st = idx_key_get(s, key, plen, &k, err);
-        if (st) {
-            return st;
+    }
+    const td_idx_entry *a = x->e, *b = y->e;
+    if (a == b) {
+        return 0;
+    }
+    if (a->scope != b->scope) {
+        return a->scope < b->scope ? -1 : 1;
+    }
+    if (a->key_len != b->key_len) {
+        return a->key_len < b->key_len ? -1 : 1;
+    }
+    /* the batch builder shares one copy of equal strings: pointers often decide */
+    int c = a->key == b->key ? 0 : memcmp(a->key, b->key, a->key_len);
+    if (c) {
+        return c;
+    }
+    if (a->type != b->type) {
+        return a->type < b->type ? -1 : 1;
+    }
+    if (a->val_len != b->val_len) {
+        return a->val_len < b->val_len ? -1 : 1;
+    }
+    return a->val_len && a->val != b->val ? memcmp(a->val, b->val, a->val_len) : 0;
+}
+
+static uint64_t ref_hash(const idx_ref *r)
+{
+    uint64_t h = 1469598103934665603ull;
+    const uint8_t *parts[3] = {(const uint8_t *)r->b->tenant, r->e->key, r->e->val};
+    size_t lens[3] = {r->tlen, r->e->key_len, r->e->val_len};
+    for (int p = 0; p < 3; p++) {
+        for (size_t i = 0; i < lens[p]; i++) {
+            h = (h ^ parts[p][i]) * 1099511628211ull;
+        }
+        h = (h ^ 0xff) * 1099511628211ull; /* separator: ("ab","c") != ("a","bc") */
+    }
+    h = (h ^ r->e->scope) * 1099511628211ull;
+    return (h ^ r->e->type) * 1099511628211ull;
+}
+
+/*
+ * Number the distinct values of refs (vid) with a hash table, so that the sort
+ * compares integers instead of strings. false on OOM.
+ */
+static bool number_values(idx_ref *refs, size_t n)
+{
+    size_t ns = 16;
+    while (ns < 2 * n) {
+        ns *= 2;
+    }
+    uint32_t *slots = td_malloc(ns * sizeof(*slots)); /* ref index + 1, 0 = empty */
+    if (!slots) {
+        return false;
+    }
+    memset(slots, 0, ns * sizeof(*slots));
+    uint32_t next = 0;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = ref_hash(&refs[i]) & (ns - 1);; j = (j + 1) & (ns - 1)) {
+            if (slots[j] == 0) {
+                slots[j] = (uint32_t)i + 1;
+                refs[i].vid = next++;
+                break;
+            }
+            const idx_ref *rep = &refs[slots[j] - 1];
+            if (cmp_ref_value(rep, &refs[i]) == 0) {
+                refs[i].vid = rep->vid;
+                break;
+            }
+        }
+    }
+    td_free(slots);
+    return true;
+}
+
+static int cmp_ref(const void *pa, const void *pb)
+{
+    const idx_ref *x = pa, *y = pb;
+    if (x->vid != y->vid) {
+        return x->vid < y->vid ? -1 : 1;
+    }
+    if (x->bucket != y->bucket) {
+        return x->bucket < y->bucket ? -1 : 1;
+    }
+    return memcmp(x->trace_id, y->trace_id, 16);
+}
+
+/* Whether x and y name the same (tenant, scope, key). */
+static bool same_key(const idx_ref *x, const idx_ref *y)
+{
+    return x->tlen == y->tlen && memcmp(x->b->tenant, y->b->tenant, x->tlen) == 0 &&
+           x->e->scope == y->e->scope && x->e->key_len == y->e->key_len &&
+           memcmp(x->e->key, y->e->key, x->e->key_len) == 0;
+}
+
+/*
+ * Put the index records of a write into wb. Entries of all batches are sorted
+ * and grouped: one 'I' record per (tenant, scope, key, type, value, minute)
+ * holding the distinct trace IDs of this write (FORMAT.md), so a value shared
+ * by many traces costs one LevelDB insert per write rather than one per trace;
+ * a 'K' record per (scope, key, hour) not written recently. The limits are
+ * applied per value group. seq makes the keys of this write unique. Caller
+ * holds write_lock.
+ */
+static td_status put_index(td_store *s, leveldb_writebatch_t *wb, td_batch *const *batches,
+                           size_t n, uint64_t seq, idx_counts *c, td_err *err)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        total += batches[i]->nidx;
+    }
+    if (total == 0) {
+        return TD_OK;
+    }
+    size_t bytes;
+    if (!td_size_mul(total, sizeof(idx_ref), &bytes)) {
+        return td_err_set(err, TD_NOMEM, "out of memory preparing a store write");
+    }
+    idx_ref *refs = td_malloc(bytes);
+    /* an 'I' key, and after it room for the 'K' key of the same (scope, key) */
+    uint8_t *key = td_malloc(TD__KEY_IDX_MAX + TD__KEY_IDX_PREFIX_MAX + 4);
+    td_buf ids = TD_BUF_INIT;
+    if (!refs || !key) {
+        td_free(refs);
+        td_free(key);
+        return td_err_set(err, TD_NOMEM, "out of memory preparing a store write");
+    }
+    size_t nr = 0;
+    for (size_t i = 0; i < n; i++) {
+        const td_batch *b = batches[i];
+        uint32_t tlen = (uint32_t)strlen(b->tenant);
+        for (size_t j = 0; j < b->nidx; j++) {
+            const td_idx_entry *e = &b->idx[j];
+            TD_ASSERT(e->frag < b->nfrags);
+            if (e->key_len == 0 || e->key_len > TD__IDX_KEY_MAX) {
+                continue; /* the builder does not emit these */
+            }
+            if (e->val_len > s->idx_max_value_len) {
+                c->too_long++;
+                continue;
+            }
+            const td_frag *f = &b->frags[e->frag];
+            refs[nr++] = (idx_ref){b, e, f->trace_id, td__sum_bucket(f->start_ns), tlen, 0};
+        }
+    }
+    if (nr > UINT32_MAX - 1 || !number_values(refs, nr)) {
+        td_free(refs);
+        td_free(key);
+        return td_err_set(err, TD_NOMEM, "out of memory preparing a store write");
+    }
+    if (nr > 1) {
+        qsort(refs, nr, sizeof(*refs), cmp_ref);
+    }
+    td_status st = TD_OK;
+    idx_key *k = NULL;
+    const idx_ref *kref = NULL; /* the entry k was looked up for */
+    for (size_t i = 0; i < nr && !st;) {
+        /* one value group: refs[i..j) */
+        size_t j = i + 1;
+        while (j < nr && refs[j].vid == refs[i].vid) {
+            j++;
+        }
+        const idx_ref *r = &refs[i];
+        const td_idx_entry *e = r->e;
+        size_t plen = td__key_idx_prefix(key, r->b->tenant, r->tlen, e->scope, e->key, e->key_len);
+        if (!kref || !same_key(kref, r)) {
+            if ((st = idx_key_get(s, key, plen, &k, err)) != TD_OK) {
+                break;
+            }
+            kref = r;
         }
         uint64_t h = idx_val_hash(e->type, e->val, e->val_len);
         /* a known value is always indexed, so its entries stay complete after the cap */
         bool known = false;
-        for (size_t j = h & (k->nslots ? k->nslots - 1 : 0); k->nslots;
-             j = (j + 1) & (k->nslots - 1)) {
-            if (k->vals[j] == h) {
+        for (size_t x = h & (k->nslots ? k->nslots - 1 : 0); k->nslots;
+             x = (x + 1) & (k->nslots - 1)) {
+            if (k->vals[x] == h) {
                 known = true;
                 break;
             }
-            if (k->vals[j] == 0) {
+            if (k->vals[x] == 0) {
                 break;
             }
         }
-        if (!known) {
-            if (k->n >= s->idx_max_values) {
-                c->too_many++;
-                continue;
+        if (!known && k->n >= s->idx_max_values) {
+            for (size_t x = i; x < j; x++) {
+                /* count distinct (minute, trace) entries, as an admitted value would */
+                c->too_many += x == i || cmp_ref(&refs[x - 1], &refs[x]) != 0;
             }
-            bool added;
-            if (!idx_key_add(s, k, h, &added)) {
-                return td_err_set(err, TD_NOMEM, "out of memory tracking index values");
+            i = j;
+            continue;
+        }
+        bool added;
+        if (!known && !idx_key_add(s, k, h, &added)) {
+            st = td_err_set(err, TD_NOMEM, "out of memory tracking index values");
+            break;
+        }
+        key[plen] = e->type;
+        size_t vend = plen + 1 + td__esc_put(key + plen + 1, e->val, e->val_len);
+        uint32_t last_hour = UINT32_MAX;
+        for (size_t x = i; x < j;) {
+            /* one minute: refs[x..y), trace IDs sorted, duplicates dropped */
+            size_t y = x;
+            td_buf_reset(&ids);
+            while (y < j && refs[y].bucket == refs[x].bucket) {
+                if (y == x || memcmp(refs[y].trace_id, refs[y - 1].trace_id, 16) != 0) {
+                    if (!td_buf_try_grow(&ids, 16)) {
+                        st = td_err_set(err, TD_NOMEM, "out of memory preparing a store write");
+                        break;
+                    }
+                    td_buf_add(&ids, refs[y].trace_id, 16);
+                    c->entries++;
+                }
+                y++;
             }
+            if (st) {
+                break;
+            }
+            td__put_be32(key + vend, refs[x].bucket);
+            td__put_be64(key + vend + 4, seq);
+            leveldb_writebatch_put(wb, (const char *)key, vend + TD__IDX_TAIL, ids.data, ids.len);
+            /* the tag name of this hour, unless written recently */
+            uint32_t hour = refs[x].bucket / 60;
+            if (hour != last_hour) {
+                uint8_t *tk = key + vend + TD__IDX_TAIL; /* scratch after the 'I' key */
+                size_t tkl = td__key_tag(tk, r->b->tenant, r->tlen, e->scope, e->key, e->key_len,
+                                         hour);
+                if (!seen_test_and_set(s->tag_seen, TAG_SEEN_SETS, tk, tkl)) {
+                    leveldb_writebatch_put(wb, (const char *)tk, tkl, "", 0);
+                }
+                last_hour = hour;
+            }
+            x = y;
         }
-        size_t klen = td__key_idx(key, b->tenant, tlen, e->scope, e->key, e->key_len, e->type,
-                                  e->val, e->val_len, td__sum_bucket(f->start_ns), f->trace_id);
-        leveldb_writebatch_put(wb, (const char *)key, klen, "", 0);
-        c->entries++;
-        klen = td__key_tag(key, b->tenant, tlen, e->scope, e->key, e->key_len,
-                           td__tag_bucket(f->start_ns));
-        if (!seen_test_and_set(s->tag_seen, TAG_SEEN_SETS, key, klen)) {
-            leveldb_writebatch_put(wb, (const char *)key, klen, "", 0);
-        }
+        i = j;
     }
-    return TD_OK;
+    td_buf_release(&ids);
+    td_free(refs);
+    td_free(key);
+    return st;
 }
 
 td_status td_store_write(td_store *s, td_batch *const *batches, size_t n, td_err *err)
@@ -888,7 +1089,6 @@ td_status td_store_write(td_store *s, td_batch *const *batches, size_t n, td_err
 
     uint64_t res_put = 0, res_cached = 0;
     idx_counts ic = {0};
-    uint8_t *ikey = NULL; /* 'I'/'K' key scratch (TD__KEY_IDX_MAX: too big for the stack) */
     pthread_mutex_lock(&s->write_lock);
     if (s->idx_nkeys > IDX_KEYS || s->idx_nslots > IDX_VAL_SLOTS) {
         /* over the bounds: start over; keys are rebuilt from the index when next written */
@@ -941,13 +1141,10 @@ td_status td_store_write(td_store *s, td_batch *const *batches, size_t n, td_err
             size_t svlen = td__val_sum(sval, f);
             leveldb_writebatch_put(wb, (const char *)skey, sklen, (const char *)sval, svlen);
         }
-        if (!st && b->nidx) {
-            if (!ikey && !(ikey = td_malloc(TD__KEY_IDX_MAX))) {
-                st = td_err_set(err, TD_NOMEM, "out of memory preparing a store write");
-                break;
-            }
-            st = put_index(s, wb, b, tlen, ikey, &ic, err);
-        }
+    }
+    if (!st) {
+        /* the first seq of this write: unique to it, so its index keys are too */
+        st = put_index(s, wb, batches, n, s->next_seq, &ic, err);
     }
     if (!st) {
         /*
@@ -998,7 +1195,6 @@ td_status td_store_write(td_store *s, td_batch *const *batches, size_t n, td_err
     }
     pthread_mutex_unlock(&s->write_lock);
 
-    td_free(ikey);
     td_buf_release(&val);
     leveldb_writebatch_destroy(wb);
     if (!st) {
@@ -1537,8 +1733,8 @@ td_status td_store_index_traces(td_store *s, const char *tenant, uint8_t scope, 
         } else {
             leveldb_iter_seek_to_last(eit);
         }
-        for (; leveldb_iter_valid(eit); leveldb_iter_prev(eit)) {
-            size_t elen;
+        for (; leveldb_iter_valid(eit) && !stop && !st; leveldb_iter_prev(eit)) {
+            size_t elen, vlen2;
             const uint8_t *e = (const uint8_t *)leveldb_iter_key(eit, &elen);
             if (elen != end + TD__IDX_TAIL || memcmp(e, k1, end) != 0) {
                 break;
@@ -1547,25 +1743,32 @@ td_status td_store_index_traces(td_store *s, const char *tenant, uint8_t scope, 
             if (bucket < b_lo) {
                 break;
             }
-            if (max_scan && nread >= max_scan) {
-                *truncated = true;
-                stop = true;
+            const uint8_t *ids = (const uint8_t *)leveldb_iter_value(eit, &vlen2);
+            if (vlen2 == 0 || vlen2 % 16 != 0) {
+                st = td_err_set(err, TD_CORRUPT, "malformed index value (%zu bytes)", vlen2);
                 break;
             }
-            nread++;
-            if (nhits == cap) {
-                size_t ncap = cap ? cap * 2 : 64;
-                idx_hit *nh = td_realloc(hits, ncap * sizeof(*nh));
-                if (!nh) {
-                    st = td_err_set(err, TD_NOMEM, "out of memory reading the index");
+            for (size_t x = 0; x < vlen2 / 16; x++) {
+                if (max_scan && nread >= max_scan) {
+                    *truncated = true;
+                    stop = true;
                     break;
                 }
-                hits = nh;
-                cap = ncap;
+                nread++;
+                if (nhits == cap) {
+                    size_t ncap = cap ? cap * 2 : 64;
+                    idx_hit *nh = td_realloc(hits, ncap * sizeof(*nh));
+                    if (!nh) {
+                        st = td_err_set(err, TD_NOMEM, "out of memory reading the index");
+                        break;
+                    }
+                    hits = nh;
+                    cap = ncap;
+                }
+                hits[nhits].bucket = bucket;
+                memcpy(hits[nhits].id, ids + 16 * x, 16);
+                nhits++;
             }
-            hits[nhits].bucket = bucket;
-            memcpy(hits[nhits].id, e + end + 4, 16);
-            nhits++;
         }
         st = iter_status(eit, st, err);
         if (stop || st || eq) {
@@ -1583,6 +1786,10 @@ td_status td_store_index_traces(td_store *s, const char *tenant, uint8_t scope, 
             qsort(hits, nhits, sizeof(*hits), cmp_hit_desc);
         }
         for (size_t i = 0; i < nhits; i++) {
+            if (i > 0 && hits[i].bucket == hits[i - 1].bucket &&
+                memcmp(hits[i].id, hits[i - 1].id, 16) == 0) {
+                continue; /* the same trace and minute from two writes */
+            }
             if (!cb(ud, hits[i].id, hits[i].bucket)) {
                 break;
             }

@@ -1581,7 +1581,7 @@ static void test_idx_key_order(void)
     tid_of(id, 1);
     for (size_t i = 0; i < sizeof(vl) / sizeof(vl[0]); i++) {
         size_t n = td__key_idx(cur, "t", 1, 's', (const uint8_t *)"k", 1, 's',
-                               (const uint8_t *)v[i], vl[i], 5, id);
+                               (const uint8_t *)v[i], vl[i], 5, 9);
         /* decode it back */
         size_t pos = 1 + 1 + 1 + 1, klen = 0;
         uint8_t out[16];
@@ -1606,13 +1606,13 @@ static void test_idx_key_order(void)
         memcpy(prev, cur, n);
         plen = n;
     }
-    /* within a value: bucket, then trace ID; keys (tag names) also sort bytewise */
+    /* within a value: bucket, then seq; keys (tag names) also sort bytewise */
     uint8_t a[TD__KEY_IDX_MAX], b[TD__KEY_IDX_MAX];
-    uint8_t id2[16];
-    tid_of(id2, 2);
-    size_t na = td__key_idx(a, "t", 1, 's', (const uint8_t *)"k", 1, 'i', id, 8, 7, id2);
-    size_t nb = td__key_idx(b, "t", 1, 's', (const uint8_t *)"k", 1, 'i', id, 8, 8, id);
+    size_t na = td__key_idx(a, "t", 1, 's', (const uint8_t *)"k", 1, 'i', id, 8, 7, UINT64_MAX);
+    size_t nb = td__key_idx(b, "t", 1, 's', (const uint8_t *)"k", 1, 'i', id, 8, 8, 0);
     TD_CHECK(keycmp(a, na, b, nb) < 0);
+    nb = td__key_idx(b, "t", 1, 's', (const uint8_t *)"k", 1, 'i', id, 8, 7, UINT64_MAX - 1);
+    TD_CHECK(keycmp(b, nb, a, na) < 0);
     na = td__key_tag(a, "t", 1, 'r', (const uint8_t *)"ab", 2, 9);
     nb = td__key_tag(b, "t", 1, 'r', (const uint8_t *)"abc", 3, 1);
     TD_CHECK(keycmp(a, na, b, nb) < 0);
