@@ -886,8 +886,9 @@ static td_status run_names(td_store *s, const td__tenants *ts, const td__tags_re
         } else {
             st = set_names(&sets[i], limit, a, &so->tags, &so->n, err);
         }
-        /* all scopes asked: list only those that have tags (intrinsic always) */
-        if (mask != (1u << i) && so->n == 0 && i != SC_INTRINSIC) {
+        /* all scopes asked: resource, span and intrinsic always, the others when they have tags */
+        if (mask != (1u << i) && so->n == 0 && i != SC_INTRINSIC && i != SC_RESOURCE &&
+            i != SC_SPAN) {
             continue;
         }
         out->nscopes++;

@@ -648,6 +648,10 @@ static void test_names(void)
     EXPECT(TD__TAGS_V2, "resource", NULL, NULL, "1699990000", "1700003600", NULL,
            "{\"scopes\":[{\"name\":\"resource\",\"tags\":[\"host.name\",\"region\","
            "\"service.name\"]}]}");
+    /* nothing in the window: resource and span stay, empty, next to the intrinsics */
+    EXPECT(TD__TAGS_V2, NULL, NULL, NULL, "1600000000", "1600003600", NULL,
+           "{\"scopes\":[{\"name\":\"resource\",\"tags\":[]},{\"name\":\"span\",\"tags\":[]},"
+           "{\"name\":\"intrinsic\",\"tags\":[" INTRINSICS "]}]}");
     /* q narrows to the spans that match it */
     EXPECT(TD__TAGS_V2, NULL, NULL, "{ name = \"db\" }", NULL, NULL, NULL,
            "{\"scopes\":[{\"name\":\"resource\",\"tags\":[\"host.name\",\"service.name\"]},"
