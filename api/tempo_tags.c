@@ -831,7 +831,7 @@ static td_status run_names(td_store *s, const td__tenants *ts, const td__tags_re
                            td_err *err)
 {
     bool v1 = r->kind == TD__TAGS_V1;
-    unsigned mask;
+    unsigned mask = 0;
     td_status st = parse_scope(r->scope, v1, &mask, err);
     if (st) {
         return st;
