@@ -23,6 +23,7 @@
 #include "api/grpc_query.h"
 #include "api/json.h"
 #include "api/tempo.h"
+#include "api/tempo_tags.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/metrics.h"
@@ -100,6 +101,7 @@ struct td_api {
     struct MHD_Daemon *d;
     td__query_grpc *grpc;
     td__grpc_search_ctx search_ctx; /* the Search method's view of the api */
+    td__grpc_tags_ctx tags_ctx;     /* the SearchTag* methods' view */
     atomic_bool ready;
     atomic_bool was_ready; /* tells "starting up" from "shutting down" in /ready */
     atomic_int port;
@@ -468,6 +470,80 @@ out:
     td_arena_release(&a);
 }
 
+/*
+ * Tag names and values (API-CONTRACT §3.6, §3.7): tempo_tags.c does the work.
+ * libmicrohttpd has percent-decoded the path once already, so the tag is the
+ * text between ".../tag/" and the last "/values" as it stands (r->arg).
+ */
+static void h_tags(req *r, td__tags_kind kind)
+{
+    td_api *api = r->api;
+    td_err err;
+    td_err_init(&err);
+    td_arena a;
+    td_arena_init(&a, 16 * 1024, 0);
+    if (!api->store) {
+        reply_error(r, 503, "no trace store configured");
+        goto out;
+    }
+    const char *org = header(r, "X-Scope-OrgID");
+    td__tenants ts;
+    if (td__tempo_tenants(org, api->o.multitenancy, &a, &ts, &err) != TD_OK) {
+        reply_err(r, &err);
+        goto out;
+    }
+    td_log_ctx_push(r->reqid, api->o.multitenancy ? org : TD_DEFAULT_TENANT);
+    const char *tag = NULL;
+    size_t tlen;
+    if ((kind == TD__TAG_VALUES_V1 || kind == TD__TAG_VALUES_V2) &&
+        td__tags_path_tag(r->arg, &tag, &tlen)) {
+        tag = td_arena_strndup(&a, tag, tlen);
+    }
+    td__tags_req tr;
+    td__tags_result res;
+    td__tags_limits lim = api->tags_ctx.limits;
+    if (td__tags_http_args(kind, query_arg(r, "scope"), tag, query_arg(r, "q"),
+                           query_arg(r, "start"), query_arg(r, "end"), query_arg(r, "limit"), &tr,
+                           &err) != TD_OK ||
+        td__tags_run(api->store, &ts, &tr, &lim, &a, &res, &err) != TD_OK) {
+        reply_err(r, &err);
+        goto out;
+    }
+    td_buf_reset(&r->body);
+    r->status = 200;
+    if (td__tempo_negotiate(header(r, MHD_HTTP_HEADER_ACCEPT)) == TD_TEMPO_PROTOBUF) {
+        r->ctype = CT_PROTOBUF;
+        if (td__tags_pb(&res, &r->body, &err) != TD_OK) {
+            reply_err(r, &err);
+        }
+    } else {
+        r->ctype = CT_JSON;
+        td__tags_json(&res, &r->body);
+    }
+out:
+    td_arena_release(&a);
+}
+
+static void h_tags_v1(req *r)
+{
+    h_tags(r, TD__TAGS_V1);
+}
+
+static void h_tags_v2(req *r)
+{
+    h_tags(r, TD__TAGS_V2);
+}
+
+static void h_tag_values_v1(req *r)
+{
+    h_tags(r, TD__TAG_VALUES_V1);
+}
+
+static void h_tag_values_v2(req *r)
+{
+    h_tags(r, TD__TAG_VALUES_V2);
+}
+
 static const route routes[] = {
     {"/ready", false, "/ready", h_ready},
     {"/health", false, "/health", h_health},
@@ -477,10 +553,28 @@ static const route routes[] = {
     {"/api/traces/", true, "/api/traces/{id}", h_trace_v1},
     {"/api/v2/traces/", true, "/api/v2/traces/{id}", h_trace_v2},
     {"/api/search", false, "/api/search", h_search},
+    {"/api/search/tags", false, "/api/search/tags", h_tags_v1},
+    {"/api/v2/search/tags", false, "/api/v2/search/tags", h_tags_v2},
+};
+
+/* Prefix routes whose remainder is a tag (any text, '/' included) and "/values". */
+static const route values_routes[] = {
+    {"/api/search/tag/", true, "/api/search/tag/{tag}/values", h_tag_values_v1},
+    {"/api/v2/search/tag/", true, "/api/v2/search/tag/{tag}/values", h_tag_values_v2},
 };
 
 static const route *find_route(const char *url, const char **arg)
 {
+    for (size_t i = 0; i < sizeof(values_routes) / sizeof(values_routes[0]); i++) {
+        const route *rt = &values_routes[i];
+        size_t n = strlen(rt->path);
+        const char *tag;
+        size_t tlen;
+        if (strncmp(url, rt->path, n) == 0 && td__tags_path_tag(url + n, &tag, &tlen)) {
+            *arg = url + n;
+            return rt;
+        }
+    }
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         const route *rt = &routes[i];
         if (!rt->prefix) {
@@ -646,7 +740,8 @@ td_status td_api_new(const td_api_opts *o, td_store *store, td_api **out, td_err
     api->lfd = api->epfd = api->wakefd = -1;
     /*
      * gRPC methods of the query port (tempopb.StreamingQuerier, API-CONTRACT §3.9)
-     * are registered here with td__query_grpc_register: Search (grpc_search.c);
+     * are registered here with td__query_grpc_register: Search (grpc_search.c),
+     * SearchTags, SearchTagsV2, SearchTagValues, SearchTagValuesV2 (grpc_tags.c);
      * the others are not implemented yet and answer UNIMPLEMENTED.
      * Handlers run on their own pool, sized like the HTTP one.
      */
@@ -659,7 +754,13 @@ td_status td_api_new(const td_api_opts *o, td_store *store, td_api **out, td_err
         .max_bytes = o->search_max_bytes,
         .timeout_ms = o->search_timeout_ms,
         .max_trace_bytes = o->max_trace_bytes};
-    if (td__grpc_search_register(api->grpc, &api->search_ctx, err) != TD_OK) {
+    api->tags_ctx = (td__grpc_tags_ctx){.store = store,
+                                        .limits = {.max_traces = api->search_ctx.max_traces,
+                                                   .max_trace_bytes = o->max_trace_bytes,
+                                                   .max_bytes = o->search_max_bytes,
+                                                   .timeout_ms = o->search_timeout_ms}};
+    if (td__grpc_search_register(api->grpc, &api->search_ctx, err) != TD_OK ||
+        td__grpc_tags_register(api->grpc, &api->tags_ctx, err) != TD_OK) {
         td_api_free(api);
         return err->code;
     }
