@@ -135,8 +135,8 @@ td_status td__grpc_metrics_register(struct td__query_grpc *g, const td__grpc_sea
     td_status st = td__query_grpc_register(g, "/tempopb.StreamingQuerier/MetricsQueryRange",
                                            h_range, (void *)ctx, err);
     if (!st) {
-        st = td__query_grpc_register(g, "/tempopb.StreamingQuerier/MetricsQueryInstant",
-                                     h_instant, (void *)ctx, err);
+        st = td__query_grpc_register(g, "/tempopb.StreamingQuerier/MetricsQueryInstant", h_instant,
+                                     (void *)ctx, err);
     }
     return st;
 }

@@ -87,8 +87,12 @@ static bool parse_rfc3339(const char *s, int64_t *ns)
     if (*p || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 59) {
         return false;
     }
-    struct tm tm = {.tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D,
-                    .tm_hour = h, .tm_min = m, .tm_sec = sec};
+    struct tm tm = {.tm_year = Y - 1900,
+                    .tm_mon = M - 1,
+                    .tm_mday = D,
+                    .tm_hour = h,
+                    .tm_min = m,
+                    .tm_sec = sec};
     int64_t secs = (int64_t)timegm(&tm) - off;
     if (secs < 0 || secs > INT64_MAX / (int64_t)NS_PER_S - 1) {
         return false;
@@ -117,8 +121,8 @@ td_status td__metrics_parse_time(const char *name, const char *s, int64_t *ns, t
     }
     errno = 0;
     long long v = strtoll(s, &e, 10);
-    bool is_int = e != s && *e == '\0' &&
-                  (s[0] == '-' || s[0] == '+' || (s[0] >= '0' && s[0] <= '9'));
+    bool is_int =
+        e != s && *e == '\0' && (s[0] == '-' || s[0] == '+' || (s[0] >= '0' && s[0] <= '9'));
     if (is_int && errno == 0) {
         if (v < 0) {
             return td_err_set(err, TD_INVALID,
@@ -149,9 +153,12 @@ static bool parse_prom_duration(const char *s, uint64_t *out)
     static const struct {
         const char *u;
         uint64_t ns;
-    } units[] = {{"y", 365ull * 86400 * NS_PER_S}, {"w", 7ull * 86400 * NS_PER_S},
-                 {"d", 86400ull * NS_PER_S},       {"h", 3600ull * NS_PER_S},
-                 {"m", 60ull * NS_PER_S},          {"s", NS_PER_S},
+    } units[] = {{"y", 365ull * 86400 * NS_PER_S},
+                 {"w", 7ull * 86400 * NS_PER_S},
+                 {"d", 86400ull * NS_PER_S},
+                 {"h", 3600ull * NS_PER_S},
+                 {"m", 60ull * NS_PER_S},
+                 {"s", NS_PER_S},
                  {"ms", 1000000ull}};
     if (strcmp(s, "0") == 0) {
         *out = 0;
@@ -331,8 +338,8 @@ td_status td__metrics_prepare(td__metrics_params *p, int64_t now_ns, td_err *err
     }
     if (p->step_ns == 0 || (p->end_ns - p->start_ns) / p->step_ns > TD__METRICS_MAX_INTERVALS) {
         td_traceql_format_duration((int64_t)p->step_ns, a);
-        td_traceql_format_duration(
-            (int64_t)((p->end_ns - p->start_ns) / TD__METRICS_MAX_INTERVALS), b);
+        td_traceql_format_duration((int64_t)((p->end_ns - p->start_ns) / TD__METRICS_MAX_INTERVALS),
+                                   b);
         return td_err_set(err, TD_INVALID,
                           "step of %s is too small, minimum step for given range is %s", a, b);
     }
@@ -868,8 +875,8 @@ static td_status find_series(td__metrics *m, series **out, td_err *err)
 }
 
 /* Add one span of the trace ev last evaluated. */
-static td_status observe_span(td__metrics *m, const td_traceql_trace *t, uint32_t si,
-                              td_arena *a, td_err *err)
+static td_status observe_span(td__metrics *m, const td_traceql_trace *t, uint32_t si, td_arena *a,
+                              td_err *err)
 {
     const td_otlp_span *sp = t->spans[si].span;
     long iv = interval_of(m, sp->start_time_unix_nano);
@@ -951,8 +958,7 @@ static td_status observe_span(td__metrics *m, const td_traceql_trace *t, uint32_
     return TD_OK;
 }
 
-td_status td__metrics_observe(td__metrics *m, const td_traceql_trace *t, td_arena *a,
-                              td_err *err)
+td_status td__metrics_observe(td__metrics *m, const td_traceql_trace *t, td_arena *a, td_err *err)
 {
     td_traceql_result r;
     td_status st = td_traceql_eval_trace(m->ev, t, a, &r, err);
@@ -1249,8 +1255,8 @@ static void j_lval(td_json *j, const lval *v)
 {
     switch (v->tag) {
     case LV_RAW: {
-        td_otlp_any *any = opentelemetry__proto__common__v1__any_value__unpack(
-            NULL, v->n, (const uint8_t *)v->s);
+        td_otlp_any *any =
+            opentelemetry__proto__common__v1__any_value__unpack(NULL, v->n, (const uint8_t *)v->s);
         if (any) {
             td__json_any(j, any);
             opentelemetry__proto__common__v1__any_value__free_unpacked(any, NULL);
@@ -1346,8 +1352,8 @@ static void j_response(td__metrics *m, const oseries *o, size_t no, td_buf *out)
     td_json_begin_object(&j);
     if (m->inspected_traces) {
         td_json_key(&j, "inspectedTraces");
-        td_json_int(&j, (int64_t)(m->inspected_traces > UINT32_MAX ? UINT32_MAX
-                                                                   : m->inspected_traces));
+        td_json_int(&j,
+                    (int64_t)(m->inspected_traces > UINT32_MAX ? UINT32_MAX : m->inspected_traces));
     }
     if (m->inspected_bytes) {
         td_json_key(&j, "inspectedBytes");
@@ -1562,8 +1568,8 @@ td_status td__metrics_run(td_store *s, const td__tenants *ts, const td__metrics_
     td_traceql_hint *hints = NULL;
     size_t nhints = 0;
     if ((st = td_traceql_hints(m->q, &m->a, &hints, &nhints, err)) != TD_OK ||
-        (st = td__search_candidates(s, ts, hints, nhints, m->p.start_ns, m->p.end_ns,
-                                    p->max_traces, &m->a, &cs, err)) != TD_OK) {
+        (st = td__search_candidates(s, ts, hints, nhints, m->p.start_ns, m->p.end_ns, p->max_traces,
+                                    &m->a, &cs, err)) != TD_OK) {
         goto out;
     }
     td_arena ta;
@@ -1575,8 +1581,7 @@ td_status td__metrics_run(td_store *s, const td__tenants *ts, const td__metrics_
         td_traceql_trace tr;
         bool found;
         uint64_t bytes = 0;
-        st = td__search_load(s, ts, cs.c[i].id, p->max_trace_bytes, &ta, &tr, &found, &bytes,
-                             err);
+        st = td__search_load(s, ts, cs.c[i].id, p->max_trace_bytes, &ta, &tr, &found, &bytes, err);
         td__metrics_add_inspected(m, 1, bytes);
         if (st == TD_OK && found) {
             st = td__metrics_observe(m, &tr, &ta, err);

@@ -116,8 +116,7 @@ void td__metrics_free(td__metrics *m);
  * to the series. a holds the per-trace results (the caller may reset it after
  * the call). Errors: TD_INVALID from the evaluator, TD_NOMEM.
  */
-td_status td__metrics_observe(td__metrics *m, const td_traceql_trace *t, td_arena *a,
-                              td_err *err);
+td_status td__metrics_observe(td__metrics *m, const td_traceql_trace *t, td_arena *a, td_err *err);
 
 /* Tell the response that not every candidate was inspected (status PARTIAL). */
 void td__metrics_set_partial(td__metrics *m, const char *why);
