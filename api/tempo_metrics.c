@@ -1061,13 +1061,19 @@ static void lval_text(const lval *v, char *buf, size_t cap, const char **s, size
         *n = v->n;
         return;
     case LV_INT:
-        *n = (size_t)snprintf(buf, cap, "i%" PRId64, v->i);
+        *n = (size_t)snprintf(buf, cap, "%" PRId64, v->i);
         break;
     case LV_DBL:
-        *n = (size_t)snprintf(buf, cap, "d%.17g", v->f);
+        /* shortest text that reads back as the same double, like Go's */
+        for (int prec = 1; prec <= 17; prec++) {
+            *n = (size_t)snprintf(buf, cap, "%.*g", prec, v->f);
+            if (strtod(buf, NULL) == v->f) {
+                break;
+            }
+        }
         break;
     case LV_BOOL:
-        *n = (size_t)snprintf(buf, cap, "b%s", v->i ? "true" : "false");
+        *n = (size_t)snprintf(buf, cap, "%s", v->i ? "true" : "false");
         break;
     default:
         *n = 0;
