@@ -1,6 +1,7 @@
 /*
- * api.h - the query port (default 3200): Tempo trace-by-ID routes, /api/search, /api/echo,
- * /api/status/buildinfo, /ready, /health and /metrics.
+ * api.h - the query port (default 3200): Tempo trace-by-ID routes, /api/search,
+ * /api/metrics/query_range and /api/metrics/query, /api/echo, /api/status/buildinfo, /ready,
+ * /health and /metrics.
  *
  * Lifecycle: td_api_new -> td_api_start -> td_api_set_ready(true) once every
  * other part is up -> td_api_stop -> td_api_free.
