@@ -708,8 +708,9 @@ td_status td_api_new(const td_api_opts *o, td_store *store, td_api **out, td_err
     api->lfd = api->epfd = api->wakefd = -1;
     /*
      * gRPC methods of the query port (tempopb.StreamingQuerier, API-CONTRACT §3.9)
-     * are registered here with td__query_grpc_register: Search (grpc_search.c);
-     * the others are not implemented yet and answer UNIMPLEMENTED.
+     * are registered here with td__query_grpc_register: Search (grpc_search.c),
+     * MetricsQueryRange and MetricsQueryInstant (grpc_metrics.c); the others are
+     * not implemented yet and answer UNIMPLEMENTED.
      * Handlers run on their own pool, sized like the HTTP one.
      */
     td__query_grpc_opts go = {.multitenancy = o->multitenancy,
