@@ -448,8 +448,27 @@ typedef struct olabel {
 typedef struct oseries {
     olabel *labels;
     size_t nlabels;
-    double *vals; /* nint; NaN = no sample */
+    double *vals;      /* nint; NaN = no sample */
+    const series *src; /* the internal series (quantiles: the first of its group) */
+    size_t quantile;   /* quantiles: index into the query's quantiles */
 } oseries;
+
+/*
+ * An exemplar (Tempo's exemplars, range queries only): one span per sampled
+ * trace, at most `exemplars` traces and 2 exemplars per time bucket of the
+ * window (Tempo's bucketSet); the value is the span's own (duration or
+ * attribute) or, for counts, the value of its series at its interval.
+ */
+typedef struct exemplar {
+    const uint8_t *key; /* series key (arena) */
+    size_t bylen;
+    double value; /* NaN: take the series' value at ts_ms */
+    int64_t ts_ms;
+    char trace_id[33];
+} exemplar;
+
+#define EXEMPLARS_PER_BUCKET 2
+#define EXEMPLARS_MAX 100 /* Tempo's max_exemplars default */
 
 struct td__metrics {
     td__metrics_params p;
@@ -470,7 +489,13 @@ struct td__metrics {
     char msg[TD_ERR_MSG_MAX];
     uint64_t inspected_traces, inspected_bytes;
     td_buf key;
-    td_buf *parts; /* td__metrics_encode_parts */
+    exemplar *ex; /* exemplars kept (at most max_ex) */
+    size_t nex, max_ex, ex_traces;
+    size_t ex_nbuckets;
+    uint64_t ex_start_ms, ex_end_ms, ex_width;
+    uint8_t *ex_bucket; /* exemplars per time bucket */
+    double *qvals;      /* quantiles over every series and interval (exemplar assignment) */
+    td_buf *parts;      /* td__metrics_encode_parts */
     size_t nparts;
     td_buf trailer;
 };
@@ -584,6 +609,34 @@ td_status td__metrics_new(const td__metrics_params *p, td__metrics **out, td_err
                                                                          : TD__METRICS_MAX_SERIES;
     size_t by_points = TD__METRICS_MAX_POINTS / m->nint;
     m->max_series = lim < by_points ? lim : (by_points ? by_points : 1);
+    /* exemplars (range queries): Tempo's default and cap is 100; 2 per time bucket */
+    if (!p->instant) {
+        m->max_ex = p->exemplars && p->exemplars < EXEMPLARS_MAX ? p->exemplars : EXEMPLARS_MAX;
+        /* the with(exemplars = N | false) hint wins, like Tempo's normalizeRequestExemplars */
+        for (size_t i = 0; i < m->q->noptions; i++) {
+            const td_traceql_option *o = &m->q->options[i];
+            if (strcmp(o->name, "exemplars") != 0) {
+                continue;
+            }
+            if (o->value.type == TD_TRACEQL_INT) {
+                m->max_ex = o->value.i <= 0              ? 0
+                            : o->value.i < EXEMPLARS_MAX ? (size_t)o->value.i
+                                                         : EXEMPLARS_MAX;
+            } else if (o->value.type == TD_TRACEQL_BOOL && !o->value.b) {
+                m->max_ex = 0;
+            }
+        }
+        m->ex_nbuckets = m->max_ex / EXEMPLARS_PER_BUCKET ? m->max_ex / EXEMPLARS_PER_BUCKET : 1;
+        m->ex_start_ms = p->start_ns / 1000000;
+        m->ex_end_ms = p->end_ns / 1000000;
+        uint64_t w = (m->ex_end_ms - m->ex_start_ms) / m->ex_nbuckets;
+        m->ex_width = w ? w : 1;
+        m->ex_bucket = td_arena_calloc(&m->a, m->ex_nbuckets, 1);
+        if (!m->ex_bucket) {
+            st = td_err_set(err, TD_NOMEM, "out of memory preparing the metrics query");
+            goto fail;
+        }
+    }
     /* the ungrouped count/rate series exists even when nothing matches (as a querier's) */
     if (m->m->nby == 0 && (is_fn(m, TD_TRACEQL_M_RATE) || is_fn(m, TD_TRACEQL_M_COUNT_OVER_TIME))) {
         series *s;
@@ -874,10 +927,15 @@ static td_status find_series(td__metrics *m, series **out, td_err *err)
     return add_series(m, k, n, h, out, err);
 }
 
-/* Add one span of the trace ev last evaluated. */
+/*
+ * Add one span of the trace ev last evaluated. *rec (may be NULL) gets the
+ * series it went to, or NULL when the span was not counted; *xval the span's
+ * value for an exemplar (NaN for counting functions).
+ */
 static td_status observe_span(td__metrics *m, const td_traceql_trace *t, uint32_t si, td_arena *a,
-                              td_err *err)
+                              series **rec, double *xval, td_err *err)
 {
+    *rec = NULL;
     const td_otlp_span *sp = t->spans[si].span;
     long iv = interval_of(m, sp->start_time_unix_nano);
     if (iv < 0) {
@@ -886,6 +944,7 @@ static td_status observe_span(td__metrics *m, const td_traceql_trace *t, uint32_
     double x = 1;
     double bucket = 0;
     const td_traceql_metrics *mm = m->m;
+    *xval = NAN;
     if (mm->has_attr) {
         if (is_duration_intrinsic(&mm->attr)) {
             uint64_t d = sp->end_time_unix_nano >= sp->start_time_unix_nano
@@ -896,21 +955,21 @@ static td_status observe_span(td__metrics *m, const td_traceql_trace *t, uint32_
                     return TD_OK;
                 }
                 bucket = log2_bucket(d) / 1e9;
-            } else {
-                x = (double)d / 1e9;
             }
+            x = (double)d / 1e9;
         } else {
             td_traceql_value v = td_traceql_eval_attr(m->ev, si, &mm->attr, a);
-            if (bucketed(m)) {
-                if (!bucketize(&v, &bucket)) {
-                    return TD_OK;
-                }
-            } else {
-                x = numeric(&v, false);
-                if (isnan(x)) {
-                    return TD_OK;
-                }
+            if (bucketed(m) && !bucketize(&v, &bucket)) {
+                return TD_OK;
             }
+            x = numeric(&v, false);
+            if (!bucketed(m) && isnan(x)) {
+                return TD_OK;
+            }
+        }
+        /* Tempo: histogram exemplars are placeholders like count's */
+        if (!is_fn(m, TD_TRACEQL_M_HISTOGRAM_OVER_TIME)) {
+            *xval = x;
         }
     }
     td_buf_reset(&m->key);
@@ -955,6 +1014,44 @@ static td_status observe_span(td__metrics *m, const td_traceql_trace *t, uint32_
         *v += 1;
         break;
     }
+    *rec = s;
+    return TD_OK;
+}
+
+/* Keep an exemplar for span si (in series s) when the time buckets have room. */
+static td_status add_exemplar(td__metrics *m, const td_traceql_trace *t, uint32_t si,
+                              const series *s, double xval, td_err *err)
+{
+    uint64_t ts = t->spans[si].span->start_time_unix_nano / 1000000;
+    if (m->nex >= m->max_ex || ts < m->ex_start_ms || ts > m->ex_end_ms) {
+        return TD_OK;
+    }
+    size_t b = m->ex_start_ms == m->ex_end_ms ? 0 : (size_t)((ts - m->ex_start_ms) / m->ex_width);
+    if (b >= m->ex_nbuckets) {
+        b = m->ex_nbuckets - 1;
+    }
+    if (m->ex_bucket[b] >= EXEMPLARS_PER_BUCKET) {
+        return TD_OK;
+    }
+    if (!m->ex) {
+        m->ex = td_arena_calloc(&m->a, m->max_ex, sizeof(*m->ex));
+        if (!m->ex) {
+            return td_err_set(err, TD_NOMEM, "out of memory keeping exemplars");
+        }
+    }
+    m->ex_bucket[b]++;
+    exemplar *e = &m->ex[m->nex++];
+    e->key = s->key;
+    e->bylen = s->bylen;
+    e->value = xval;
+    e->ts_ms = (int64_t)ts;
+    static const char hx[] = "0123456789abcdef";
+    size_t n = t->trace_id_len > 16 ? 16 : t->trace_id_len;
+    for (size_t i = 0; i < n; i++) {
+        e->trace_id[2 * i] = hx[t->trace_id[i] >> 4];
+        e->trace_id[2 * i + 1] = hx[t->trace_id[i] & 15];
+    }
+    e->trace_id[2 * n] = '\0';
     return TD_OK;
 }
 
@@ -965,13 +1062,29 @@ td_status td__metrics_observe(td__metrics *m, const td_traceql_trace *t, td_aren
     if (st) {
         return st;
     }
+    /* Tempo samples one span of a trace (never the same trace twice) while room is left */
+    bool want_ex = m->ex_traces < m->max_ex && t->trace_id && t->trace_id_len > 0;
+    const series *ex_s = NULL;
+    uint32_t ex_span = 0;
+    double ex_val = NAN;
     for (size_t i = 0; i < r.nsets; i++) {
         const td_traceql_spanset *set = &r.sets[i];
         for (size_t k = 0; k < set->matched; k++) {
-            if ((st = observe_span(m, t, set->spans[k], a, err)) != TD_OK) {
+            series *rec;
+            double xval;
+            if ((st = observe_span(m, t, set->spans[k], a, &rec, &xval, err)) != TD_OK) {
                 return st;
             }
+            if (want_ex && rec && !ex_s) {
+                ex_s = rec;
+                ex_span = set->spans[k];
+                ex_val = xval;
+            }
         }
+    }
+    if (ex_s) {
+        m->ex_traces++;
+        return add_exemplar(m, t, ex_span, ex_s, ex_val, err);
     }
     return TD_OK;
 }
@@ -1158,6 +1271,8 @@ static td_status quantile_series(td__metrics *m, oseries **out, size_t *nout, td
         }
         for (size_t qi = 0; qi < nq; qi++) {
             oseries *os = &o[no++];
+            os->src = &m->s[g0];
+            os->quantile = qi;
             td_status st = labels_for(m, &m->s[g0], false, os, err);
             os->vals = td_arena_alloc(&m->a, m->nint * sizeof(double));
             if (st || !os->vals) {
@@ -1179,13 +1294,91 @@ static td_status quantile_series(td__metrics *m, oseries **out, size_t *nout, td
         }
         g0 = g1;
     }
+    /* Tempo assigns each exemplar to the quantile closest to its value, over all series */
+    m->qvals = td_arena_alloc(&m->a, nq * sizeof(double));
+    if (!m->qvals) {
+        return td_err_set(err, TD_NOMEM, "out of memory building metrics series");
+    }
+    size_t nb = 0;
+    for (size_t k = 0; k < m->ns; k++) {
+        double c = 0;
+        for (size_t iv = 0; iv < m->nint; iv++) {
+            c += m->s[k].v[iv];
+        }
+        if (nb && mx[nb - 1] == m->s[k].bucket) {
+            ct[nb - 1] += c;
+        } else if (c > 0) {
+            mx[nb] = m->s[k].bucket;
+            ct[nb++] = c;
+        }
+    }
+    /* series are sorted by by() values first: merge equal buckets across groups */
+    for (size_t i = 1; i < nb; i++) {
+        for (size_t k = i; k > 0 && mx[k - 1] > mx[k]; k--) {
+            double t = mx[k];
+            mx[k] = mx[k - 1];
+            mx[k - 1] = t;
+            t = ct[k];
+            ct[k] = ct[k - 1];
+            ct[k - 1] = t;
+        }
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < nb; i++) {
+        if (w && mx[w - 1] == mx[i]) {
+            ct[w - 1] += ct[i];
+        } else {
+            mx[w] = mx[i];
+            ct[w++] = ct[i];
+        }
+    }
+    for (size_t qi = 0; qi < nq; qi++) {
+        m->qvals[qi] = log2_quantile(m->m->quantiles[qi], mx, ct, w);
+    }
     *out = o;
     *nout = no;
     return TD_OK;
 }
 
+static int cmp_exemplar(const void *pa, const void *pb)
+{
+    const exemplar *a = pa, *b = pb;
+    return a->ts_ms < b->ts_ms ? -1 : a->ts_ms > b->ts_ms ? 1 : 0;
+}
+
+/* The value exemplar e shows on output series o, or NaN when it is not o's. */
+static double exemplar_value(const td__metrics *m, const oseries *o, const exemplar *e)
+{
+    if (is_fn(m, TD_TRACEQL_M_QUANTILE_OVER_TIME)) {
+        if (e->bylen != o->src->bylen || memcmp(e->key, o->src->key, e->bylen) != 0 ||
+            isnan(e->value) || !m->qvals) {
+            return NAN;
+        }
+        size_t best = 0;
+        for (size_t qi = 1; qi < m->m->nquantiles; qi++) {
+            if (fabs(e->value - m->qvals[qi]) < fabs(e->value - m->qvals[best])) {
+                best = qi;
+            }
+        }
+        if (best != o->quantile) {
+            return NAN;
+        }
+    } else if (e->key != o->src->key) {
+        return NAN;
+    }
+    /* Tempo drops exemplars whose interval has no value; NaN ones take the series' value */
+    long iv = interval_of(m, (uint64_t)e->ts_ms * 1000000);
+    if (iv < 0 || isnan(o->vals[iv])) {
+        return NAN;
+    }
+    return isnan(e->value) ? o->vals[iv] : e->value;
+}
+
 static td_status build_output(td__metrics *m, oseries **out, size_t *nout, td_err *err)
 {
+    if (m->nex) {
+        qsort(m->ex, m->nex, sizeof(*m->ex), cmp_exemplar);
+    }
     *out = NULL;
     *nout = 0;
     if (is_fn(m, TD_TRACEQL_M_QUANTILE_OVER_TIME)) {
@@ -1205,6 +1398,7 @@ static td_status build_output(td__metrics *m, oseries **out, size_t *nout, td_er
         for (size_t i = 0; i < m->ns; i++) {
             const series *s = &m->s[i];
             oseries *os = &o[no];
+            os->src = s;
             td_status st = labels_for(m, s, true, os, err);
             os->vals = td_arena_alloc(&m->a, m->nint * sizeof(double));
             if (st || !os->vals) {
@@ -1316,6 +1510,63 @@ static void j_labels(td_json *j, const oseries *o)
     td_json_end_array(j);
 }
 
+/* trace:id, then the series' by() values, as exemplar labels. */
+static void j_exemplar_labels(td_json *j, const td__metrics *m, const oseries *o, const exemplar *e)
+{
+    td_json_key(j, "labels");
+    td_json_begin_array(j);
+    td_json_begin_object(j);
+    td_json_key(j, "key");
+    td_json_string(j, "trace:id");
+    td_json_key(j, "value");
+    td_json_begin_object(j);
+    td_json_key(j, "stringValue");
+    td_json_string(j, e->trace_id);
+    td_json_end_object(j);
+    td_json_end_object(j);
+    for (size_t i = 0; i < m->m->nby; i++) {
+        if (o->src->vals[i].tag == LV_NIL) {
+            continue;
+        }
+        td_json_begin_object(j);
+        td_json_key(j, "key");
+        td_json_string(j, m->by_names[i]);
+        td_json_key(j, "value");
+        j_lval(j, &o->src->vals[i]);
+        td_json_end_object(j);
+    }
+    td_json_end_array(j);
+}
+
+static void j_exemplars(td_json *j, const td__metrics *m, const oseries *o)
+{
+    bool any = false;
+    for (size_t k = 0; k < m->nex; k++) {
+        const exemplar *e = &m->ex[k];
+        double v = exemplar_value(m, o, e);
+        if (isnan(v)) {
+            continue;
+        }
+        if (!any) {
+            td_json_key(j, "exemplars");
+            td_json_begin_array(j);
+            any = true;
+        }
+        td_json_begin_object(j);
+        j_exemplar_labels(j, m, o, e);
+        if (!is_zero(v)) {
+            td_json_key(j, "value");
+            td_json_double(j, v);
+        }
+        td_json_key(j, "timestampMs");
+        td_json_int64_str(j, e->ts_ms);
+        td_json_end_object(j);
+    }
+    if (any) {
+        td_json_end_array(j);
+    }
+}
+
 static void j_response(td__metrics *m, const oseries *o, size_t no, td_buf *out)
 {
     td_json j;
@@ -1349,6 +1600,7 @@ static void j_response(td__metrics *m, const oseries *o, size_t no, td_buf *out)
                     td_json_end_object(&j);
                 }
                 td_json_end_array(&j);
+                j_exemplars(&j, m, &o[i]);
             }
             td_json_end_object(&j);
         }
@@ -1483,6 +1735,33 @@ static void p_series(const td__metrics *m, const oseries *o, td_buf *out)
             }
             pb_uint(&smp, 2, (uint64_t)ts_ms(m, iv));
             pb_sub(out, 2, &smp);
+        }
+        for (size_t k = 0; k < m->nex; k++) {
+            const exemplar *e = &m->ex[k];
+            double v = exemplar_value(m, o, e);
+            if (isnan(v)) {
+                continue;
+            }
+            td_buf_reset(&smp);
+            td_buf_reset(&kv);
+            pb_bytes(&kv, 1, "trace:id", 8);
+            lval tid = {.tag = LV_STR, .s = e->trace_id, .n = strlen(e->trace_id)};
+            p_lval(&kv, &tid);
+            pb_sub(&smp, 1, &kv);
+            for (size_t i = 0; i < m->m->nby; i++) {
+                if (o->src->vals[i].tag == LV_NIL) {
+                    continue;
+                }
+                td_buf_reset(&kv);
+                pb_bytes(&kv, 1, m->by_names[i], strlen(m->by_names[i]));
+                p_lval(&kv, &o->src->vals[i]);
+                pb_sub(&smp, 1, &kv);
+            }
+            if (!is_zero(v)) {
+                pb_double(&smp, 2, v);
+            }
+            pb_uint(&smp, 3, (uint64_t)e->ts_ms);
+            pb_sub(out, 4, &smp);
         }
     }
     td_buf_release(&kv);

@@ -106,7 +106,10 @@ query() {
         --data-urlencode "q=$q" --data-urlencode "start=$START" --data-urlencode "end=$END" \
         --data-urlencode "step=60s" "$@"
 }
-series_of() { jsv "$T/$1.body" 'JSON.stringify(j.series || [])' 2>&1; }
+# series_of NAME: the series of a saved body, without exemplars (checked on their own)
+series_of() {
+    jsv "$T/$1.body" 'JSON.stringify((j.series || []).map((s) => s.value === undefined && !s.samples ? { labels: s.labels } : s.samples ? { labels: s.labels, samples: s.samples } : { labels: s.labels, value: s.value }))' 2>&1
+}
 # same_series GOT WANT: equal labels and timestamps, values within 1e-9 (relative): the quantile
 # interpolation goes through log2/pow, whose last bit may differ between libm and V8
 same_series() {
@@ -135,6 +138,13 @@ expect_eq "... and nothing else but metrics (no status: complete)" \
     "$(jsv "$T/rate.body" 'Object.keys(j).join(",") + ":" + j.metrics.completedJobs + "/" + j.metrics.totalJobs')" \
     "series,metrics:1/1"
 
+# exemplars (Grafana asks for them): one span per trace, trace:id + by() labels, the value of
+# the series at that time; every span is its own trace here, so up to 11 of them
+expect_eq "... exemplars: trace:id and service labels, value = the sample of their interval" \
+    "$(jsv "$T/rate.body" 'j.series.every((s) => (s.exemplars || []).every((e) => /^[0-9a-f]{32}$/.test(e.labels[0].value.stringValue) && e.labels[0].key === "trace:id" && e.labels[1].value.stringValue === s.labels[0].value.stringValue && s.samples.some((x) => Number(x.timestampMs) >= Number(e.timestampMs) && Number(x.timestampMs) - 60000 < Number(e.timestampMs) && x.value === e.value))) + ":" + j.series.reduce((n, s) => n + (s.exemplars || []).length, 0)')" \
+    "true:11"
+code=$(query ex1 "{ } | rate()" --data-urlencode "exemplars=1")
+expect_eq "exemplars=1 -> one exemplar" "$code:$(jsv "$T/ex1.body" 'j.series[0].exemplars.length')" "200:1"
 code=$(query count '{ } | count_over_time() by (resource.service.name)' --data-urlencode "step=60")
 expect_eq "count_over_time() by (resource.service.name), step in seconds -> 200" "$code" 200
 expect_eq "... the series computed from the spans" "$(series_of count)" "$(expect count)"
@@ -179,9 +189,9 @@ code=$(http pb -G -H 'Accept: application/protobuf' "$QUERY/api/metrics/query_ra
     --data-urlencode "start=$START" --data-urlencode "end=$END" --data-urlencode "step=60")
 expect_eq "Accept: application/protobuf -> 200 application/protobuf" "$code $(hdr pb Content-Type)" \
     "200 application/protobuf"
-expect_eq "... QueryRangeResponse with the same series" \
+expect_eq "... QueryRangeResponse with the same series and exemplars" \
     "$(node "$TD_E2E_DIR/metrics_pb.mjs" decode-body range "$T/pb.body" | jsv - 'JSON.stringify(j.series)')" \
-    "$(series_of count)"
+    "$(jsv "$T/count.body" 'JSON.stringify(j.series)')"
 
 # --- 3. instant ------------------------------------------------------------------------------
 code=$(http inst -G -H 'Accept: application/json' "$QUERY/api/metrics/query" \
@@ -207,7 +217,8 @@ stream g_range /tempopb.StreamingQuerier/MetricsQueryRange "$REQ"
 expect_eq "MetricsQueryRange -> OK (0) ($(head -c 200 "$T/g_range.json" 2>/dev/null))" \
     "$(jsv "$T/g_range.json" j.code 2>&1)" 0
 node "$TD_E2E_DIR/metrics_pb.mjs" decode-stream range "$T/g_range.json" >"$T/g_range.dec" 2>&1
-expect_eq "... the same series as HTTP" "$(jsv "$T/g_range.dec" 'JSON.stringify(j.series)')" "$(series_of count)"
+expect_eq "... the same series and exemplars as HTTP" "$(jsv "$T/g_range.dec" 'JSON.stringify(j.series)')" \
+    "$(jsv "$T/count.body" 'JSON.stringify(j.series)')"
 expect_eq "... in 1 message with metrics, under 4 MiB" \
     "$(jsv "$T/g_range.dec" '[j.messages, j.metricsInEvery, j.maxMessageBytes < 4194304].join(":")')" "1:true:true"
 # step 0: derived from the range, as over HTTP without step

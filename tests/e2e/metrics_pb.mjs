@@ -83,16 +83,31 @@ function sample(buf) {
   if (value !== 0) s.value = value;
   return s;
 }
+function exemplar(buf) {
+  const e = { labels: [] };
+  let value = 0, ts = 0n;
+  for (const [f, , v] of fields(buf)) {
+    if (f === 1) e.labels.push(keyValue(v));
+    if (f === 2) value = v.readDoubleLE(0);
+    if (f === 3) ts = signed(v);
+  }
+  if (value !== 0) e.value = value;
+  e.timestampMs = ts.toString();
+  return e;
+}
 function series(buf, instant) {
   const s = { labels: [] };
   let value = 0;
+  const ex = [];
   if (!instant) s.samples = [];
   for (const [f, , v] of fields(buf)) {
     if (f === 1) s.labels.push(keyValue(v));
     else if (f === 2 && !instant) s.samples.push(sample(v));
     else if (f === 2 && instant) value = v.readDoubleLE(0);
+    else if (f === 4) ex.push(exemplar(v));
   }
   if (instant && value !== 0) s.value = value;
+  if (ex.length) s.exemplars = ex;
   return s;
 }
 function metrics(buf) {

@@ -609,16 +609,25 @@ static void test_json(void)
         "{\"series\":[{\"labels\":[{\"key\":\"resource.service.name\",\"value\":{\"stringValue\":"
         "\"alpha\"}}],\"samples\":[{\"timestampMs\":\"1010000\"},{\"timestampMs\":\"1020000\","
         "\"value\":1},{\"timestampMs\":\"1030000\"},{\"timestampMs\":\"1040000\"},"
-        "{\"timestampMs\":\"1050000\"},{\"timestampMs\":\"1060000\"}]}],\"metrics\":"
-        "{\"inspectedTraces\":2,\"inspectedBytes\":\"1234\",\"completedJobs\":1,"
+        "{\"timestampMs\":\"1050000\"},{\"timestampMs\":\"1060000\"}],"
+        /* the error span's trace as exemplar; a count's exemplar shows the sample value */
+        "\"exemplars\":[{\"labels\":[{\"key\":\"trace:id\",\"value\":{\"stringValue\":"
+        "\"01010101010101010101010101010101\"}},{\"key\":\"resource.service.name\",\"value\":"
+        "{\"stringValue\":\"alpha\"}}],\"value\":1,\"timestampMs\":\"1015000\"}]}],"
+        "\"metrics\":{\"inspectedTraces\":2,\"inspectedBytes\":\"1234\",\"completedJobs\":1,"
         "\"totalJobs\":1}}");
     td_buf_reset(&out);
-    run_body(range_params("{} | max_over_time(duration)"), &out);
+    td__metrics_params px = range_params("{} | max_over_time(duration)");
+    px.exemplars = 1; /* one exemplar: the first span of the first trace */
+    run_body(px, &out);
     TD_ASSERT_EQ_STR(out.data,
                      "{\"series\":[{\"labels\":[{\"key\":\"__name__\",\"value\":{\"stringValue\":"
                      "\"max_over_time\"}}],\"samples\":[{\"timestampMs\":\"1010000\",\"value\":1},"
                      "{\"timestampMs\":\"1020000\",\"value\":0.002},{\"timestampMs\":\"1040000\","
-                     "\"value\":0.05},{\"timestampMs\":\"1060000\",\"value\":0.004}]}],"
+                     "\"value\":0.05},{\"timestampMs\":\"1060000\",\"value\":0.004}],"
+                     "\"exemplars\":[{\"labels\":[{\"key\":\"trace:id\",\"value\":"
+                     "{\"stringValue\":\"01010101010101010101010101010101\"}}],\"value\":0.1,"
+                     "\"timestampMs\":\"1001000\"}]}],"
                      "\"metrics\":{\"inspectedTraces\":2,\"inspectedBytes\":\"1234\","
                      "\"completedJobs\":1,\"totalJobs\":1}}");
     /* quantile and bucket labels are doubles */
@@ -685,6 +694,59 @@ static void test_instant(void)
     tempopb__query_range_response__free_unpacked(rr, NULL);
 }
 
+static void test_exemplars(void)
+{
+    /*
+     * One span per trace (the first one counted): trace 1 -> 1001 s (100 ms), trace 2 ->
+     * 1031 s (50 ms). Quantiles over everything: p50 = 0.067108864, p99 = 1.073741824, so
+     * both exemplars belong to the p50 series (closest value).
+     */
+    Tempopb__QueryRangeResponse *r =
+        run_range(range_params("{} | quantile_over_time(duration, .5, .99)"), NULL, 0);
+    TD_ASSERT_EQ_INT(r->n_series, 2);
+    TD_ASSERT_EQ_INT(r->series[0]->n_exemplars, 2);
+    TD_ASSERT_EQ_INT(r->series[1]->n_exemplars, 0);
+    const Tempopb__Exemplar *e = r->series[0]->exemplars[0];
+    TD_CHECK(e->value == 0.1 && e->timestamp_ms == 1001000);
+    TD_ASSERT_EQ_INT(e->n_labels, 1);
+    TD_ASSERT_EQ_STR(e->labels[0]->key, "trace:id");
+    TD_ASSERT_EQ_STR(e->labels[0]->value->string_value, "01010101010101010101010101010101");
+    e = r->series[0]->exemplars[1];
+    TD_CHECK(e->value == 0.05 && e->timestamp_ms == 1031000);
+    TD_ASSERT_EQ_STR(e->labels[0]->value->string_value, "02020202020202020202020202020202");
+    tempopb__query_range_response__free_unpacked(r, NULL);
+
+    /* counts: the exemplar carries its interval's value; by() values join trace:id */
+    r = run_range(range_params("{} | rate() by (resource.service.name)"), NULL, 0);
+    TD_ASSERT_EQ_INT(r->n_series, 2);
+    TD_ASSERT_EQ_INT(r->series[0]->n_exemplars, 1);
+    e = r->series[0]->exemplars[0];
+    TD_CHECK(fabs(e->value - 0.3) < 1e-12 && e->timestamp_ms == 1001000);
+    TD_ASSERT_EQ_INT(e->n_labels, 2);
+    TD_ASSERT_EQ_STR(e->labels[1]->key, "resource.service.name");
+    TD_ASSERT_EQ_STR(e->labels[1]->value->string_value, "alpha");
+    TD_ASSERT_EQ_INT(r->series[1]->n_exemplars, 1);
+    TD_CHECK(fabs(r->series[1]->exemplars[0]->value - 0.1) < 1e-12);
+    tempopb__query_range_response__free_unpacked(r, NULL);
+
+    /* the with() hint turns them off; so does the exemplars limit of the request */
+    r = run_range(range_params("{} | rate() with(exemplars=false)"), NULL, 0);
+    TD_ASSERT_EQ_INT(r->n_series, 1);
+    TD_ASSERT_EQ_INT(r->series[0]->n_exemplars, 0);
+    tempopb__query_range_response__free_unpacked(r, NULL);
+    td__metrics_params p = range_params("{} | rate()");
+    p.exemplars = 1;
+    r = run_range(p, NULL, 0);
+    TD_ASSERT_EQ_INT(r->series[0]->n_exemplars, 1);
+    tempopb__query_range_response__free_unpacked(r, NULL);
+    /* instant queries have none */
+    p = instant_params("{} | rate()");
+    p.instant_response = false;
+    r = run_range(p, NULL, 0);
+    TD_ASSERT_EQ_INT(r->series[0]->n_exemplars, 0);
+    tempopb__query_range_response__free_unpacked(r, NULL);
+}
+
 static void expect_new_error(const char *q, const char *msg)
 {
     td__metrics_params p = range_params(q);
@@ -725,6 +787,7 @@ TEST_LIST = {
     {"series_limit", test_series_limit},
     {"json", test_json},
     {"instant", test_instant},
+    {"exemplars", test_exemplars},
     {"query_errors", test_query_errors},
     {NULL, NULL},
 };
