@@ -31,7 +31,12 @@
  *     keyed by their TraceQL spelling (`resource.service.name`, `.foo`, `name`),
  *     missing values left out (all missing: the first field with "nil");
  *     histogram_over_time adds `__bucket` (power-of-two upper bound, seconds
- *     for durations), quantile_over_time adds `p` (the quantile) per series.
+ *     for durations), quantile_over_time adds `p` (the quantile) per series;
+ *   - exemplars (range only): one span of each of the first `exemplars` traces
+ *     (default and cap 100, at most 2 per 1/50 of the window), labelled
+ *     `trace:id` plus the series' by() values; counts show their interval's
+ *     value, the others the span's own; quantile exemplars go to the quantile
+ *     closest to their value. The `with(exemplars = N|false)` hint wins.
  *
  * Thread-safety: everything is reentrant; a td__metrics belongs to one thread.
  */
@@ -63,7 +68,7 @@ typedef struct td__metrics_params {
     uint64_t step_ns;          /* range: the step; instant: end - start */
     bool instant;              /* one interval [start, end] */
     bool instant_response;     /* answer QueryInstantResponse (else QueryRangeResponse) */
-    uint32_t exemplars;        /* parsed, not used: no exemplars are produced */
+    uint32_t exemplars;        /* range queries: traces sampled as exemplars (0 or > 100: 100) */
     uint32_t max_series;       /* 0 = TD__METRICS_MAX_SERIES */
     uint64_t max_traces;       /* candidate traces inspected at most (0 = 20000) */
     uint64_t max_trace_bytes;  /* per trace loaded (0 = unlimited) */

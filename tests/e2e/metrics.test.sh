@@ -4,7 +4,8 @@
 # queried the way Grafana does (q, start/end in seconds, step, Accept: application/json) for
 # rate, count_over_time and quantile_over_time by(resource.service.name), and every series is
 # compared with values computed here from the spans (Tempo's rules: start aligned down and one
-# step earlier, right-closed intervals stamped with their end, power-of-two duration buckets).
+# step earlier, right-closed intervals stamped with their end, power-of-two duration buckets),
+# with their exemplars (trace:id, the value of their interval).
 # Then the instant endpoint, protobuf, StreamingQuerier/MetricsQueryRange and
 # /MetricsQueryInstant over h2c with @grpc/grpc-js (same series as HTTP), and bad input (400,
 # INVALID_ARGUMENT) with the daemon staying up.
