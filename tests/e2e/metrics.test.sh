@@ -273,4 +273,15 @@ expect_eq "the daemon is still ready" "$code" 200
 expect_eq "no warnings or errors logged" \
     "$(grep -E '"level":"(warn|error)"' "$TRACED_LOG" | head -n 1 | head -c 300)" ""
 check "SIGTERM: exit 0" traced_stop
+
+# --- 6. a scan cut by search-max-traces is reported, not silently smaller ---------------------
+start_or_bail --search-max-traces 3
+code=$(query cut '{ } | count_over_time()')
+expect_eq "search-max-traces 3: 200 with status PARTIAL and a message naming the limit" \
+    "$code:$(jsv "$T/cut.body" 'j.status + ":" + /search-max-traces/.test(j.message) + ":" + j.metrics.inspectedTraces')" \
+    "200:PARTIAL:true:3"
+code=$(http cut_inst -G "$QUERY/api/metrics/query" --data-urlencode "q={ } | count_over_time()" \
+    --data-urlencode "start=$START" --data-urlencode "end=$END")
+expect_eq "... the instant endpoint too" "$code:$(jsv "$T/cut_inst.body" 'j.status')" "200:PARTIAL"
+check "SIGTERM: exit 0" traced_stop
 finish
