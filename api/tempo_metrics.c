@@ -359,6 +359,10 @@ td_status td__metrics_prepare(td__metrics_params *p, int64_t now_ns, td_err *err
     if (p->end_ns > now) {
         p->end_ns = now - now % step;
     }
+    /* a step longer than the time since start: keep one interval rather than none */
+    if (p->end_ns <= p->start_ns) {
+        p->end_ns = p->start_ns + step;
+    }
     return TD_OK;
 }
 
@@ -1245,7 +1249,9 @@ static int cmp_series_by(const void *pa, const void *pb)
 static td_status quantile_series(td__metrics *m, oseries **out, size_t *nout, td_err *err)
 {
     size_t nq = m->m->nquantiles;
-    qsort(m->s, m->ns, sizeof(*m->s), cmp_series_by);
+    if (m->ns) {
+        qsort(m->s, m->ns, sizeof(*m->s), cmp_series_by);
+    }
     /* slots index the old order: rebuild (observe may not run after this, but stay safe) */
     if (m->nslots) {
         slots_rebuild(m, m->nslots);
