@@ -53,10 +53,18 @@ out:
     return st;
 }
 
+/* Stop evaluating once the client has gone (cancel, deadline, server stop). */
+static bool call_cancelled(void *cls)
+{
+    return td__query_grpc_cancelled(cls);
+}
+
 static td_status run(td__query_grpc_call *call, const td__grpc_search_ctx *ctx,
                      td__metrics_params *p, td_err *err)
 {
     p->pb = true;
+    p->cancelled = call_cancelled;
+    p->cancel_cls = call;
     p->max_traces = ctx->max_traces;
     p->max_trace_bytes = ctx->max_trace_bytes;
     td_status st = td__metrics_prepare(p, now_ns(), err);

@@ -1866,6 +1866,10 @@ td_status td__metrics_run(td_store *s, const td__tenants *ts, const td__metrics_
     td_arena ta;
     td_arena_init(&ta, 64 * 1024, 0);
     for (size_t i = 0; i < cs.n && st == TD_OK; i++) {
+        if (p->cancelled && p->cancelled(p->cancel_cls)) {
+            st = td_err_set(err, TD_IO, "query cancelled");
+            break;
+        }
         if (td__cand_skip(&cs.c[i], hints, nhints)) {
             continue;
         }

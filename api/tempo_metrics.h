@@ -73,6 +73,9 @@ typedef struct td__metrics_params {
     uint64_t max_traces;       /* candidate traces inspected at most (0 = 20000) */
     uint64_t max_trace_bytes;  /* per trace loaded (0 = unlimited) */
     bool pb;                   /* encode protobuf instead of Tempo JSON */
+    /* optional: polled between traces; true ends the query with TD_IO (client gone) */
+    bool (*cancelled)(void *cls);
+    void *cancel_cls;
 } td__metrics_params;
 
 /*
