@@ -1450,11 +1450,10 @@ static int64_t ts_ms(const td__metrics *m, size_t iv)
     return (int64_t)((m->p.start_ns + (iv + 1) * m->p.step_ns) / 1000000);
 }
 
+/* Tempo JSON (gogo jsonpb) and proto3 leave out a double that == 0 (also -0). */
 static bool is_zero(double v)
 {
-    uint64_t bits;
-    memcpy(&bits, &v, 8);
-    return bits == 0;
+    return v == 0;
 }
 
 static void j_lval(td_json *j, const lval *v)
@@ -1578,7 +1577,8 @@ static void j_response(td__metrics *m, const oseries *o, size_t no, td_buf *out)
     td_json j;
     td_json_init(&j, out);
     td_json_begin_object(&j);
-    if (no) {
+    /* Tempo: a range answer always has its (possibly empty) series list, an instant one not */
+    if (no || !m->p.instant_response) {
         td_json_key(&j, "series");
         td_json_begin_array(&j);
         for (size_t i = 0; i < no; i++) {

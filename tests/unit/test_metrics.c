@@ -637,9 +637,14 @@ static void test_json(void)
                      "{\"series\":[{\"labels\":[{\"key\":\"p\",\"value\":{\"doubleValue\":0.9}}],"
                      "\"value\":0.002097152}],\"metrics\":{\"inspectedTraces\":2,"
                      "\"inspectedBytes\":\"1234\",\"completedJobs\":1,\"totalJobs\":1}}");
-    /* no series: the key is left out (Tempo JSON omits empty fields) */
+    /* no series: Tempo's range answer keeps an empty list, its instant answer has none */
     td_buf_reset(&out);
     run_body(range_params("{ name = \"x\" } | rate() by (name)"), &out);
+    TD_ASSERT_EQ_STR(out.data,
+                     "{\"series\":[],\"metrics\":{\"inspectedTraces\":2,\"inspectedBytes\":"
+                     "\"1234\",\"completedJobs\":1,\"totalJobs\":1}}");
+    td_buf_reset(&out);
+    run_body(instant_params("{ name = \"x\" } | rate() by (name)"), &out);
     TD_ASSERT_EQ_STR(out.data, "{\"metrics\":{\"inspectedTraces\":2,\"inspectedBytes\":\"1234\","
                                "\"completedJobs\":1,\"totalJobs\":1}}");
     /* PARTIAL: status and message */
