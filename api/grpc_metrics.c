@@ -67,6 +67,8 @@ static td_status run(td__query_grpc_call *call, const td__grpc_search_ctx *ctx,
     p->cancel_cls = call;
     p->max_traces = ctx->max_traces;
     p->max_trace_bytes = ctx->max_trace_bytes;
+    p->max_bytes = ctx->max_bytes;
+    p->timeout_ms = ctx->timeout_ms;
     td_status st = td__metrics_prepare(p, now_ns(), err);
     td__metrics *m = NULL;
     if (!st) {

@@ -506,6 +506,8 @@ static void h_metrics_query(req *r, bool instant)
     }
     p.max_traces = api->o.search_max_traces > 0 ? (uint64_t)api->o.search_max_traces : 20000;
     p.max_trace_bytes = api->o.max_trace_bytes;
+    p.max_bytes = api->o.search_max_bytes;
+    p.timeout_ms = api->o.search_timeout_ms;
     p.pb = td__tempo_negotiate(header(r, MHD_HTTP_HEADER_ACCEPT)) == TD_TEMPO_PROTOBUF;
     td_buf_reset(&r->body);
     if (td__metrics_run(api->store, &ts, &p, &r->body, NULL, &err) != TD_OK) {

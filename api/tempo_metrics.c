@@ -492,6 +492,7 @@ struct td__metrics {
     bool partial;
     char msg[TD_ERR_MSG_MAX];
     uint64_t inspected_traces, inspected_bytes;
+    uint64_t done_jobs, total_jobs; /* 0/0: one job, done */
     td_buf key;
     exemplar *ex; /* exemplars kept (at most max_ex) */
     size_t nex, max_ex, ex_traces;
@@ -1624,9 +1625,9 @@ static void j_response(td__metrics *m, const oseries *o, size_t no, td_buf *out)
         td_json_uint64_str(&j, m->inspected_bytes);
     }
     td_json_key(&j, "completedJobs");
-    td_json_int(&j, 1);
+    td_json_int(&j, (int64_t)(m->total_jobs ? m->done_jobs : 1));
     td_json_key(&j, "totalJobs");
-    td_json_int(&j, 1);
+    td_json_int(&j, (int64_t)(m->total_jobs ? m->total_jobs : 1));
     td_json_end_object(&j);
     if (m->partial) {
         td_json_key(&j, "status");
@@ -1779,8 +1780,8 @@ static void p_trailer(const td__metrics *m, td_buf *out)
     td_buf met = TD_BUF_INIT;
     pb_uint(&met, 1, m->inspected_traces > UINT32_MAX ? UINT32_MAX : m->inspected_traces);
     pb_uint(&met, 2, m->inspected_bytes);
-    pb_uint(&met, 4, 1);
-    pb_uint(&met, 5, 1);
+    pb_uint(&met, 4, m->total_jobs ? m->done_jobs : 1);
+    pb_uint(&met, 5, m->total_jobs ? m->total_jobs : 1);
     pb_sub(out, 2, &met);
     td_buf_release(&met);
     if (m->partial) {
@@ -1865,7 +1866,25 @@ td_status td__metrics_run(td_store *s, const td__tenants *ts, const td__metrics_
     }
     td_arena ta;
     td_arena_init(&ta, 64 * 1024, 0);
-    for (size_t i = 0; i < cs.n && st == TD_OK; i++) {
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    const char *cut = NULL;
+    size_t i;
+    for (i = 0; i < cs.n && st == TD_OK; i++) {
+        if (p->max_bytes && m->inspected_bytes >= p->max_bytes) {
+            cut = "search-max-bytes";
+            break;
+        }
+        if (p->timeout_ms > 0) {
+            struct timespec t1;
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            int64_t ms =
+                (int64_t)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+            if (ms >= p->timeout_ms) {
+                cut = "search-timeout";
+                break;
+            }
+        }
         if (p->cancelled && p->cancelled(p->cancel_cls)) {
             st = td_err_set(err, TD_IO, "query cancelled");
             break;
@@ -1885,6 +1904,21 @@ td_status td__metrics_run(td_store *s, const td__tenants *ts, const td__metrics_
     }
     if (st) {
         goto out;
+    }
+    /* jobs as /api/search counts them: one per candidate, one more for a cut candidate list */
+    m->total_jobs = cs.n + (cs.truncated ? 1 : 0);
+    m->done_jobs = cut ? i : cs.n;
+    if (m->total_jobs > UINT32_MAX) {
+        m->done_jobs = m->done_jobs * (UINT32_MAX / 2) / (m->total_jobs / 2);
+        m->total_jobs = UINT32_MAX;
+    }
+    if (cut) {
+        char why[TD_ERR_MSG_MAX];
+        snprintf(why, sizeof(why),
+                 "the query stopped at the %s bound after %zu of %zu candidate traces; a partial "
+                 "response is returned",
+                 cut, i, cs.n);
+        td__metrics_set_partial(m, why);
     }
     if (cs.truncated) {
         char why[TD_ERR_MSG_MAX];

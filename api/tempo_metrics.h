@@ -72,6 +72,8 @@ typedef struct td__metrics_params {
     uint32_t max_series;       /* 0 = TD__METRICS_MAX_SERIES */
     uint64_t max_traces;       /* candidate traces inspected at most (0 = 20000) */
     uint64_t max_trace_bytes;  /* per trace loaded (0 = unlimited) */
+    uint64_t max_bytes;        /* stored bytes read per query (0 = unlimited) */
+    int64_t timeout_ms;        /* wall time per query (0 = unlimited) */
     bool pb;                   /* encode protobuf instead of Tempo JSON */
     /* optional: polled between traces; true ends the query with TD_IO (client gone) */
     bool (*cancelled)(void *cls);
@@ -150,8 +152,10 @@ td_status td__metrics_encode_parts(td__metrics *m, td_buf **series, size_t *nser
 
 /*
  * The whole query: candidates of the window (td__search_candidates, bounded
- * by p->max_traces), each loaded (td__search_load) and observed; a cut scan
- * makes the response PARTIAL with a message. On success out holds the body
+ * by p->max_traces), each loaded (td__search_load) and observed until
+ * p->max_bytes or p->timeout_ms stop it; a cut scan makes the response PARTIAL
+ * with a message and completedJobs < totalJobs (one job per candidate, plus
+ * one for what the candidate bound left out), as /api/search does. On success out holds the body
  * (or, with parts != NULL, nothing: *parts is the prepared td__metrics for
  * td__metrics_encode_parts, to be freed by the caller).
  * Errors: as td__metrics_new, the store's, TD_NOMEM.

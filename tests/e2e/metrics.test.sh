@@ -135,9 +135,9 @@ code=$(query rate "{ resource.service.name =~ \"svc-.-$RUN\" } | rate() by (reso
 expect_eq "rate() by (resource.service.name) -> 200 ($(show_body rate))" "$code" 200
 expect_eq "... Content-Type is application/json" "$(hdr rate Content-Type)" application/json
 expect_eq "... the series computed from the spans" "$(series_of rate)" "$(expect rate)"
-expect_eq "... and nothing else but metrics (no status: complete)" \
-    "$(jsv "$T/rate.body" 'Object.keys(j).join(",") + ":" + j.metrics.completedJobs + "/" + j.metrics.totalJobs')" \
-    "series,metrics:1/1"
+expect_eq "... and nothing else but metrics (no status: complete, every job done)" \
+    "$(jsv "$T/rate.body" 'Object.keys(j).join(",") + ":" + (j.metrics.completedJobs === j.metrics.totalJobs)')" \
+    "series,metrics:true"
 
 # exemplars (Grafana asks for them): one span per trace, trace:id + by() labels, the value of
 # the series at that time; every span is its own trace here, so up to 11 of them
@@ -283,5 +283,11 @@ expect_eq "search-max-traces 3: 200 with status PARTIAL and a message naming the
 code=$(http cut_inst -G "$QUERY/api/metrics/query" --data-urlencode "q={ } | count_over_time()" \
     --data-urlencode "start=$START" --data-urlencode "end=$END")
 expect_eq "... the instant endpoint too" "$code:$(jsv "$T/cut_inst.body" 'j.status')" "200:PARTIAL"
+check "SIGTERM: exit 0" traced_stop
+start_or_bail --search-max-bytes 1
+code=$(query cutb '{ } | count_over_time()')
+expect_eq "search-max-bytes 1: PARTIAL after one trace, completedJobs < totalJobs" \
+    "$code:$(jsv "$T/cutb.body" 'j.status + ":" + /search-max-bytes/.test(j.message) + ":" + j.metrics.inspectedTraces + ":" + (j.metrics.completedJobs < j.metrics.totalJobs)')" \
+    "200:PARTIAL:true:1:true"
 check "SIGTERM: exit 0" traced_stop
 finish
