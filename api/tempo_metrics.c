@@ -306,6 +306,14 @@ static td_status err_end_before_start(td_err *err)
     return td_err_set(err, TD_INVALID, "end must be greater than start");
 }
 
+/*
+ * Tempo splits this over its frontend handlers: clampQueryEndForValidation,
+ * validateQueryRangeReq, AlignRequest and clampQueryEnd for ranges,
+ * clampInstantQueryEnd for instants. Our cutoff is 0 (Tempo's default is 30s):
+ * spans are queryable as soon as they are stored, so only "never after now"
+ * remains. The order matters: validation sees the range the user asked for,
+ * alignment may then add up to two steps.
+ */
 td_status td__metrics_prepare(td__metrics_params *p, int64_t now_ns, td_err *err)
 {
     uint64_t now = now_ns > 0 ? (uint64_t)now_ns : 0;
@@ -366,6 +374,11 @@ td_status td__metrics_prepare(td__metrics_params *p, int64_t now_ns, td_err *err
     return TD_OK;
 }
 
+/*
+ * Tempo's ParseQueryRangeRequest / ParseQueryInstantRequest (bounds(), step())
+ * then the frontend checks (td__metrics_prepare). The default step is derived
+ * from the range before it is clamped, as Tempo does.
+ */
 td_status td__metrics_parse_http(const td__metrics_args *in, bool instant, int64_t now_ns,
                                  td__metrics_params *p, td_err *err)
 {
@@ -524,6 +537,7 @@ static bool bucketed(const td__metrics *m)
     return is_fn(m, TD_TRACEQL_M_HISTOGRAM_OVER_TIME) || is_fn(m, TD_TRACEQL_M_QUANTILE_OVER_TIME);
 }
 
+/* Everything but the series arrays, slots and output parts lives in m->a. */
 void td__metrics_free(td__metrics *m)
 {
     if (!m) {
@@ -545,6 +559,11 @@ void td__metrics_free(td__metrics *m)
 static td_status add_series(td__metrics *m, const uint8_t *key, size_t keylen, uint64_t h,
                             series **out, td_err *err);
 
+/*
+ * Parse and validate once per query; the per-trace work (td__metrics_observe)
+ * then only evaluates and buckets. Limits are fixed here: the series cap is
+ * the lower of maxSeries and the point budget divided by the interval count.
+ */
 td_status td__metrics_new(const td__metrics_params *p, td__metrics **out, td_err *err)
 {
     *out = NULL;
@@ -850,6 +869,7 @@ static size_t key_decode(const uint8_t *k, size_t nby, lval *out)
     return off;
 }
 
+/* Re-index every series (open addressing, load factor <= 1/2; nslots a power of two). */
 static void slots_rebuild(td__metrics *m, size_t nslots)
 {
     td_free(m->slots);
@@ -1133,6 +1153,11 @@ static double log2_quantile(double p, const double *max, const double *cnt, size
     return pow(2, minv + (maxv - minv) * interp);
 }
 
+/*
+ * Tempo's labelsFor / UngroupedAggregator.Series: by() values that are present
+ * in query order, __name__ for an ungrouped function, __bucket last when asked
+ * (the quantile path leaves it out and appends `p` itself).
+ */
 static td_status labels_for(td__metrics *m, const series *s, bool with_bucket, oseries *o,
                             td_err *err)
 {
@@ -1200,6 +1225,7 @@ static void lval_text(const lval *v, char *buf, size_t cap, const char **s, size
     *s = buf;
 }
 
+/* Tempo's sortResponse: fewer labels first, then label by label (key, then value). */
 static int cmp_oseries(const void *pa, const void *pb)
 {
     const oseries *a = pa, *b = pb;
@@ -1381,6 +1407,11 @@ static double exemplar_value(const td__metrics *m, const oseries *o, const exemp
     return isnan(e->value) ? o->vals[iv] : e->value;
 }
 
+/*
+ * The final series, sorted, in the arena: values already scaled (rate) or
+ * divided (avg), NaN where Tempo has no sample. Also decides PARTIAL for the
+ * series cap (the candidate cuts are decided by td__metrics_run).
+ */
 static td_status build_output(td__metrics *m, oseries **out, size_t *nout, td_err *err)
 {
     if (m->nex) {
@@ -1573,6 +1604,7 @@ static void j_exemplars(td_json *j, const td__metrics *m, const oseries *o)
     }
 }
 
+/* QueryRangeResponse / QueryInstantResponse in Tempo JSON (gogo jsonpb: zeros left out). */
 static void j_response(td__metrics *m, const oseries *o, size_t no, td_buf *out)
 {
     td_json j;
@@ -1775,6 +1807,7 @@ static void p_series(const td__metrics *m, const oseries *o, td_buf *out)
     td_buf_release(&smp);
 }
 
+/* Fields 2-4 of either response: metrics, then status and message when PARTIAL. */
 static void p_trailer(const td__metrics *m, td_buf *out)
 {
     td_buf met = TD_BUF_INIT;
