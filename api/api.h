@@ -1,6 +1,7 @@
 /*
  * api.h - the query port (default 3200): Tempo trace-by-ID routes, /api/search, tag names and
- * values (/api/search/tags, /api/v2/search/tags, /api/[v2/]search/tag/{tag}/values), /api/echo,
+ * values (/api/search/tags, /api/v2/search/tags, /api/[v2/]search/tag/{tag}/values), TraceQL
+ * metrics (/api/metrics/query_range, /api/metrics/query), /api/echo,
  * /api/status/buildinfo, /ready, /health and /metrics.
  *
  * Lifecycle: td_api_new -> td_api_start -> td_api_set_ready(true) once every

@@ -23,6 +23,7 @@
 #include "api/grpc_query.h"
 #include "api/json.h"
 #include "api/tempo.h"
+#include "api/tempo_metrics.h"
 #include "api/tempo_tags.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -544,6 +545,68 @@ static void h_tag_values_v2(req *r)
     h_tags(r, TD__TAG_VALUES_V2);
 }
 
+/* GET /api/metrics/query_range and /api/metrics/query (API-CONTRACT §3.8): tempo_metrics.c. */
+static void h_metrics_query(req *r, bool instant)
+{
+    td_api *api = r->api;
+    td_err err;
+    td_err_init(&err);
+    td_arena a;
+    td_arena_init(&a, 4096, 0);
+    if (!api->store) {
+        reply_error(r, 503, "no trace store configured");
+        goto out;
+    }
+    const char *org = header(r, "X-Scope-OrgID");
+    td__tenants ts;
+    if (td__tempo_tenants(org, api->o.multitenancy, &a, &ts, &err) != TD_OK) {
+        reply_err(r, &err);
+        goto out;
+    }
+    td_log_ctx_push(r->reqid, api->o.multitenancy ? org : TD_DEFAULT_TENANT);
+    td__metrics_args in = {.q = query_arg(r, "q"),
+                           .query = query_arg(r, "query"),
+                           .start = query_arg(r, "start"),
+                           .end = query_arg(r, "end"),
+                           .since = query_arg(r, "since"),
+                           .step = query_arg(r, "step"),
+                           .exemplars = query_arg(r, "exemplars"),
+                           .max_series = query_arg(r, "maxSeries")};
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    td__metrics_params p;
+    if (td__metrics_parse_http(&in, instant, (int64_t)now.tv_sec * 1000000000 + now.tv_nsec, &p,
+                               &err) != TD_OK) {
+        reply_err(r, &err);
+        goto out;
+    }
+    p.max_traces = api->o.search_max_traces > 0 ? (uint64_t)api->o.search_max_traces : 20000;
+    p.max_trace_bytes = api->o.max_trace_bytes;
+    p.max_bytes = api->o.search_max_bytes;
+    p.timeout_ms = api->o.search_timeout_ms;
+    p.pb = td__tempo_negotiate(header(r, MHD_HTTP_HEADER_ACCEPT)) == TD_TEMPO_PROTOBUF;
+    td_buf_reset(&r->body);
+    if (td__metrics_run(api->store, &ts, &p, &r->body, NULL, &err) != TD_OK) {
+        reply_err(r, &err);
+        goto out;
+    }
+    r->status = 200;
+    r->ctype = p.pb ? CT_PROTOBUF : CT_JSON;
+out:
+    td_arena_release(&a);
+}
+
+static void h_metrics_range(req *r)
+{
+    h_metrics_query(r, false);
+}
+
+static void h_metrics_instant(req *r)
+{
+    h_metrics_query(r, true);
+}
+
+
 static const route routes[] = {
     {"/ready", false, "/ready", h_ready},
     {"/health", false, "/health", h_health},
@@ -555,6 +618,8 @@ static const route routes[] = {
     {"/api/search", false, "/api/search", h_search},
     {"/api/search/tags", false, "/api/search/tags", h_tags_v1},
     {"/api/v2/search/tags", false, "/api/v2/search/tags", h_tags_v2},
+    {"/api/metrics/query_range", false, "/api/metrics/query_range", h_metrics_range},
+    {"/api/metrics/query", false, "/api/metrics/query", h_metrics_instant},
 };
 
 /* Prefix routes whose remainder is a tag (any text, '/' included) and "/values". */
@@ -741,8 +806,8 @@ td_status td_api_new(const td_api_opts *o, td_store *store, td_api **out, td_err
     /*
      * gRPC methods of the query port (tempopb.StreamingQuerier, API-CONTRACT §3.9)
      * are registered here with td__query_grpc_register: Search (grpc_search.c),
-     * SearchTags, SearchTagsV2, SearchTagValues, SearchTagValuesV2 (grpc_tags.c);
-     * the others are not implemented yet and answer UNIMPLEMENTED.
+     * SearchTags, SearchTagsV2, SearchTagValues, SearchTagValuesV2 (grpc_tags.c),
+     * MetricsQueryRange and MetricsQueryInstant (grpc_metrics.c).
      * Handlers run on their own pool, sized like the HTTP one.
      */
     td__query_grpc_opts go = {.multitenancy = o->multitenancy,
@@ -760,7 +825,8 @@ td_status td_api_new(const td_api_opts *o, td_store *store, td_api **out, td_err
                                                    .max_bytes = o->search_max_bytes,
                                                    .timeout_ms = o->search_timeout_ms}};
     if (td__grpc_search_register(api->grpc, &api->search_ctx, err) != TD_OK ||
-        td__grpc_tags_register(api->grpc, &api->tags_ctx, err) != TD_OK) {
+        td__grpc_tags_register(api->grpc, &api->tags_ctx, err) != TD_OK ||
+        td__grpc_metrics_register(api->grpc, &api->search_ctx, err) != TD_OK) {
         td_api_free(api);
         return err->code;
     }
