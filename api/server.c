@@ -72,17 +72,19 @@ const td_opt td_api_opt_rows[] = {
      "and ingest; off = one implicit tenant.",
      0, 0},
     {"search-max-traces", TD_OPT_INT, "20000", offsetof(td_api_opts, search_max_traces),
-     "Candidate traces one /api/search loads and evaluates at most (newest minute buckets "
-     "first); the response metrics count what was inspected.",
+     "Candidate traces one search, TraceQL metrics query or filtered tag lookup loads and "
+     "evaluates at most (newest minute buckets first); the response metrics count what was "
+     "inspected.",
      1, 100000000},
     {"search-max-bytes", TD_OPT_SIZE, "1GiB", offsetof(td_api_opts, search_max_bytes),
-     "Stored trace bytes one search reads at most. A search that reaches it stops and "
-     "answers with what it found so far; its metrics then show completedJobs < totalJobs. "
-     "0 = unlimited.",
+     "Stored trace bytes one search, metrics query or filtered tag lookup reads at most. A "
+     "query that reaches it stops and answers with what it found so far (completedJobs < "
+     "totalJobs in its metrics; metrics queries answer PARTIAL). 0 = unlimited.",
      0, 0},
     {"search-timeout", TD_OPT_DURATION, "30s", offsetof(td_api_opts, search_timeout_ms),
-     "Time one search may run. A search that reaches it stops and answers with what it "
-     "found so far; its metrics then show completedJobs < totalJobs. 0 = unlimited.",
+     "Time one search, metrics query or filtered tag lookup may run. A query that reaches it "
+     "stops and answers with what it found so far (completedJobs < totalJobs in its "
+     "metrics; metrics queries answer PARTIAL). 0 = unlimited.",
      0, 3600 * 1000},
 };
 const size_t td_api_nopt_rows = sizeof(td_api_opt_rows) / sizeof(td_api_opt_rows[0]);
