@@ -1,5 +1,7 @@
 /*
- * api.h - the query port (default 3200): Tempo trace-by-ID routes, /api/search, /api/echo,
+ * api.h - the query port (default 3200): Tempo trace-by-ID routes, /api/search, tag names and
+ * values (/api/search/tags, /api/v2/search/tags, /api/[v2/]search/tag/{tag}/values), TraceQL
+ * metrics (/api/metrics/query_range, /api/metrics/query), /api/echo,
  * /api/status/buildinfo, /ready, /health and /metrics.
  *
  * Lifecycle: td_api_new -> td_api_start -> td_api_set_ready(true) once every
@@ -24,6 +26,8 @@ typedef struct td_api_opts {
     uint64_t max_trace_bytes;  /* v1 -> 422 / v2 -> PARTIAL beyond this */
     bool multitenancy;         /* require X-Scope-OrgID */
     int64_t search_max_traces; /* candidate traces one /api/search inspects at most */
+    uint64_t search_max_bytes; /* stored bytes one search reads at most (0 = unlimited) */
+    int64_t search_timeout_ms; /* wall time one search runs at most (0 = unlimited) */
 } td_api_opts;
 
 extern const td_opt td_api_opt_rows[];

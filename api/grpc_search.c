@@ -143,6 +143,8 @@ static td_status h_search(td__query_grpc_call *call, void *cls, td_err *err)
         p.pb = true;
         p.max_traces = ctx->max_traces;
         p.max_trace_bytes = ctx->max_trace_bytes;
+        p.max_bytes = ctx->max_bytes;
+        p.timeout_ms = ctx->timeout_ms;
         st = td__search(store, td__query_grpc_tenants(call), &p, &out, err);
     }
     tempopb__search_request__free_unpacked(sr, NULL);

@@ -151,6 +151,8 @@ typedef struct td__search_params {
     uint64_t max_duration_ns;  /* 0 = none */
     uint64_t max_traces;       /* candidate traces inspected at most (0 = 20000) */
     uint64_t max_trace_bytes;  /* per trace loaded (0 = unlimited) */
+    uint64_t max_bytes;        /* stored bytes read per search (0 = unlimited) */
+    int64_t timeout_ms;        /* wall time per search (0 = unlimited) */
     bool pb;                   /* td__search writes protobuf instead of JSON (set by the caller) */
     char tags_q[TD__SEARCH_TAGS_Q_MAX]; /* legacy `tags` translated to TraceQL */
 } td__search_params;
@@ -238,6 +240,8 @@ typedef struct td__grpc_search_ctx {
     td_store *store;          /* NULL: calls fail UNAVAILABLE */
     uint64_t max_traces;      /* as td__search_params */
     uint64_t max_trace_bytes; /* as td__search_params */
+    uint64_t max_bytes;       /* as td__search_params */
+    int64_t timeout_ms;       /* as td__search_params */
 } td__grpc_search_ctx;
 
 /* Register /tempopb.StreamingQuerier/Search on g (see td__query_grpc_register). */

@@ -539,10 +539,60 @@ static int cmp_cand_newest(const void *pa, const void *pb)
 }
 
 /*
+ * Look up one hint's lookups for every tenant into *cs (a fresh cand_set of
+ * bound max). *state: 0 complete, 1 stopped by max_scan or max (worth a retry
+ * with a larger bound), 2 not answerable (inexact).
+ */
+static td_status hint_set(td_store *s, const td__tenants *ts, const idx_lookup *lk, size_t nlk,
+                          uint64_t start_ns, uint64_t end_ns, uint64_t max, uint64_t max_scan,
+                          cand_set *cs, int *state, uint64_t *read, td_err *err)
+{
+    memset(cs, 0, sizeof(*cs));
+    cs->max = max;
+    idx_hits hits = {.cs = cs};
+    td_status st = TD_OK;
+    *state = 0;
+    for (size_t t = 0; t < ts->n && !*state && !st; t++) {
+        for (size_t k = 0; k < nlk && !*state; k++) {
+            const idx_lookup *l = &lk[k];
+            const uint8_t *lo = l->str ? (const uint8_t *)l->str : l->lo;
+            const uint8_t *hi = l->str ? (const uint8_t *)l->str : l->hi;
+            bool exact, trunc;
+            st = td_store_index_traces(s, ts->names[t], l->scope, l->key, l->key_len, l->type, lo,
+                                       l->lo_len, hi, l->hi_len, start_ns, end_ns, max_scan,
+                                       on_index_hit, &hits, &exact, &trunc, err);
+            if (st == TD_INVALID) {
+                st = TD_OK; /* a key the index cannot hold (too long): not answerable */
+                *state = 2;
+                break;
+            }
+            if (st) {
+                break;
+            }
+            *state = !exact ? 2 : (trunc || cs->truncated) ? 1 : 0;
+        }
+    }
+    *read += hits.read;
+    if (st || *state) {
+        td_free(cs->c);
+        td_free(cs->slots);
+        memset(cs, 0, sizeof(*cs));
+    }
+    return st;
+}
+
+/* Entries a first lookup of each hint reads at most (see index_candidates). */
+#define IDX_PROBE 4096
+
+/*
  * Candidates from the index. *used false (TD_OK) when no hint could be answered
  * completely: the caller then scans the summaries. A hint's answer is complete
- * when every lookup of every tenant is exact, within max_scan entries and
- * max distinct traces.
+ * when every lookup of every tenant is exact, within its entry bound and max
+ * distinct traces. Each hint is first looked up with a small bound (1/64 of the
+ * full one, at most IDX_PROBE entries), so an unselective hint (status = unset) costs little when a
+ * selective one exists; only when none completes are the hints that hit the
+ * bound looked up again, in turn, with the full bound (16 x max, as the summary
+ * scan), until one completes.
  */
 static td_status index_candidates(td_store *s, const td__tenants *ts, const td_traceql_hint *hints,
                                   size_t nhints, uint64_t start_ns, uint64_t end_ns,
@@ -553,40 +603,32 @@ static td_status index_candidates(td_store *s, const td__tenants *ts, const td_t
     size_t nsets = 0;
     uint64_t read = 0;
     uint64_t max_scan = max > UINT64_MAX / 16 ? 0 : max * 16;
+    uint64_t probe = max_scan / 64 < IDX_PROBE ? max_scan / 64 : IDX_PROBE;
+    probe = max_scan == 0 ? IDX_PROBE : probe ? probe : 1;
     td_status st = TD_OK;
+    size_t retry[IDX_SETS_MAX], nretry = 0; /* hints stopped by the probe bound */
     for (size_t i = 0; i < nhints && nsets < IDX_SETS_MAX && !st; i++) {
         idx_lookup lk[IDX_LOOKUPS_MAX];
         size_t nlk = hint_lookups(&hints[i], lk);
         if (nlk == 0) {
             continue;
         }
-        cand_set cs = {.max = max};
-        idx_hits hits = {.cs = &cs};
-        bool complete = true;
-        for (size_t t = 0; t < ts->n && complete && !st; t++) {
-            for (size_t k = 0; k < nlk && complete; k++) {
-                const idx_lookup *l = &lk[k];
-                const uint8_t *lo = l->str ? (const uint8_t *)l->str : l->lo;
-                const uint8_t *hi = l->str ? (const uint8_t *)l->str : l->hi;
-                bool exact, trunc;
-                st = td_store_index_traces(s, ts->names[t], l->scope, l->key, l->key_len, l->type,
-                                           lo, l->lo_len, hi, l->hi_len, start_ns, end_ns,
-                                           max_scan, on_index_hit, &hits, &exact, &trunc, err);
-                if (st == TD_INVALID) {
-                    st = TD_OK; /* a key the index cannot hold (too long): not answerable */
-                    complete = false;
-                    break;
-                }
-                complete = !st && exact && !trunc && !cs.truncated;
-            }
+        int state;
+        st = hint_set(s, ts, lk, nlk, start_ns, end_ns, max, probe, &sets[nsets], &state, &read,
+                      err);
+        if (!st && state == 0) {
+            nsets++;
+        } else if (!st && state == 1 && nretry < IDX_SETS_MAX) {
+            retry[nretry++] = i;
         }
-        read += hits.read;
-        if (complete && !st) {
-            sets[nsets++] = cs;
-        } else {
-            td_free(cs.c);
-            td_free(cs.slots);
-        }
+    }
+    for (size_t r = 0; !st && nsets == 0 && r < nretry && probe != max_scan; r++) {
+        idx_lookup lk[IDX_LOOKUPS_MAX];
+        size_t nlk = hint_lookups(&hints[retry[r]], lk);
+        int state;
+        st = hint_set(s, ts, lk, nlk, start_ns, end_ns, max, max_scan, &sets[0], &state, &read,
+                      err);
+        nsets = !st && state == 0;
     }
     if (!st && nsets > 0) {
         /* the smallest answer, less what another complete answer rules out */
@@ -1135,6 +1177,13 @@ static int cmp_result(const void *pa, const void *pb)
 
 /* ---- the search ---- */
 
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 td_status td__search_load(td_store *s, const td__tenants *ts, const uint8_t id[16],
                           uint64_t max_trace_bytes, td_arena *a, td_traceql_trace *tr,
                           bool *found, uint64_t *inspected_bytes, td_err *err)
@@ -1512,10 +1561,18 @@ td_status td__search(td_store *s, const td__tenants *ts, const td__search_params
      * so the answer is exact at minute granularity.
      */
     res = td_xcalloc(p->limit < cs.n ? p->limit + 1 : cs.n + 1, sizeof(*res));
-    bool full = false;
+    bool full = false, cut = false;
     uint64_t stop_bucket = 0;
-    for (size_t i = 0; i < cs.n; i++) {
+    int64_t deadline = p->timeout_ms > 0 ? now_ms() + p->timeout_ms : 0;
+    size_t ndone = 0;
+    for (size_t i = 0; i < cs.n; i++, ndone++) {
         if (full && cs.c[i].bucket != stop_bucket) {
+            ndone = cs.n; /* the rest cannot change the answer */
+            break;
+        }
+        if ((p->max_bytes && inspected_bytes >= p->max_bytes) ||
+            (deadline && now_ms() >= deadline)) {
+            cut = true;
             break;
         }
         if (td__cand_skip(&cs.c[i], hints, nhints)) {
@@ -1550,6 +1607,20 @@ td_status td__search(td_store *s, const td__tenants *ts, const td__search_params
         }
     }
     qsort(res, nres, sizeof(*res), cmp_result);
+    /*
+     * Jobs: one per candidate trace, plus one for the rest of the window when
+     * the candidate bound stopped collecting. completedJobs < totalJobs tells a
+     * client the answer may be incomplete (a bound or the timeout stopped it).
+     */
+    uint64_t total_jobs = cs.n + (cs.truncated ? 1 : 0);
+    uint64_t done_jobs = cut ? ndone : cs.n;
+    if (total_jobs == 0) {
+        total_jobs = done_jobs = 1;
+    }
+    if (total_jobs > UINT32_MAX) {
+        done_jobs = done_jobs * (UINT32_MAX / 2) / (total_jobs / 2);
+        total_jobs = UINT32_MAX;
+    }
 
     if (p->pb) {
         td_buf m = TD_BUF_INIT;
@@ -1558,8 +1629,8 @@ td_status td__search(td_store *s, const td__tenants *ts, const td__search_params
         }
         pb_uint(&m, 1, inspected_traces > UINT32_MAX ? UINT32_MAX : inspected_traces);
         pb_uint(&m, 2, inspected_bytes);
-        pb_uint(&m, 4, 1);
-        pb_uint(&m, 5, 1);
+        pb_uint(&m, 4, done_jobs);
+        pb_uint(&m, 5, total_jobs);
         pb_sub(out, 2, &m);
         td_buf_release(&m);
         goto out;
@@ -1580,9 +1651,9 @@ td_status td__search(td_store *s, const td__tenants *ts, const td__search_params
     td_json_key(&j, "inspectedBytes");
     td_json_uint64_str(&j, inspected_bytes);
     td_json_key(&j, "completedJobs");
-    td_json_int(&j, 1);
+    td_json_int(&j, (int64_t)done_jobs);
     td_json_key(&j, "totalJobs");
-    td_json_int(&j, 1);
+    td_json_int(&j, (int64_t)total_jobs);
     td_json_end_object(&j);
     td_json_end_object(&j);
 out:

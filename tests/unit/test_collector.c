@@ -754,6 +754,11 @@ static void test_http(void)
         static hconn h;
         h.fd = fd;
         h.len = 0;
+        /*
+         * The queue holds 10 spans: let the writer drain the 7 + 3 * gzipped spans
+         * accepted so far, or a slow (loaded, unoptimised) writer turns this into 503.
+         */
+        TD_CHECK(sink_wait_spans(&sink, 7 + 3 * (uint64_t)gzipped, 5000));
         n = make_pb(pb, sizeof(pb), 3, 0, (uint32_t)(20 + gzipped));
         td_buf body = TD_BUF_INIT;
         if (gzipped) {
