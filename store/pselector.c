@@ -170,13 +170,19 @@ static size_t put_utf8(char *o, uint32_t cp)
  * NUL-terminated, in the arena. Go rules: in "..." and '...' the escapes
  * \a \b \f \n \r \t \v \\ \<own quote> \NNN (octal, <= 255) \xNN \uNNNN
  * \UNNNNNNNN (no surrogates, <= U+10FFFF), no raw newline; `...` is raw. An
- * escape never produces more bytes than it spans, so n+1 bytes suffice.
+ * escape never produces more bytes than it spans, so the string's extent
+ * (found first) bounds the copy.
  */
 static td_status parse_string(sp *p, const char **out, size_t *outlen)
 {
     size_t start = p->i;
     char q = p->s[p->i++];
-    char *o = td_arena_alloc(p->a, p->n - start + 1);
+    /* size the copy by the string's extent, not the rest of the input */
+    size_t end = p->i;
+    while (end < p->n && p->s[end] != q && (q == '`' || p->s[end] != '\n')) {
+        end += (q != '`' && p->s[end] == '\\' && end + 1 < p->n) ? 2 : 1;
+    }
+    char *o = td_arena_alloc(p->a, end - start + 1);
     if (!o) {
         return nomem(p);
     }
