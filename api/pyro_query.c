@@ -1676,3 +1676,449 @@ const td_connect_method td__pyro_methods[] = {
      &types__v1__get_profile_stats_response__descriptor, NULL},
 };
 const size_t td__pyro_nmethods = sizeof(td__pyro_methods) / sizeof(td__pyro_methods[0]);
+
+/* ---- legacy HTTP routes (§6.5) ---- */
+
+static void legacy_error(td__pyro_reply *rp, td_status st, const char *msg)
+{
+    td_connect_code c = td_connect_code_of(st);
+    rp->status = td_connect_code_http(c);
+    rp->ctype = "application/json";
+    td_buf_reset(rp->body);
+    td_connect_error_json(rp->body, c, msg);
+}
+
+/*
+ * Pyroscope's attime: "now", "now-1h" (s, m, h, d, w), or digits (after dropping
+ * '_', ',' and spaces) whose count says the unit: 13 ms, 16 µs, 19 ns, 8 = YYYYMMDD,
+ * anything else seconds. Milliseconds; false when unparsable.
+ */
+static bool parse_attime(const char *s, int64_t now, int64_t *out)
+{
+    char d[40];
+    size_t n = 0;
+    for (; *s && n + 1 < sizeof(d); s++) {
+        if (*s != '_' && *s != ',' && *s != ' ') {
+            d[n++] = *s;
+        }
+    }
+    d[n] = '\0';
+    if (n >= 3 && d[0] == 'n' && d[1] == 'o' && d[2] == 'w') {
+        if (!d[3]) {
+            *out = now;
+            return true;
+        }
+        if (d[3] != '-' && d[3] != '+') {
+            return false;
+        }
+        char *end;
+        long long v = strtoll(d + 4, &end, 10);
+        int64_t mul = 0;
+        if (end == d + 4 || v < 0 || end[0] == '\0' || end[1] != '\0') {
+            return false;
+        }
+        switch (*end) {
+        case 's':
+            mul = 1000;
+            break;
+        case 'm':
+            mul = 60 * 1000;
+            break;
+        case 'h':
+            mul = 3600 * 1000;
+            break;
+        case 'd':
+            mul = DAY_MS;
+            break;
+        case 'w':
+            mul = 7 * DAY_MS;
+            break;
+        default:
+            return false;
+        }
+        if (v > 1000000000LL / 1) {
+            return false;
+        }
+        *out = d[3] == '-' ? now - v * mul : now + v * mul;
+        return true;
+    }
+    if (!n || n > 19) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (d[i] < '0' || d[i] > '9') {
+            return false;
+        }
+    }
+    long long v = strtoll(d, NULL, 10);
+    switch (n) {
+    case 8: {
+        struct tm tm = {0};
+        tm.tm_year = (int)(v / 10000) - 1900;
+        tm.tm_mon = (int)(v / 100 % 100) - 1;
+        tm.tm_mday = (int)(v % 100);
+        *out = (int64_t)timegm(&tm) * 1000;
+        return true;
+    }
+    case 13:
+        *out = v;
+        return true;
+    case 16:
+        *out = v / 1000;
+        return true;
+    case 19:
+        *out = v / 1000000;
+        return true;
+    default:
+        *out = v * 1000;
+        return true;
+    }
+}
+
+static td_status legacy_range(td__pyro_arg_fn arg, void *ck, const char *from_k,
+                              const char *until_k, int64_t *from, int64_t *until, td_err *err)
+{
+    int64_t now = now_ms();
+    const char *f = arg(ck, from_k), *u = arg(ck, until_k);
+    if (!f || !*f) {
+        *from = now - 3600 * 1000;
+    } else if (!parse_attime(f, now, from)) {
+        return td_err_set(err, TD_INVALID, "%s: cannot parse \"%.64s\"", from_k, f);
+    }
+    if (!u || !*u) {
+        *until = now;
+    } else if (!parse_attime(u, now, until)) {
+        return td_err_set(err, TD_INVALID, "%s: cannot parse \"%.64s\"", until_k, u);
+    }
+    if (*until < *from) {
+        return td_err_set(err, TD_INVALID, "%s must not be before %s", until_k, from_k);
+    }
+    return TD_OK;
+}
+
+/* The profile type named in the metric position of a render query. */
+static td_status legacy_query(qctx *q, const char *query, mq *m, int64_t from, int64_t until,
+                              td_err *err)
+{
+    if (!query || !*query) {
+        return td_err_set(err, TD_INVALID, "\"query\" is required");
+    }
+    td_pselector sel;
+    if (td_pselector_parse(query, strlen(query), q->a, &sel, err) != TD_OK) {
+        return err->code;
+    }
+    const char *pt = sel.profile_type;
+    td_pselector_release(&sel);
+    if (!pt || !*pt) {
+        return td_err_set(err, TD_INVALID, "\"query\" must contain a profile-type selection");
+    }
+    if (mq_init(q, m, pt, query, from, until, err) != TD_OK) {
+        return err->code;
+    }
+    return TD_OK;
+}
+
+static void fb_levels(td_json *j, Querier__V1__Level *const *lv, size_t n)
+{
+    td_json_begin_array(j);
+    for (size_t i = 0; i < n; i++) {
+        td_json_begin_array(j);
+        for (size_t k = 0; k < lv[i]->n_values; k++) {
+            td_json_int(j, lv[i]->values[k]);
+        }
+        td_json_end_array(j);
+    }
+    td_json_end_array(j);
+}
+
+static void fb_names(td_json *j, char *const *names, size_t n)
+{
+    td_json_begin_array(j);
+    for (size_t i = 0; i < n; i++) {
+        td_json_string(j, names[i]);
+    }
+    td_json_end_array(j);
+}
+
+static void fb_metadata(td_json *j, const ptype *pt, const char *format)
+{
+    const char *st = pt->part[1], *units = pt->part[2];
+    int64_t rate = 100;
+    if (!strcmp(st, "inuse_objects") || !strcmp(st, "alloc_objects") ||
+        !strcmp(st, "goroutine") || !strcmp(st, "samples")) {
+        units = "objects";
+    } else if (!strcmp(st, "cpu")) {
+        units = "samples";
+        rate = 1000000000;
+    }
+    td_json_key(j, "metadata");
+    td_json_begin_object(j);
+    td_json_key(j, "format");
+    td_json_string(j, format);
+    td_json_key(j, "spyName");
+    td_json_string(j, "");
+    td_json_key(j, "sampleRate");
+    td_json_int(j, rate);
+    td_json_key(j, "units");
+    td_json_string(j, units);
+    td_json_key(j, "name");
+    td_json_string(j, st);
+    td_json_end_object(j);
+}
+
+/* Timeline step: (until - from) / 1500 rounded up to whole seconds, at least 15 s. */
+static int64_t timeline_step_s(int64_t from, int64_t until)
+{
+    int64_t s = ((until - from) / 1500 + 999) / 1000;
+    return s < 15 ? 15 : s;
+}
+
+void td__pyro_render(td__pyro *p, const char *org_id, td__pyro_arg_fn arg, void *cookie,
+                     td__pyro_reply *rp)
+{
+    td_arena a;
+    td_arena_init(&a, 64 * 1024, (size_t)1 << 30);
+    td_err err;
+    td_err_init(&err);
+    qctx q;
+    mq m;
+    int64_t from, until, maxn = TD_FG_DEFAULT_MAX_NODES;
+    const char *mn = arg(cookie, "max-nodes");
+    if (!mn) {
+        mn = arg(cookie, "maxNodes");
+    }
+    const char *fmt = arg(cookie, "format");
+    const char *group_by = arg(cookie, "groupBy");
+    if (qctx_init(&q, p, org_id, &a, &err) != TD_OK ||
+        legacy_range(arg, cookie, "from", "until", &from, &until, &err) != TD_OK ||
+        legacy_query(&q, arg(cookie, "query"), &m, from, until, &err) != TD_OK) {
+        legacy_error(rp, err.code, err.msg);
+        goto out;
+    }
+    if (mn && *mn) {
+        char *end;
+        long long v = strtoll(mn, &end, 10);
+        if (*end || max_nodes_of(v, &maxn, &err) != TD_OK) {
+            legacy_error(rp, TD_INVALID, err.msg[0] ? err.msg : "maxNodes: not a number");
+            goto out;
+        }
+    }
+    if (fmt && *fmt && strcmp(fmt, "json") != 0) {
+        legacy_error(rp, TD_INVALID, "unsupported format (only json)");
+        goto out;
+    }
+    td__fg *t = td__fg_new(q.a);
+    Querier__V1__FlameGraph *fg = NULL;
+    if (!t) {
+        legacy_error(rp, TD_NOMEM, "query too large");
+        goto out;
+    }
+    if (merge_fg(&q, &m, t, 0, &err) != TD_OK ||
+        td__fg_flamegraph(t, maxn, q.a, &fg, &err) != TD_OK) {
+        legacy_error(rp, err.code, err.msg);
+        goto out;
+    }
+    int64_t step = timeline_step_s(from, until);
+    char *gb = group_by && *group_by ? (char *)group_by : NULL;
+    Types__V1__Series **ser = NULL;
+    size_t nser = 0;
+    if (select_series(&q, &m, gb ? &gb : NULL, gb ? 1 : 0, (double)step, 0, &ser, &nser,
+                      &err) != TD_OK) {
+        legacy_error(rp, err.code, err.msg);
+        goto out;
+    }
+    int64_t start_s = (from / 1000) - (from / 1000) % step;
+    int64_t nsamples = ((until / 1000) - start_s + step - 1) / step;
+    if (nsamples < 1) {
+        nsamples = 1;
+    }
+    if (nsamples > 100000) {
+        nsamples = 100000;
+    }
+    double *tl = td_arena_calloc(q.a, (size_t)nsamples * (nser + 1), sizeof(double));
+    if (!tl) {
+        legacy_error(rp, TD_NOMEM, "query too large");
+        goto out;
+    }
+    /* row 0: all series; row 1 + i: series i (groups) */
+    for (size_t i = 0; i < nser; i++) {
+        for (size_t k = 0; k < ser[i]->n_points; k++) {
+            int64_t idx = (ser[i]->points[k]->timestamp / 1000 - start_s) / step;
+            if (idx >= 0 && idx < nsamples) {
+                tl[idx] += ser[i]->points[k]->value;
+                tl[(size_t)nsamples * (i + 1) + (size_t)idx] += ser[i]->points[k]->value;
+            }
+        }
+    }
+    rp->status = 200;
+    rp->ctype = "application/json";
+    td_buf_reset(rp->body);
+    td_json j;
+    td_json_init(&j, rp->body);
+    td_json_begin_object(&j);
+    td_json_key(&j, "version");
+    td_json_int(&j, 1);
+    td_json_key(&j, "flamebearer");
+    td_json_begin_object(&j);
+    td_json_key(&j, "names");
+    fb_names(&j, fg->names, fg->n_names);
+    td_json_key(&j, "levels");
+    fb_levels(&j, fg->levels, fg->n_levels);
+    td_json_key(&j, "numTicks");
+    td_json_int(&j, fg->total);
+    td_json_key(&j, "maxSelf");
+    td_json_int(&j, fg->max_self);
+    td_json_end_object(&j);
+    fb_metadata(&j, &m.pt, "single");
+    for (size_t row = 0; row <= (gb ? nser : 0); row++) {
+        if (row == 1) {
+            td_json_key(&j, "groups");
+            td_json_begin_object(&j);
+        }
+        if (row >= 1) {
+            const char *v = ser[row - 1]->n_labels ? ser[row - 1]->labels[0]->value : "*";
+            td_json_key(&j, v);
+        } else {
+            td_json_key(&j, "timeline");
+        }
+        td_json_begin_object(&j);
+        td_json_key(&j, "startTime");
+        td_json_int(&j, start_s);
+        td_json_key(&j, "samples");
+        td_json_begin_array(&j);
+        for (int64_t k = 0; k < nsamples; k++) {
+            td_json_int(&j, (int64_t)llround(tl[(size_t)nsamples * row + (size_t)k]));
+        }
+        td_json_end_array(&j);
+        td_json_key(&j, "durationDelta");
+        td_json_int(&j, step);
+        td_json_key(&j, "watermarks");
+        td_json_null(&j);
+        td_json_end_object(&j);
+    }
+    if (gb && nser) {
+        td_json_end_object(&j);
+    } else {
+        td_json_key(&j, "groups");
+        td_json_null(&j);
+    }
+    td_json_key(&j, "heatmap");
+    td_json_null(&j);
+    td_json_end_object(&j);
+out:
+    td_arena_release(&a);
+}
+
+void td__pyro_render_diff(td__pyro *p, const char *org_id, td__pyro_arg_fn arg, void *cookie,
+                          td__pyro_reply *rp)
+{
+    td_arena a;
+    td_arena_init(&a, 64 * 1024, (size_t)1 << 30);
+    td_err err;
+    td_err_init(&err);
+    qctx q;
+    mq l, r;
+    int64_t lf, lu, rf, ru;
+    if (qctx_init(&q, p, org_id, &a, &err) != TD_OK ||
+        legacy_range(arg, cookie, "leftFrom", "leftUntil", &lf, &lu, &err) != TD_OK ||
+        legacy_range(arg, cookie, "rightFrom", "rightUntil", &rf, &ru, &err) != TD_OK ||
+        legacy_query(&q, arg(cookie, "leftQuery"), &l, lf, lu, &err) != TD_OK ||
+        legacy_query(&q, arg(cookie, "rightQuery"), &r, rf, ru, &err) != TD_OK) {
+        legacy_error(rp, err.code, err.msg);
+        goto out;
+    }
+    if (strcmp(l.pt.id, r.pt.id) != 0) {
+        legacy_error(rp, TD_INVALID, "left and right queries must have the same profile type");
+        goto out;
+    }
+    td__fg *t = td__fg_new(q.a);
+    Querier__V1__FlameGraphDiff *fg = NULL;
+    if (!t) {
+        legacy_error(rp, TD_NOMEM, "query too large");
+        goto out;
+    }
+    if (merge_fg(&q, &l, t, 0, &err) != TD_OK || merge_fg(&q, &r, t, 1, &err) != TD_OK ||
+        td__fg_diff(t, TD_FG_DEFAULT_MAX_NODES, q.a, &fg, &err) != TD_OK) {
+        legacy_error(rp, err.code, err.msg);
+        goto out;
+    }
+    rp->status = 200;
+    rp->ctype = "application/json";
+    td_buf_reset(rp->body);
+    td_json j;
+    td_json_init(&j, rp->body);
+    td_json_begin_object(&j);
+    td_json_key(&j, "version");
+    td_json_int(&j, 1);
+    td_json_key(&j, "flamebearer");
+    td_json_begin_object(&j);
+    td_json_key(&j, "names");
+    fb_names(&j, fg->names, fg->n_names);
+    td_json_key(&j, "levels");
+    fb_levels(&j, fg->levels, fg->n_levels);
+    td_json_key(&j, "numTicks");
+    td_json_int(&j, fg->total);
+    td_json_key(&j, "maxSelf");
+    td_json_int(&j, fg->max_self);
+    td_json_end_object(&j);
+    fb_metadata(&j, &l.pt, "double");
+    td_json_key(&j, "leftTicks");
+    td_json_int(&j, fg->leftticks);
+    td_json_key(&j, "rightTicks");
+    td_json_int(&j, fg->rightticks);
+    td_json_key(&j, "timeline");
+    td_json_null(&j);
+    td_json_key(&j, "groups");
+    td_json_null(&j);
+    td_json_key(&j, "heatmap");
+    td_json_null(&j);
+    td_json_end_object(&j);
+out:
+    td_arena_release(&a);
+}
+
+void td__pyro_label_values(td__pyro *p, const char *org_id, td__pyro_arg_fn arg, void *cookie,
+                           td__pyro_reply *rp)
+{
+    td_arena a;
+    td_arena_init(&a, 64 * 1024, (size_t)1 << 30);
+    td_err err;
+    td_err_init(&err);
+    qctx q;
+    const char *label = arg(cookie, "label");
+    if (qctx_init(&q, p, org_id, &a, &err) != TD_OK) {
+        legacy_error(rp, err.code, err.msg);
+        goto out;
+    }
+    if (!label || strcmp(label, "__name__") != 0) {
+        legacy_error(rp, TD_INVALID, "only label=__name__ is supported");
+        goto out;
+    }
+    sels s = {0};
+    slist l;
+    if (list_series(&q, &s, 0, 0, &l, &err) != TD_OK) {
+        legacy_error(rp, err.code, err.msg);
+        goto out;
+    }
+    const char **ids = td_arena_alloc(q.a, (l.n ? l.n : 1) * sizeof(*ids));
+    if (!ids) {
+        legacy_error(rp, TD_NOMEM, "query too large");
+        goto out;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < l.n; i++) {
+        const char *v = label_get(&l.v[i], "__profile_type__");
+        if (v && *v) {
+            ids[n++] = v;
+        }
+    }
+    n = uniq_sorted(ids, n);
+    rp->status = 200;
+    rp->ctype = "application/json";
+    td_buf_reset(rp->body);
+    td_json j;
+    td_json_init(&j, rp->body);
+    fb_names(&j, (char *const *)ids, n);
+out:
+    td_arena_release(&a);
+}
