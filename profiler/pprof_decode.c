@@ -118,7 +118,15 @@ static td_status check_limits(const td_pprof_profile *p, const td_profiler_opts 
 /* Every index and reference of p, after the limits. */
 static td_status check_profile(const td_pprof_profile *p, td_arena *a, td_err *err)
 {
-    if (p->n_string_table && p->string_table[0][0] != '\0') {
+    if (p->n_string_table == 0) {
+        /* nothing may refer to a string: only an entirely empty profile passes */
+        if (p->n_sample_type || p->n_sample || p->n_function || p->n_mapping || p->n_comment ||
+            p->period_type) {
+            return td_err_set(err, TD_INVALID, "empty string table");
+        }
+        return TD_OK;
+    }
+    if (p->string_table[0][0] != '\0') {
         return td_err_set(err, TD_INVALID, "string_table[0] must be the empty string");
     }
     for (size_t i = 0; i < p->n_sample_type; i++) {

@@ -321,6 +321,16 @@ static int cmp_plab(const void *x, const void *y)
     return strcmp(((const plab *)x)->k, ((const plab *)y)->k);
 }
 
+static bool base_has(const td_pnorm *in, const char *name)
+{
+    for (size_t i = 0; i < in->nlabels; i++) {
+        if (strcmp(in->labels[i].name, name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static td_status nomem(td_err *err)
 {
     return td_err_set(err, TD_NOMEM, "out of memory normalising the profile");
@@ -459,6 +469,9 @@ td_status td_profiler_pprof_to_write(const td_pnorm *in, td_arena *a, td_pwrite 
                 }
                 continue;
             }
+            if (!td_profiler_label_allowed(lk) || base_has(in, lk)) {
+                continue; /* series labels win; grouping on them would split equal series */
+            }
             pl[np++] = (plab){lk, lv};
         }
         qsort(pl, np, sizeof(plab), cmp_plab);
@@ -585,9 +598,7 @@ td_status td_profiler_pprof_to_write(const td_pnorm *in, td_arena *a, td_pwrite 
                 ok = td__labels_add(&l, in->labels[k].name, in->labels[k].value);
             }
             for (size_t k = 0; ok && k < g_nlabels[g]; k++) {
-                if (td_profiler_label_allowed(g_labels[g][k].k)) {
-                    ok = td__labels_add(&l, g_labels[g][k].k, g_labels[g][k].v);
-                }
+                ok = td__labels_add(&l, g_labels[g][k].k, g_labels[g][k].v);
             }
             if (!ok) {
                 return nomem(err);
