@@ -13,6 +13,8 @@
 
 #include "core/config.h"
 #include "core/status.h"
+#include "profiler/profiler.h"
+#include "store/pstore.h"
 #include "store/store.h"
 
 #include <stdbool.h>
@@ -26,6 +28,7 @@ typedef struct td_api_opts {
     int64_t search_max_traces; /* candidate traces one /api/search inspects at most */
     uint64_t search_max_bytes; /* stored bytes one search reads at most (0 = unlimited) */
     int64_t search_timeout_ms; /* wall time one search runs at most (0 = unlimited) */
+    td_profiler_opts profiler; /* profile ingest limits (td_profiler_opt_rows, own table) */
 } td_api_opts;
 
 extern const td_opt td_api_opt_rows[];
@@ -34,6 +37,11 @@ extern const size_t td_api_nopt_rows;
 typedef struct td_api td_api;
 
 td_status td_api_new(const td_api_opts *o, td_store *store, td_api **out, td_err *err);
+/*
+ * The profile store the Pyroscope routes use (not owned; must outlive the api).
+ * Call before td_api_start; without it those routes answer 503 / unavailable.
+ */
+void td_api_set_pstore(td_api *api, td_pstore *ps);
 /* Bind and serve. Errors: TD_IO when the port cannot be bound. */
 td_status td_api_start(td_api *api, td_err *err);
 /* /ready answers 200 only while ready is true (503 with a reason otherwise). */

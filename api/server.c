@@ -22,6 +22,7 @@
 #include "api/api.h"
 #include "api/grpc_query.h"
 #include "api/json.h"
+#include "api/pyro_ingest.h"
 #include "api/tempo.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -53,6 +54,7 @@
 #define MAX_PENDING 1024          /* connections being classified; beyond: oldest -> HTTP/1.1 */
 #define ACCEPT_BURST 64           /* accepts per wake-up, so classification keeps up */
 #define ACCEPT_PAUSE_MS 100       /* after EMFILE and the like */
+#define BODY_MAX ((size_t)64 << 20) /* request bodies of body routes, before gunzip */
 
 const td_opt td_api_opt_rows[] = {
     {"query-listen", TD_OPT_STRING, "0.0.0.0:3200", offsetof(td_api_opts, listen),
@@ -97,6 +99,7 @@ typedef struct pending {
 struct td_api {
     td_api_opts o; /* copy; o.listen is owned */
     td_store *store;
+    td_pstore *pstore; /* profile store of the ingest routes (not owned); NULL: 503 */
     struct MHD_Daemon *d;
     td__query_grpc *grpc;
     td__grpc_search_ctx search_ctx; /* the Search method's view of the api */
@@ -118,6 +121,10 @@ typedef struct req {
     td_api *api;
     struct MHD_Connection *c;
     const char *arg; /* path remainder after a prefix route */
+    const char *url;
+    const char *method;
+    td_slice in;       /* request body (body routes only) */
+    const char *allow; /* Allow header of a 405 (NULL = "GET, HEAD") */
     const char *reqid;
     int status;
     const char *ctype;
@@ -126,12 +133,29 @@ typedef struct req {
 
 typedef void (*handler_fn)(req *r);
 
+/*
+ * How a route's path matches (false/true keep meaning exact/prefix), plus the
+ * R_BODY flag: the route takes a request body, which the dispatcher collects
+ * (up to BODY_MAX) into req.in, and accepts any method (its handler checks).
+ */
+enum {
+    R_EXACT = 0,
+    R_PREFIX = 1, /* a non-empty remainder without '/' follows */
+    R_MATCH = 3,  /* mask of the match kind */
+    R_BODY = 8,
+};
+
 typedef struct route {
     const char *path; /* exact path, or the prefix before {id} */
-    bool prefix;      /* a non-empty remainder without '/' follows */
+    int prefix;       /* R_EXACT / R_PREFIX, optionally | R_BODY */
     const char *name; /* route label in metrics */
     handler_fn fn;
 } route;
+
+static bool takes_body(const route *rt)
+{
+    return (rt->prefix & R_BODY) != 0;
+}
 
 #define CT_TEXT "text/plain; charset=utf-8"
 #define CT_JSON "application/json"
@@ -468,6 +492,51 @@ out:
     td_arena_release(&a);
 }
 
+/* ---- Pyroscope ingest (pyro_ingest.c does the work) ---- */
+
+static const char *ingest_arg(void *cookie, const char *name)
+{
+    return query_arg(cookie, name);
+}
+
+static const char *ingest_header(void *cookie, const char *name)
+{
+    return header(cookie, name);
+}
+
+static void h_ingest_common(req *r, bool push)
+{
+    td__pyro_ingest_req in = {.ps = r->api->pstore,
+                              .opts = &r->api->o.profiler,
+                              .multitenancy = r->api->o.multitenancy,
+                              .method = r->method,
+                              .body = r->in,
+                              .arg = ingest_arg,
+                              .header = ingest_header,
+                              .cookie = r};
+    td__pyro_ingest_reply out = {.status = 500, .ctype = CT_JSON, .body = &r->body};
+    if (push) {
+        td__pyro_push(&in, &out);
+    } else {
+        td__pyro_ingest(&in, &out);
+    }
+    r->status = out.status;
+    r->ctype = out.ctype;
+    r->allow = out.allow;
+}
+
+/* POST /ingest and /pyroscope/ingest (API-CONTRACT §5.0, §5.1). */
+static void h_ingest(req *r)
+{
+    h_ingest_common(r, false);
+}
+
+/* POST /push.v1.PusherService/Push (Connect unary, §5.2). */
+static void h_push(req *r)
+{
+    h_ingest_common(r, true);
+}
+
 static const route routes[] = {
     {"/ready", false, "/ready", h_ready},
     {"/health", false, "/health", h_health},
@@ -477,13 +546,16 @@ static const route routes[] = {
     {"/api/traces/", true, "/api/traces/{id}", h_trace_v1},
     {"/api/v2/traces/", true, "/api/v2/traces/{id}", h_trace_v2},
     {"/api/search", false, "/api/search", h_search},
+    {"/ingest", R_EXACT | R_BODY, "/ingest", h_ingest},
+    {"/pyroscope/ingest", R_EXACT | R_BODY, "/pyroscope/ingest", h_ingest},
+    {"/push.v1.PusherService/Push", R_EXACT | R_BODY, "/push.v1.PusherService/Push", h_push},
 };
 
 static const route *find_route(const char *url, const char **arg)
 {
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         const route *rt = &routes[i];
-        if (!rt->prefix) {
+        if ((rt->prefix & R_MATCH) == R_EXACT) {
             if (strcmp(url, rt->path) == 0) {
                 *arg = "";
                 return rt;
@@ -524,6 +596,28 @@ static void free_body(void *p)
     td_free(p);
 }
 
+/* The request body of a body route, collected across access-handler calls. */
+typedef struct body_state {
+    td_buf b;
+    bool too_large;
+} body_state;
+
+static int seen; /* address used as the "headers seen" marker of bodiless requests */
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    if (*con_cls && *con_cls != &seen) {
+        body_state *bs = *con_cls;
+        td_buf_release(&bs->b);
+        td_free(bs);
+    }
+    *con_cls = NULL;
+}
+
 static double now_sec(void)
 {
     struct timespec ts;
@@ -551,21 +645,38 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
-    static int seen; /* address used as the "headers seen" marker */
     (void)version;
-    (void)upload_data;
+    const char *arg0;
     if (*con_cls == NULL) {
+        const route *brt = find_route(url, &arg0);
+        if (brt && takes_body(brt) && has_body(c)) {
+            body_state *bs = td_xcalloc(1, sizeof(*bs));
+            td_buf_init(&bs->b, 0);
+            *con_cls = bs; /* freed by on_completed */
+            return MHD_YES;
+        }
         *con_cls = &seen;
         if (!has_body(c)) {
             return MHD_YES;
         }
+    } else if (*con_cls != &seen && *upload_data_size) {
+        body_state *bs = *con_cls;
+        if (bs->too_large || bs->b.len + *upload_data_size > BODY_MAX) {
+            bs->too_large = true;
+        } else {
+            td_buf_add(&bs->b, upload_data, *upload_data_size);
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
     } else if (*upload_data_size) {
         *upload_data_size = 0; /* not reached for early answers; drop stray data */
         return MHD_YES;
     }
     double t0 = now_sec();
     char fresh[17];
-    req r = {.api = cls, .c = c, .arg = "", .status = 500, .ctype = CT_TEXT};
+    req r = {.api = cls, .c = c, .arg = "", .url = url, .method = method, .status = 500,
+             .ctype = CT_TEXT};
+    body_state *bs = *con_cls != &seen ? *con_cls : NULL;
     td_buf_init(&r.body, 0);
     r.reqid = request_id(c, fresh);
     td_log_ctx_push(r.reqid, NULL);
@@ -576,6 +687,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
     if (!rt) {
         reply_error(&r, 404, "404 page not found");
+    } else if (takes_body(rt) && bs && bs->too_large) {
+        reply(&r, 413, CT_JSON,
+              "{\"code\":\"resource_exhausted\",\"message\":\"request body too large\"}");
+    } else if (takes_body(rt)) {
+        if (bs) {
+            r.in = td_buf_slice(&bs->b);
+        }
+        rt->fn(&r);
     } else if (!get) {
         reply_error(&r, 405, "405 method not allowed");
     } else {
@@ -597,7 +716,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     }
     if (r.status == 405) {
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r.allow ? r.allow : "GET, HEAD");
     }
     enum MHD_Result ok = MHD_queue_response(c, (unsigned)r.status, resp);
     MHD_destroy_response(resp);
@@ -1029,7 +1148,8 @@ td_status td_api_start(td_api *api, td_err *err)
     api->d =
         MHD_start_daemon(flags, 0, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
                          (void *)api, MHD_OPTION_THREAD_POOL_SIZE, pool > 1 ? pool : 0u,
-                         MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_END);
+                         MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_NOTIFY_COMPLETED,
+                         on_completed, NULL, MHD_OPTION_END);
     if (!api->d) {
         close_fd(&api->lfd);
         return td_err_set(err, TD_IO, "cannot start the HTTP server on %s", api->o.listen);
@@ -1053,6 +1173,11 @@ td_status td_api_start(td_api *api, td_err *err)
            "query port listening on %s (port %d, %u threads; HTTP/1.1 and h2c gRPC, %zu methods)",
            api->o.listen, port, pool, td__query_grpc_nmethods(api->grpc));
     return TD_OK;
+}
+
+void td_api_set_pstore(td_api *api, td_pstore *ps)
+{
+    api->pstore = ps;
 }
 
 void td_api_set_ready(td_api *api, bool ready)
