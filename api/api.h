@@ -15,6 +15,7 @@
 
 #include "core/config.h"
 #include "core/status.h"
+#include "profiler/profiler.h"
 #include "store/pstore.h"
 #include "store/store.h"
 
@@ -30,6 +31,7 @@ typedef struct td_api_opts {
     uint64_t search_max_bytes; /* stored bytes one search reads at most (0 = unlimited) */
     int64_t search_timeout_ms; /* wall time one search runs at most (0 = unlimited) */
     char *pyroscope_listen;    /* second listener serving the same routes; "" = off */
+    td_profiler_opts profiler; /* profile ingest limits (td_profiler_opt_rows, own table) */
 } td_api_opts;
 
 extern const td_opt td_api_opt_rows[];

@@ -24,6 +24,7 @@
 #include "api/grpc_query.h"
 #include "api/json.h"
 #include "api/pyro.h"
+#include "api/pyro_ingest.h"
 #include "api/tempo.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -107,6 +108,7 @@ struct td_api {
     td_api_opts o; /* copy; o.listen and o.pyroscope_listen are owned */
     td_store *store;
     td__pyro pyro; /* the Pyroscope routes' view of the api (pyro.ps = the profile store) */
+    td_pstore *pstore; /* profile store of the ingest routes (not owned); NULL: 503 */
     struct MHD_Daemon *d;
     struct MHD_Daemon *d_pyro; /* pyroscope-listen, NULL when off */
     atomic_int pyro_port;
@@ -537,6 +539,13 @@ static const char *pyro_arg(void *cookie, const char *name)
     return query_arg(cookie, name);
 }
 
+/* ---- Pyroscope ingest (pyro_ingest.c does the work) ---- */
+
+static const char *ingest_arg(void *cookie, const char *name)
+{
+    return query_arg(cookie, name);
+}
+
 static void h_pyro_legacy(req *r, void (*fn)(td__pyro *, const char *, td__pyro_arg_fn, void *,
                                              td__pyro_reply *))
 {
@@ -561,6 +570,44 @@ static void h_label_values(req *r)
     h_pyro_legacy(r, td__pyro_label_values);
 }
 
+static const char *ingest_header(void *cookie, const char *name)
+{
+    return header(cookie, name);
+}
+
+static void h_ingest_common(req *r, bool push)
+{
+    td__pyro_ingest_req in = {.ps = r->api->pstore,
+                              .opts = &r->api->o.profiler,
+                              .multitenancy = r->api->o.multitenancy,
+                              .method = r->method,
+                              .body = r->in,
+                              .arg = ingest_arg,
+                              .header = ingest_header,
+                              .cookie = r};
+    td__pyro_ingest_reply out = {.status = 500, .ctype = CT_JSON, .body = &r->body};
+    if (push) {
+        td__pyro_push(&in, &out);
+    } else {
+        td__pyro_ingest(&in, &out);
+    }
+    r->status = out.status;
+    r->ctype = out.ctype;
+    r->allow = out.allow;
+}
+
+/* POST /ingest and /pyroscope/ingest (API-CONTRACT §5.0, §5.1). */
+static void h_ingest(req *r)
+{
+    h_ingest_common(r, false);
+}
+
+/* POST /push.v1.PusherService/Push (Connect unary, §5.2). */
+static void h_push(req *r)
+{
+    h_ingest_common(r, true);
+}
+
 static const route routes[] = {
     {"/ready", false, "/ready", h_ready},
     {"/health", false, "/health", h_health},
@@ -570,6 +617,9 @@ static const route routes[] = {
     {"/api/traces/", true, "/api/traces/{id}", h_trace_v1},
     {"/api/v2/traces/", true, "/api/v2/traces/{id}", h_trace_v2},
     {"/api/search", false, "/api/search", h_search},
+    {"/ingest", R_EXACT | R_BODY, "/ingest", h_ingest},
+    {"/pyroscope/ingest", R_EXACT | R_BODY, "/pyroscope/ingest", h_ingest},
+    {"/push.v1.PusherService/Push", R_EXACT | R_BODY, "/push.v1.PusherService/Push", h_push},
     {"/querier.v1.QuerierService/", R_SERVICE | R_BODY, "/querier.v1.QuerierService", h_connect},
     /* services Pyroscope also exposes and clients may probe: unimplemented (501) */
     {"/version.v1.Version/", R_SERVICE | R_BODY, "/version.v1.Version", h_connect},
@@ -728,7 +778,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!rt) {
         reply_error(&r, 404, "404 page not found");
     } else if (takes_body(rt) && bs && bs->too_large) {
-        reply_error(&r, 413, "request body too large");
+        reply(&r, 413, CT_JSON,
+              "{\"code\":\"resource_exhausted\",\"message\":\"request body too large\"}");
     } else if (takes_body(rt)) {
         if (bs) {
             r.in = td_buf_slice(&bs->b);
@@ -1207,11 +1258,6 @@ static td_status pyro_listener_start(td_api *api, unsigned pool, td_err *err)
     return TD_OK;
 }
 
-void td_api_set_pstore(td_api *api, td_pstore *ps)
-{
-    api->pyro.ps = ps;
-}
-
 int td_api_pyroscope_port(const td_api *api)
 {
     return atomic_load(&api->pyro_port);
@@ -1271,6 +1317,12 @@ td_status td_api_start(td_api *api, td_err *err)
            "query port listening on %s (port %d, %u threads; HTTP/1.1 and h2c gRPC, %zu methods)",
            api->o.listen, port, pool, td__query_grpc_nmethods(api->grpc));
     return TD_OK;
+}
+
+void td_api_set_pstore(td_api *api, td_pstore *ps)
+{
+    api->pstore = ps;
+    api->pyro.ps = ps;
 }
 
 void td_api_set_ready(td_api *api, bool ready)

@@ -57,7 +57,13 @@ typedef enum { TD_COUNTER, TD_GAUGE, TD_HISTOGRAM } td_metric_type;
     X(QUERY_REQUESTS, TD_COUNTER, "traced_query_requests_total",                                   \
       "Query port requests by route and HTTP status.", "route,status")                             \
     X(QUERY_SECONDS, TD_HISTOGRAM, "traced_query_duration_seconds",                                \
-      "Query port request latency by route.", "route")
+      "Query port request latency by route.", "route")                                            \
+    X(PROFILES_INGESTED, TD_COUNTER, "traced_profiles_ingested_total",                             \
+      "Profiles written to the profile store, by ingest path (ingest, push).", "path")             \
+    X(PROFILE_SAMPLES_INGESTED, TD_COUNTER, "traced_profile_samples_ingested_total",               \
+      "Profile samples (one per stack and sample type) written, by ingest path.", "path")          \
+    X(PROFILES_REJECTED, TD_COUNTER, "traced_profiles_rejected_total",                             \
+      "Profile ingest requests refused, by ingest path and reason (HTTP status).", "path,reason")
 
 typedef enum {
 #define TD__MID(id, type, name, help, labels) TD_M_##id,

@@ -99,6 +99,7 @@ int main(int argc, char **argv)
         {"store", td_store_opt_rows, td_store_nopt_rows, &sopts},
         {"collector", td_collector_opt_rows, td_collector_nopt_rows, &copts},
         {"api", td_api_opt_rows, td_api_nopt_rows, &aopts},
+        {"profiler", td_profiler_opt_rows, td_profiler_nopt_rows, &aopts.profiler},
     };
     const size_t ntables = sizeof(tables) / sizeof(tables[0]);
 
@@ -179,16 +180,17 @@ int main(int argc, char **argv)
         td_log(TD_LOG_ERROR, "traced", "cannot open the store in %s: %s", sopts.dir, err.msg);
         goto out;
     }
-    /* the profile store: <data-dir>/profiles, same LevelDB settings as the trace store */
     if (td_pstore_open(&sopts, &pstore, &err) != TD_OK) {
         td_log(TD_LOG_ERROR, "traced", "cannot open the profile store in %s: %s", sopts.dir,
                err.msg);
         goto out;
     }
-    if (td_api_new(&aopts, store, &api, &err) == TD_OK) {
-        td_api_set_pstore(api, pstore);
+    if (td_api_new(&aopts, store, &api, &err) != TD_OK) {
+        td_log(TD_LOG_ERROR, "traced", "cannot start the query API: %s", err.msg);
+        goto out;
     }
-    if (!api || td_api_start(api, &err) != TD_OK) {
+    td_api_set_pstore(api, pstore);
+    if (td_api_start(api, &err) != TD_OK) {
         td_log(TD_LOG_ERROR, "traced", "cannot start the query API: %s", err.msg);
         goto out;
     }
@@ -225,7 +227,9 @@ out:
     }
     td_collector_free(col);
     td_api_free(api);
-    td_pstore_close(pstore);
+    if (pstore) {
+        td_pstore_close(pstore);
+    }
     td_store_close(store);
     if (rc == 0) {
         td_log(TD_LOG_INFO, "traced", "traced stopped");
