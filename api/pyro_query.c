@@ -1943,8 +1943,12 @@ void td__pyro_render(td__pyro *p, const char *org_id, td__pyro_arg_fn arg, void 
     /* row 0: all series; row 1 + i: series i (groups) */
     for (size_t i = 0; i < nser; i++) {
         for (size_t k = 0; k < ser[i]->n_points; k++) {
-            int64_t idx = (ser[i]->points[k]->timestamp / 1000 - start_s) / step;
-            if (idx >= 0 && idx < nsamples) {
+            /* a point at t covers (t - step, t]: it belongs to the bucket holding t - 1 ms */
+            int64_t idx = ((ser[i]->points[k]->timestamp - 1) / 1000 - start_s) / step;
+            if (idx >= nsamples) {
+                idx = nsamples - 1;
+            }
+            if (idx >= 0) {
                 tl[idx] += ser[i]->points[k]->value;
                 tl[(size_t)nsamples * (i + 1) + (size_t)idx] += ser[i]->points[k]->value;
             }
