@@ -185,7 +185,7 @@ static td_status nomem(td_err *err)
 /* ---- profile type IDs ---- */
 
 typedef struct ptype {
-    const char *id; /* the 5-part ID */
+    const char *id;      /* the 5-part ID */
     const char *part[5]; /* name, sample type, sample unit, period type, period unit */
 } ptype;
 
@@ -285,8 +285,8 @@ static td_status sels_parse(td_arena *a, char *const *matchers, size_t nm, const
         size_t k = o->n;
         for (int t = 0; t < 2; t++) {
             if (types[t]) {
-                mm[k++] = (td_pmatcher){.name = "__profile_type__", .value = types[t],
-                                        .op = TD_PM_EQ};
+                mm[k++] =
+                    (td_pmatcher){.name = "__profile_type__", .value = types[t], .op = TD_PM_EQ};
             }
         }
         out->v[i] = (td_pselector){.m = mm, .n = k, .profile_type = o->profile_type};
@@ -622,8 +622,7 @@ static td_status resolve_loc(resolver *r, uint64_t id, size_t *idx, td_err *err)
         return nomem(err);
     }
     td_ploc *l = &r->ploc[r->nploc];
-    if (td_pstore_location(r->q->p->ps, r->q->ts.names[r->tenant], id, r->q->a, l, err) !=
-        TD_OK) {
+    if (td_pstore_location(r->q->p->ps, r->q->ts.names[r->tenant], id, r->q->a, l, err) != TD_OK) {
         return err->code;
     }
     *slot = (int64_t)++r->nploc;
@@ -652,8 +651,8 @@ static const char *frame_name(const td_ploc *l)
 }
 
 /* Callback per distinct stack of a merge: frames are location indices (leaf first). */
-typedef td_status (*stack_fn)(void *ud, resolver *r, const uint64_t *locs, size_t n,
-                              int64_t value, td_err *err);
+typedef td_status (*stack_fn)(void *ud, resolver *r, const uint64_t *locs, size_t n, int64_t value,
+                              td_err *err);
 
 /*
  * Run merge query m: series, samples aggregated per stack, then fn once per
@@ -780,7 +779,7 @@ static td_status merge_fg(qctx *q, const mq *m, td__fg *t, int side, td_err *err
 /* ---- handlers ---- */
 
 #define H(name)                                                                                    \
-    static td_status name(void *ud, td_connect_call *call, const ProtobufCMessage *in_,           \
+    static td_status name(void *ud, td_connect_call *call, const ProtobufCMessage *in_,            \
                           ProtobufCMessage **out_, td_err *err)
 
 #define NEW(type, init, var)                                                                       \
@@ -1029,8 +1028,7 @@ H(h_select_merge_stacktraces)
     mq m;
     int64_t maxn = TD_FG_DEFAULT_MAX_NODES;
     if (qctx_init(&q, ud, call->req->org_id, call->arena, err) != TD_OK ||
-        mq_init(&q, &m, in->profile_typeid, in->label_selector, in->start, in->end, err) !=
-            TD_OK ||
+        mq_init(&q, &m, in->profile_typeid, in->label_selector, in->start, in->end, err) != TD_OK ||
         max_nodes_of(in->max_nodes, &maxn, err) != TD_OK ||
         filt_parse(q.a, in->span_selector, in->n_span_selector, in->trace_id_selector,
                    in->n_trace_id_selector, &m.f, err) != TD_OK) {
@@ -1057,8 +1055,7 @@ H(h_select_merge_span_profile)
     mq m;
     int64_t maxn = TD_FG_DEFAULT_MAX_NODES;
     if (qctx_init(&q, ud, call->req->org_id, call->arena, err) != TD_OK ||
-        mq_init(&q, &m, in->profile_typeid, in->label_selector, in->start, in->end, err) !=
-            TD_OK ||
+        mq_init(&q, &m, in->profile_typeid, in->label_selector, in->start, in->end, err) != TD_OK ||
         max_nodes_of(in->max_nodes, &maxn, err) != TD_OK ||
         filt_parse(q.a, in->span_selector, in->n_span_selector, NULL, 0, &m.f, err) != TD_OK) {
         return err->code;
@@ -1127,7 +1124,7 @@ H(h_diff)
 /* ---- SelectSeries ---- */
 
 typedef struct series_acc {
-    u64map group; /* series id -> group index (per tenant, reset between tenants) */
+    u64map group;   /* series id -> group index (per tenant, reset between tenants) */
     u64map *points; /* per group: step index -> summed value */
     int64_t start, end, step;
     bool nomem;
@@ -1186,8 +1183,8 @@ static int cmp_i64(const void *a, const void *b)
  * Fills *out (sorted by labels; top `limit` by total when limit > 0).
  */
 static td_status select_series(qctx *q, const mq *m, char *const *group_by, size_t ngroup,
-                               double step_s, int64_t limit, Types__V1__Series ***out,
-                               size_t *nout, td_err *err)
+                               double step_s, int64_t limit, Types__V1__Series ***out, size_t *nout,
+                               td_err *err)
 {
     if (!(step_s >= 0.001) || step_s > 1e12) {
         return td_err_set(err, TD_INVALID, "step must be at least 1ms, got %g seconds", step_s);
@@ -1349,8 +1346,7 @@ H(h_select_series)
     qctx q;
     mq m;
     if (qctx_init(&q, ud, call->req->org_id, call->arena, err) != TD_OK ||
-        mq_init(&q, &m, in->profile_typeid, in->label_selector, in->start, in->end, err) !=
-            TD_OK) {
+        mq_init(&q, &m, in->profile_typeid, in->label_selector, in->start, in->end, err) != TD_OK) {
         return err->code;
     }
     NEW(Querier__V1__SelectSeriesResponse, querier__v1__select_series_response__init, out);
@@ -1368,10 +1364,10 @@ typedef struct pp {
     td_arena *a;
     Google__V1__Profile *p;
     size_t cap_sample, cap_loc, cap_fn, cap_str, cap_map;
-    u64map strs;  /* string hash -> index + 1 (collisions resolved by scanning) */
-    u64map locs;  /* (tenant << 48 ^ location id) -> pprof location id */
-    u64map fns;   /* hash of (name, system name, file) -> function id */
-    u64map maps;  /* hash of the mapping file name -> mapping id */
+    u64map strs; /* string hash -> index + 1 (collisions resolved by scanning) */
+    u64map locs; /* (tenant << 48 ^ location id) -> pprof location id */
+    u64map fns;  /* hash of (name, system name, file) -> function id */
+    u64map maps; /* hash of the mapping file name -> mapping id */
 } pp;
 
 static uint64_t hash_str(const char *s, uint64_t h)
@@ -1444,8 +1440,8 @@ static int64_t pp_mapping(pp *x, const char *file, td_err *err)
 static int64_t pp_function(pp *x, const td_ploc *l, td_err *err)
 {
     const char *name = frame_name(l);
-    uint64_t h = hash_str(l->file ? l->file : "", hash_str(l->system_name ? l->system_name : "",
-                                                           hash_str(name, 0)));
+    uint64_t h = hash_str(l->file ? l->file : "",
+                          hash_str(l->system_name ? l->system_name : "", hash_str(name, 0)));
     bool isnew;
     int64_t *slot = u64map_slot(&x->fns, h, &isnew);
     if (!slot) {
@@ -1456,8 +1452,7 @@ static int64_t pp_function(pp *x, const td_ploc *l, td_err *err)
         return *slot;
     }
     Google__V1__Function *f = td_arena_alloc(x->a, sizeof(*f));
-    if (!f ||
-        !agrow(x->a, (void **)&x->p->function, &x->cap_fn, x->p->n_function + 1, sizeof(f))) {
+    if (!f || !agrow(x->a, (void **)&x->p->function, &x->cap_fn, x->p->n_function + 1, sizeof(f))) {
         nomem(err);
         return -1;
     }
@@ -1499,8 +1494,7 @@ static td_status pp_stack(void *ud, resolver *r, const uint64_t *locs, size_t n,
             size_t idx;
             if (resolve_loc(r, locs[i], &idx, err) != TD_OK) {
                 return err->code == TD_NOT_FOUND
-                           ? td_err_set(err, TD_CORRUPT, "location %" PRIu64 " is missing",
-                                        locs[i])
+                           ? td_err_set(err, TD_CORRUPT, "location %" PRIu64 " is missing", locs[i])
                            : err->code;
             }
             const td_ploc *pl = &r->ploc[idx];
@@ -1601,8 +1595,7 @@ H(h_select_merge_profile)
     qctx q;
     mq m;
     if (qctx_init(&q, ud, call->req->org_id, call->arena, err) != TD_OK ||
-        mq_init(&q, &m, in->profile_typeid, in->label_selector, in->start, in->end, err) !=
-            TD_OK ||
+        mq_init(&q, &m, in->profile_typeid, in->label_selector, in->start, in->end, err) != TD_OK ||
         filt_parse(q.a, NULL, 0, in->trace_id_selector, in->n_trace_id_selector, &m.f, err) !=
             TD_OK) {
         return err->code;
@@ -1844,8 +1837,8 @@ static void fb_metadata(td_json *j, const ptype *pt, const char *format)
 {
     const char *st = pt->part[1], *units = pt->part[2];
     int64_t rate = 100;
-    if (!strcmp(st, "inuse_objects") || !strcmp(st, "alloc_objects") ||
-        !strcmp(st, "goroutine") || !strcmp(st, "samples")) {
+    if (!strcmp(st, "inuse_objects") || !strcmp(st, "alloc_objects") || !strcmp(st, "goroutine") ||
+        !strcmp(st, "samples")) {
         units = "objects";
     } else if (!strcmp(st, "cpu")) {
         units = "samples";
@@ -1922,8 +1915,8 @@ void td__pyro_render(td__pyro *p, const char *org_id, td__pyro_arg_fn arg, void 
     char *gb = group_by && *group_by ? (char *)group_by : NULL;
     Types__V1__Series **ser = NULL;
     size_t nser = 0;
-    if (select_series(&q, &m, gb ? &gb : NULL, gb ? 1 : 0, (double)step, 0, &ser, &nser,
-                      &err) != TD_OK) {
+    if (select_series(&q, &m, gb ? &gb : NULL, gb ? 1 : 0, (double)step, 0, &ser, &nser, &err) !=
+        TD_OK) {
         legacy_error(rp, err.code, err.msg);
         goto out;
     }
