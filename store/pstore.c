@@ -494,6 +494,9 @@ static td_status encode_profile(wsample *ws, size_t n, int64_t duration_ns, td_b
     const uint8_t **traces = NULL;
     size_t nspans = 0, ntraces = 0;
     *any = false;
+    if (n == 0) {
+        return TD_OK; /* (ws may be NULL: qsort must not see it) */
+    }
     spans = td_malloc((n ? n : 1) * sizeof(*spans));
     traces = td_malloc((n ? n : 1) * sizeof(*traces));
     if (!spans || !traces) {
@@ -561,8 +564,19 @@ static td_status encode_profile(wsample *ws, size_t n, int64_t duration_ns, td_b
         has_spans |= ws[i].span_ix != 0;
         has_traces |= ws[i].trace_ix != 0;
     }
-    *any = true;
+    /* the value's size comes from the wire: reserve its bound with a checked grow */
+    size_t bound, per = 40; /* four varints per sample at most */
+    if (!td_size_mul(n, per, &bound) || !td_size_add(bound, 64 + nspans * 8 + ntraces * 16,
+                                                      &bound)) {
+        st = td_err_set(err, TD_NOMEM, "profile too large to encode");
+        goto done;
+    }
     td_buf_reset(out);
+    if (!td_buf_try_grow(out, bound)) {
+        st = td_err_set(err, TD_NOMEM, "out of memory writing a profile");
+        goto done;
+    }
+    *any = true;
     uint8_t hdr[2] = {TD__PK_V1, (uint8_t)((has_spans ? TD__PK_F_SPANS : 0) |
                                            (has_traces ? TD__PK_F_TRACES : 0))};
     td_buf_add(out, hdr, 2);
@@ -885,6 +899,9 @@ static bool idset_add(idset *s, uint64_t id)
 
 static void idset_sort(idset *s)
 {
+    if (s->n < 2) {
+        return; /* (and s->v may be NULL: qsort must not see it) */
+    }
     qsort(s->v, s->n, sizeof(*s->v), cmp_u64);
     size_t k = 0;
     for (size_t i = 0; i < s->n; i++) {

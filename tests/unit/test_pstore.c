@@ -828,7 +828,13 @@ static void test_invalid_writes(void)
     w.stacks = stacks;
     w.nstacks = 4;
     TD_ASSERT_EQ_INT(td_pstore_write(s, &w, &err), TD_INVALID);
-    /* all-zero samples: accepted, nothing stored */
+    /* no samples, and all-zero samples: accepted, nothing stored */
+    se.nsamples = 0;
+    w.tenant = "t1";
+    w.stacks = stacks;
+    w.nstacks = 4;
+    TD_ASSERT_EQ_INT(td_pstore_write(s, &w, &err), TD_OK);
+    se.nsamples = 1;
     td_psample zero = {0, 0, 0, {0}};
     se.samples = &zero;
     w.tenant = "t1";
@@ -1027,6 +1033,63 @@ static void test_bytes_per_sample(void)
     tmp_remove();
 }
 
+/* Every allocation of a parse may fail: TD_NOMEM, nothing leaks (ASan checks that). */
+static void test_selector_nomem(void)
+{
+    const char *q = PT_CPU "{a=\"x\", b=~\"(?i)fo+|ba[rz]\", c!~\"\\\\d+\", d!=\"\\u00e9\"}";
+    bool done = false;
+    for (long n = 1; n < 1000 && !done; n++) {
+        td_arena a;
+        td_arena_init(&a, 256, 0);
+        td_pselector sel;
+        td_err err;
+        td_mem_fail_after(n);
+        td_status st = td_pselector_parse(q, strlen(q), &a, &sel, &err);
+        bool injected = td_mem_fail_after(0);
+        if (injected) {
+            TD_ASSERT_EQ_INT(st, TD_NOMEM);
+        } else {
+            TD_ASSERT_EQ_INT(st, TD_OK);
+            TD_ASSERT_EQ_INT(sel.n, 4);
+            td_pselector_release(&sel);
+            done = true;
+        }
+        td_arena_release(&a);
+    }
+    TD_CHECK(done);
+}
+
+/* Every allocation of a write may fail: TD_NOMEM and a later write still succeeds. */
+static void test_write_nomem(void)
+{
+    tmp_make();
+    td_pstore *s = open_ps();
+    bool done = false;
+    for (long n = 1; n < 1000 && !done; n++) {
+        td_psample sb[] = {{3, 7, 0x1122334455667788ull, {0}},
+                           {3, 3, 0, {0}},
+                           {2, 1, 0x1122334455667788ull, {[0] = 0xab, [15] = 0xcd}}};
+        td_pseries_in se = {lab_b_cpu, 4, sb, 3};
+        td_pwrite w = {"t1", T0 * 1000000, 0, locs, 5, stacks, 4, &se, 1};
+        td_err err;
+        td_mem_fail_after(n);
+        td_status st = td_pstore_write(s, &w, &err);
+        bool injected = td_mem_fail_after(0);
+        if (injected) {
+            TD_ASSERT_EQ_INT(st, TD_NOMEM);
+        } else {
+            TD_ASSERT_EQ_INT(st, TD_OK);
+            done = true;
+        }
+    }
+    TD_CHECK(done);
+    write_three(s, "t1", T0 + 1000, 1);
+    got_series g = series_of(s, "t1", NULL, 0, 0, 0);
+    TD_ASSERT_EQ_INT(g.n, 3);
+    td_pstore_close(s);
+    tmp_remove();
+}
+
 TEST_LIST = {
     {"selector_parse", test_selector_parse},
     {"selector_errors", test_selector_errors},
@@ -1037,6 +1100,8 @@ TEST_LIST = {
     {"or_selectors", test_or_selectors},
     {"invalid_writes", test_invalid_writes},
     {"corrupt", test_corrupt},
+    {"selector_nomem", test_selector_nomem},
+    {"write_nomem", test_write_nomem},
     {"bytes_per_sample", test_bytes_per_sample},
     {NULL, NULL},
 };
