@@ -120,12 +120,18 @@ typedef struct td_pselector {
  * Parse `{a="x", b!="y", c=~"re", d!~"re"}`, optionally preceded by a metric
  * name (a profile type ID like process_cpu:cpu:nanoseconds:cpu:nanoseconds,
  * kept in profile_type); "" and "{}" select everything. Strings live in arena
- * a; release compiled regexes with td_pselector_release. Errors: TD_INVALID
- * with a message saying what is wrong and where ("parse error at char N: ...").
+ * a; release compiled regexes with td_pselector_release (before releasing a:
+ * the matcher array lives there). Errors: TD_INVALID with a message saying
+ * what is wrong and where ("parse error at char N: ..."), TD_NOMEM; on error
+ * *out is empty and nothing needs releasing. Syntax and limits: store/pselector.c.
  */
 td_status td_pselector_parse(const char *s, size_t n, td_arena *a, td_pselector *out, td_err *err);
 void td_pselector_release(td_pselector *sel);
-/* Whether the sorted label set matches every matcher (a missing label is ""). */
+/*
+ * Whether the sorted label set matches every matcher (a missing label is "").
+ * A profile_type, when set, is one more matcher: __profile_type__ = it (also
+ * in td_pstore_series). Reentrant; regexec on the selector's compiled regexes.
+ */
 bool td_pselector_match(const td_pselector *sel, const td_plabel *labels, size_t n);
 
 /* ---- reads ---- */

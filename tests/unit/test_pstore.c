@@ -17,6 +17,7 @@
 #include "td_test.h"
 
 #include <ftw.h>
+#include <pthread.h>
 #include <leveldb/c.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1033,6 +1034,82 @@ static void test_bytes_per_sample(void)
     tmp_remove();
 }
 
+typedef struct conc_arg {
+    td_pstore *s;
+    int64_t base;
+    int ok;
+} conc_arg;
+
+static void *conc_writer(void *p)
+{
+    conc_arg *c = p;
+    for (int i = 0; i < 50; i++) {
+        td_psample sa[] = {{0, 10, 0, {0}}, {1, 20, 0, {0}}, {3, 5, 7, {0}}};
+        td_pseries_in series[] = {{lab_a_cpu, 3, sa, 3}, {lab_b_cpu, 4, sa, 2}};
+        td_pwrite w = {"t1", (c->base + i) * 1000000, 0, locs, 5, stacks, 4, series, 2};
+        td_err err;
+        c->ok += td_pstore_write(c->s, &w, &err) == TD_OK;
+    }
+    return NULL;
+}
+
+static bool conc_series(void *ud, const td_pseries *s)
+{
+    (*(int *)ud)++;
+    return s->nlabels > 0;
+}
+
+static bool conc_profile(void *ud, uint64_t series, int64_t time_ns, int64_t total)
+{
+    (void)series;
+    (void)time_ns;
+    *(int *)ud += total == 35 || total == 30;
+    return true;
+}
+
+static void *conc_reader(void *p)
+{
+    conc_arg *c = p;
+    for (int i = 0; i < 50; i++) {
+        int n = 0, good = 0;
+        td_err err;
+        if (td_pstore_series(c->s, "t1", NULL, 0, 0, 0, conc_series, &n, &err) != TD_OK) {
+            return NULL;
+        }
+        uint64_t ids[] = {1, 2};
+        td_pvisit v = {conc_profile, NULL, &good};
+        if (td_pstore_select(c->s, "t1", ids, 2, 0, 0, &v, &err) != TD_OK) {
+            return NULL;
+        }
+        c->ok += n <= 2;
+    }
+    return NULL;
+}
+
+/* Two writers and a reader at once: symbols are interned once, nothing is lost. */
+static void test_concurrent(void)
+{
+    tmp_make();
+    td_pstore *s = open_ps();
+    conc_arg w1 = {s, T0, 0}, w2 = {s, T0 + 100000, 0}, r = {s, 0, 0};
+    pthread_t t[3];
+    TD_ASSERT_EQ_INT(pthread_create(&t[0], NULL, conc_writer, &w1), 0);
+    TD_ASSERT_EQ_INT(pthread_create(&t[1], NULL, conc_writer, &w2), 0);
+    TD_ASSERT_EQ_INT(pthread_create(&t[2], NULL, conc_reader, &r), 0);
+    for (int i = 0; i < 3; i++) {
+        pthread_join(t[i], NULL);
+    }
+    TD_ASSERT_EQ_INT(w1.ok, 50);
+    TD_ASSERT_EQ_INT(w2.ok, 50);
+    TD_ASSERT_EQ_INT(r.ok, 50);
+    td_pstore_close(s);
+    TD_ASSERT_EQ_INT(count_type(TD__PK_PROFILE, NULL), 200);
+    TD_ASSERT_EQ_INT(count_type(TD__PK_SERIES, NULL), 2);
+    TD_ASSERT_EQ_INT(count_type(TD__PK_STACK, NULL), 3);
+    TD_ASSERT_EQ_INT(count_type(TD__PK_LOC, NULL), 4); /* stack 2's render and memcpy unused */
+    tmp_remove();
+}
+
 /* Every allocation of a parse may fail: TD_NOMEM, nothing leaks (ASan checks that). */
 static void test_selector_nomem(void)
 {
@@ -1100,6 +1177,7 @@ TEST_LIST = {
     {"or_selectors", test_or_selectors},
     {"invalid_writes", test_invalid_writes},
     {"corrupt", test_corrupt},
+    {"concurrent", test_concurrent},
     {"selector_nomem", test_selector_nomem},
     {"write_nomem", test_write_nomem},
     {"bytes_per_sample", test_bytes_per_sample},
