@@ -1392,7 +1392,7 @@ td_status td_pstore_stack(td_pstore *s, const char *tenant, uint64_t id, uint64_
         return td_err_set(err, TD_NOT_FOUND, "stack %llu not found", (unsigned long long)id);
     }
     const uint8_t *p = (const uint8_t *)v, *end = p + vlen;
-    uint64_t nf;
+    uint64_t nf = 0;
     if (vlen < 1 || *p++ != TD__PK_V1 || !td__pk_get_varint(&p, end, &nf) || nf > vlen) {
         st = td_err_set(err, TD_CORRUPT, "malformed stack record (%zu bytes)", vlen);
     }
@@ -1436,7 +1436,7 @@ td_status td_pstore_location(td_pstore *s, const char *tenant, uint64_t id, td_a
         return td_err_set(err, TD_NOT_FOUND, "location %llu not found", (unsigned long long)id);
     }
     const uint8_t *p = (const uint8_t *)v, *end = p + vlen;
-    uint64_t line;
+    uint64_t line = 0;
     const char *strs[4] = {0};
     if (vlen < 1 || *p++ != TD__PK_V1 || !td__pk_get_varint(&p, end, &line)) {
         st = td_err_set(err, TD_CORRUPT, "malformed location record (%zu bytes)", vlen);
