@@ -32,6 +32,10 @@
 
 #define MODULE "pstore"
 
+/* Longest label name and value a series may have (they are part of posting keys). */
+#define LABEL_NAME_MAX 1024
+#define LABEL_VALUE_MAX 65536
+
 /*
  * Interned records (series, locations, stacks) seen recently, so that the
  * symbols of a repeated profile are neither looked up in LevelDB nor put
@@ -634,6 +638,13 @@ static td_status check_write(const td_pwrite *w, td_err *err)
             const td_plabel *l = &se->labels[j];
             if (!l->name || !l->value || !l->name[0]) {
                 return td_err_set(err, TD_INVALID, "series %zu has an empty label name", i);
+            }
+            /* both go into posting keys: keep keys reasonable */
+            if (strlen(l->name) > LABEL_NAME_MAX || strlen(l->value) > LABEL_VALUE_MAX) {
+                return td_err_set(err, TD_INVALID,
+                                  "series %zu: label %.40s: name longer than %d or value longer "
+                                  "than %d bytes",
+                                  i, l->name, LABEL_NAME_MAX, LABEL_VALUE_MAX);
             }
             if (j && strcmp(se->labels[j - 1].name, l->name) >= 0) {
                 return td_err_set(err, TD_INVALID,

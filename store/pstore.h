@@ -91,7 +91,10 @@ void td_pstore_close(td_pstore *s);
 /*
  * Write one ingested profile atomically (one LevelDB write: new symbols,
  * stacks, series index and postings, the profile). Errors: TD_INVALID (a label
- * set without __profile_type__, indices out of range), TD_IO, TD_NOMEM.
+ * set without __profile_type__, not sorted or unique, a label name over 1024 or
+ * value over 65536 bytes, indices out of range, tenant too long), TD_IO,
+ * TD_NOMEM, TD_CORRUPT (a stored counter or hash record is damaged). Zero
+ * values are dropped; a series left without samples stores nothing.
  */
 td_status td_pstore_write(td_pstore *s, const td_pwrite *w, td_err *err);
 
@@ -175,7 +178,8 @@ typedef struct td_pvisit {
 
 /*
  * Visit the profiles of the given series (ids from td_pstore_series) with a
- * timestamp in [start_ms, end_ms], by series then time, and their samples.
+ * timestamp in [start_ms, end_ms] (end_ms == 0: no upper bound; end_ms covers
+ * its whole millisecond), by ascending series ID then time, and their samples.
  * total is the sum of the profile's sample values. Errors: TD_IO, TD_CORRUPT.
  */
 td_status td_pstore_select(td_pstore *s, const char *tenant, const uint64_t *series,

@@ -829,6 +829,26 @@ static void test_invalid_writes(void)
     w.stacks = stacks;
     w.nstacks = 4;
     TD_ASSERT_EQ_INT(td_pstore_write(s, &w, &err), TD_INVALID);
+    /* over-long label values */
+    char *big = td_xmalloc(65538);
+    memset(big, 'v', 65537);
+    big[65537] = 0;
+    td_plabel biglab[] = {{"__profile_type__", "x:y"}, {"a", big}};
+    se.labels = biglab;
+    se.nlabels = 2;
+    w.tenant = "t1";
+    w.stacks = stacks;
+    w.nstacks = 4;
+    TD_ASSERT_EQ_INT(td_pstore_write(s, &w, &err), TD_INVALID);
+    big[65536] = 0;
+    TD_ASSERT_EQ_INT(td_pstore_write(s, &w, &err), TD_OK);
+    td_free(big);
+    se.labels = lab_a_cpu;
+    se.nlabels = 3;
+    td_pstore_close(s);
+    tmp_remove();
+    tmp_make();
+    s = open_ps();
     /* no samples, and all-zero samples: accepted, nothing stored */
     se.nsamples = 0;
     w.tenant = "t1";
