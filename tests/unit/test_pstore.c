@@ -12,6 +12,7 @@
 #include "core/arena.h"
 #include "core/buf.h"
 #include "core/mem.h"
+#include "core/metrics.h"
 #include "store/pkeys.h"
 #include "store/pstore.h"
 #include "td_test.h"
@@ -680,14 +681,27 @@ static void test_roundtrip(void)
     tmp_remove();
 }
 
+static uint64_t sym_metric(const char *kind, const char *outcome)
+{
+    return td_metric_get(td_metric_series(TD_M_PROFILE_SYMBOLS, kind, outcome, NULL));
+}
+
 static void test_dedup_and_reopen(void)
 {
     tmp_make();
+    uint64_t st_written = sym_metric("stack", "written"), st_cached = sym_metric("stack", "cached");
+    uint64_t st_found = sym_metric("stack", "found");
+    uint64_t profiles = td_metric_get(td_metric_series(TD_M_PROFILES_WRITTEN, NULL, NULL, NULL));
     td_pstore *s = open_ps();
     write_three(s, "t1", T0, 1);
     write_three(s, "t1", T0 + 10000, 2);
     write_three(s, "t2", T0, 1); /* same symbols, other tenant: interned again */
     td_pstore_close(s);
+    TD_ASSERT_EQ_U64(sym_metric("stack", "written") - st_written, 8);
+    TD_ASSERT_EQ_U64(sym_metric("stack", "cached") - st_cached, 4);
+    TD_ASSERT_EQ_U64(td_metric_get(td_metric_series(TD_M_PROFILES_WRITTEN, NULL, NULL, NULL)) -
+                         profiles,
+                     9);
     TD_ASSERT_EQ_INT(count_type(TD__PK_LOC, NULL), 10);
     TD_ASSERT_EQ_INT(count_type(TD__PK_LOC_HASH, NULL), 10);
     TD_ASSERT_EQ_INT(count_type(TD__PK_STACK, NULL), 8);
@@ -698,6 +712,8 @@ static void test_dedup_and_reopen(void)
     /* a new process finds the symbols in the store instead of writing new ones */
     s = open_ps();
     write_three(s, "t1", T0 + 20000, 3);
+    TD_ASSERT_EQ_U64(sym_metric("stack", "found") - st_found, 4);
+    TD_ASSERT_EQ_U64(sym_metric("stack", "written") - st_written, 8);
     got_series g = series_of(s, "t1", NULL, 0, 0, 0);
     TD_ASSERT_EQ_INT(g.n, 3);
     got_prof p = select_of(s, "t1", g.id, g.n, T0, T0 + 20000, true);
