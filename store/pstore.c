@@ -77,7 +77,7 @@ struct td_pstore {
     seen_ent seen[SEEN_SETS][2];
     tenant_ids *tenants;
     size_t ntenants, tenants_cap;
-    uint32_t nonce; /* next profile key nonce */
+    uint32_t nonce;                                  /* next profile key nonce */
     td_metric *m_profiles, *m_samples, *m_sym[3][3]; /* [counter index][SYM_*] */
 };
 
@@ -231,9 +231,8 @@ td_status td_pstore_open(const td_store_opts *o, td_pstore **out, td_err *err)
     s->opts = leveldb_options_create();
     leveldb_options_set_create_if_missing(s->opts, 1);
     leveldb_options_set_cache(s->opts, s->cache);
-    leveldb_options_set_write_buffer_size(s->opts, (size_t)(o->write_buffer_bytes
-                                                                ? o->write_buffer_bytes
-                                                                : 4u << 20));
+    leveldb_options_set_write_buffer_size(
+        s->opts, (size_t)(o->write_buffer_bytes ? o->write_buffer_bytes : 4u << 20));
     leveldb_options_set_compression(s->opts, leveldb_snappy_compression);
     leveldb_options_set_max_open_files(s->opts, 256);
     s->ropts = leveldb_readoptions_create();
@@ -257,8 +256,8 @@ td_status td_pstore_open(const td_store_opts *o, td_pstore **out, td_err *err)
     s->m_samples = td_metric_series(TD_M_PROFILE_SAMPLES_WRITTEN, NULL, NULL, NULL);
     for (int k = 0; k < 3; k++) {
         for (int h = 0; h < 3; h++) {
-            s->m_sym[k][h] = td_metric_series(TD_M_PROFILE_SYMBOLS, sym_kind[k], sym_outcome[h],
-                                              NULL);
+            s->m_sym[k][h] =
+                td_metric_series(TD_M_PROFILE_SYMBOLS, sym_kind[k], sym_outcome[h], NULL);
         }
     }
     td_metric_gauge_fn(TD_M_PROFILE_STORE_SIZE, size_gauge, s);
@@ -594,8 +593,8 @@ static td_status encode_profile(wsample *ws, size_t n, int64_t duration_ns, td_b
     }
     /* the value's size comes from the wire: reserve its bound with a checked grow */
     size_t bound, per = 40; /* four varints per sample at most */
-    if (!td_size_mul(n, per, &bound) || !td_size_add(bound, 64 + nspans * 8 + ntraces * 16,
-                                                      &bound)) {
+    if (!td_size_mul(n, per, &bound) ||
+        !td_size_add(bound, 64 + nspans * 8 + ntraces * 16, &bound)) {
         st = td_err_set(err, TD_NOMEM, "profile too large to encode");
         goto done;
     }
@@ -721,7 +720,7 @@ typedef struct wstate {
     uint64_t *loc_ids;   /* 0 = not interned yet */
     uint64_t *stack_ids; /* 0 = not interned yet */
     td_buf rec, rec2;
-    uint64_t sym[3][3];            /* symbols by counter index and SYM_* (metrics) */
+    uint64_t sym[3][3];           /* symbols by counter index and SYM_* (metrics) */
     uint64_t nprofiles, nsamples; /* stored (metrics) */
 } wstate;
 
@@ -739,8 +738,7 @@ static td_status intern_stack(wstate *x, uint32_t si, td_err *err)
         td_hash128(x->rec.data, x->rec.len, h);
         int how;
         td_status st = intern(x->s, x->wb, x->t, CNT_LOC, TD__PK_LOC_HASH, TD__PK_LOC, h,
-                              (const uint8_t *)x->rec.data, x->rec.len, &x->loc_ids[li], &how,
-                              err);
+                              (const uint8_t *)x->rec.data, x->rec.len, &x->loc_ids[li], &how, err);
         if (st) {
             return st;
         }
@@ -762,8 +760,7 @@ static td_status intern_stack(wstate *x, uint32_t si, td_err *err)
     td_hash128(x->rec.data, x->rec.len, h);
     int how;
     td_status st = intern(x->s, x->wb, x->t, CNT_STACK, TD__PK_STACK_HASH, TD__PK_STACK, h,
-                          (const uint8_t *)x->rec2.data, x->rec2.len, &x->stack_ids[si], &how,
-                          err);
+                          (const uint8_t *)x->rec2.data, x->rec2.len, &x->stack_ids[si], &how, err);
     if (!st) {
         x->sym[CNT_STACK][how]++;
     }
@@ -834,8 +831,12 @@ static td_status write_locked(wstate *x, td_err *err)
             if (!x->stack_ids[p->stack]) {
                 st = intern_stack(x, p->stack, err);
             }
-            ws[n++] = (wsample){x->stack_ids[p->stack], p->span_id,
-                                trace_zero(p->trace_id) ? NULL : p->trace_id, 0, 0, p->value};
+            ws[n++] = (wsample){x->stack_ids[p->stack],
+                                p->span_id,
+                                trace_zero(p->trace_id) ? NULL : p->trace_id,
+                                0,
+                                0,
+                                p->value};
         }
         if (st) {
             break;
@@ -1189,8 +1190,8 @@ static td_status decode_series(const uint8_t *v, size_t vlen, series_rec *r, td_
 }
 
 /* Whether series id has a profile with a time (ms) in [start_ms, end_ms]. */
-static td_status has_time(td_pstore *s, leveldb_iterator_t *it, const char *tenant, size_t tlen,
-                          uint64_t id, int64_t start_ms, int64_t end_ms, bool *yes, td_err *err)
+static td_status has_time(leveldb_iterator_t *it, const char *tenant, size_t tlen, uint64_t id,
+                          int64_t start_ms, int64_t end_ms, bool *yes, td_err *err)
 {
     uint8_t k[TD__PK_KEY_MAX];
     size_t klen = td__pk_time_key(k, tenant, tlen, id, start_ms);
@@ -1207,13 +1208,12 @@ static td_status has_time(td_pstore *s, leveldb_iterator_t *it, const char *tena
             *yes = td__pk_get_time(f + plen) <= end_ms;
         }
     }
-    (void)s;
     return iter_status(it, err);
 }
 
-td_status td_pstore_series(td_pstore *s, const char *tenant, const td_pselector *sels,
-                           size_t nsels, int64_t start_ms, int64_t end_ms, td_pseries_cb cb,
-                           void *ud, td_err *err)
+td_status td_pstore_series(td_pstore *s, const char *tenant, const td_pselector *sels, size_t nsels,
+                           int64_t start_ms, int64_t end_ms, td_pseries_cb cb, void *ud,
+                           td_err *err)
 {
     size_t tlen;
     td_status st = check_tenant(&tenant, &tlen, err);
@@ -1242,7 +1242,7 @@ td_status td_pstore_series(td_pstore *s, const char *tenant, const td_pselector 
     for (size_t i = 0; i < ids.n && !st; i++) {
         if (end_ms != 0) {
             bool yes;
-            st = has_time(s, it, tenant, tlen, ids.v[i], start_ms, end_ms, &yes, err);
+            st = has_time(it, tenant, tlen, ids.v[i], start_ms, end_ms, &yes, err);
             if (st || !yes) {
                 continue;
             }
@@ -1331,8 +1331,8 @@ static bool parse_profile_hdr(const uint8_t *v, size_t vlen, profile_hdr *h)
 }
 
 /* Decode and visit the samples; *stop when the callback said so. */
-static td_status visit_samples(profile_hdr *h, uint64_t series, int64_t time_ns,
-                               const td_pvisit *v, bool *stop, td_err *err)
+static td_status visit_samples(profile_hdr *h, uint64_t series, int64_t time_ns, const td_pvisit *v,
+                               bool *stop, td_err *err)
 {
     uint64_t stack = 0;
     for (uint64_t i = 0; i < h->nsamples; i++) {
@@ -1363,9 +1363,8 @@ static td_status visit_samples(profile_hdr *h, uint64_t series, int64_t time_ns,
     return TD_OK;
 }
 
-td_status td_pstore_select(td_pstore *s, const char *tenant, const uint64_t *series,
-                           size_t nseries, int64_t start_ms, int64_t end_ms, const td_pvisit *v,
-                           td_err *err)
+td_status td_pstore_select(td_pstore *s, const char *tenant, const uint64_t *series, size_t nseries,
+                           int64_t start_ms, int64_t end_ms, const td_pvisit *v, td_err *err)
 {
     size_t tlen;
     td_status st = check_tenant(&tenant, &tlen, err);
@@ -1429,8 +1428,8 @@ td_status td_pstore_select(td_pstore *s, const char *tenant, const uint64_t *ser
     return st;
 }
 
-td_status td_pstore_stack(td_pstore *s, const char *tenant, uint64_t id, uint64_t *locs,
-                          size_t max, size_t *n, td_err *err)
+td_status td_pstore_stack(td_pstore *s, const char *tenant, uint64_t id, uint64_t *locs, size_t max,
+                          size_t *n, td_err *err)
 {
     size_t tlen;
     td_status st = check_tenant(&tenant, &tlen, err);
