@@ -98,8 +98,8 @@ static td_status write_tenant(const td__pyro_ingest_req *in, td_arena *a, const 
                               td_err *err)
 {
     td__tenants ts;
-    if (td__tempo_tenants(in->header(in->cookie, "X-Scope-OrgID"), in->multitenancy, a, &ts,
-                          err) != TD_OK) {
+    if (td__tempo_tenants(in->header(in->cookie, "X-Scope-OrgID"), in->multitenancy, a, &ts, err) !=
+        TD_OK) {
         return err->code;
     }
     if (ts.n != 1) {
@@ -118,8 +118,7 @@ static td_status store_write(void *ud, const td_pwrite *w, td_err *err)
 static void count_ok(const char *path, const td_pingest_result *res)
 {
     td_metric_add(td_metric_series(TD_M_PROFILES_INGESTED, path, NULL, NULL), res->profiles);
-    td_metric_add(td_metric_series(TD_M_PROFILE_SAMPLES_INGESTED, path, NULL, NULL),
-                  res->samples);
+    td_metric_add(td_metric_series(TD_M_PROFILE_SAMPLES_INGESTED, path, NULL, NULL), res->samples);
 }
 
 void td__pyro_ingest(const td__pyro_ingest_req *in, td__pyro_ingest_reply *out)
@@ -221,8 +220,7 @@ void td__pyro_push(const td__pyro_ingest_req *in, td__pyro_ingest_reply *out)
     if (ce && body.len && strcasecmp(ce, "gzip") == 0) {
         if (td_gunzip_arena(body.ptr, body.len, PUSH_BODY_MAX, &a, &body, &err) != TD_OK) {
             reject(in, out, path, err.code == TD_TOO_LARGE ? 429 : 400,
-                   err.code == TD_TOO_LARGE ? "resource_exhausted" : "invalid_argument",
-                   err.msg);
+                   err.code == TD_TOO_LARGE ? "resource_exhausted" : "invalid_argument", err.msg);
             goto done;
         }
     } else if (ce && strcasecmp(ce, "identity") != 0 && ce[0]) {

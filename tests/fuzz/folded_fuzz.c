@@ -53,8 +53,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     td_mpart *parts;
     size_t np;
-    td_status st = td_profiler_multipart("multipart/form-data; boundary=b", data, size, &a,
-                                         &parts, &np, &err);
+    td_status st =
+        td_profiler_multipart("multipart/form-data; boundary=b", data, size, &a, &parts, &np, &err);
     TD_ASSERT(st == TD_OK || st == TD_INVALID);
     for (size_t i = 0; st == TD_OK && i < np; i++) {
         TD_ASSERT(parts[i].data.ptr >= (const char *)data &&

@@ -91,8 +91,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     st = td_profiler_push_decode(data, size, false, &a, &ps, &n, &err);
     TD_ASSERT(st == TD_OK || st == TD_INVALID || st == TD_NOMEM);
     if (st == TD_OK) {
-        st = td_profiler_push(&o, "t", ps, n, 1764000000000000000LL, &a, check_write, NULL,
-                              &res, &err);
+        st = td_profiler_push(&o, "t", ps, n, 1764000000000000000LL, &a, check_write, NULL, &res,
+                              &err);
         TD_ASSERT(st == TD_OK || st == TD_INVALID || st == TD_NOMEM || st == TD_TOO_LARGE);
     }
     td_mem_fail_after(0);
