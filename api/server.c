@@ -20,8 +20,10 @@
  * itself is in tempo_trace.c.
  */
 #include "api/api.h"
+#include "api/connect.h"
 #include "api/grpc_query.h"
 #include "api/json.h"
+#include "api/pyro.h"
 #include "api/pyro_ingest.h"
 #include "api/tempo.h"
 #include "core/log.h"
@@ -30,6 +32,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -54,7 +57,8 @@
 #define MAX_PENDING 1024          /* connections being classified; beyond: oldest -> HTTP/1.1 */
 #define ACCEPT_BURST 64           /* accepts per wake-up, so classification keeps up */
 #define ACCEPT_PAUSE_MS 100       /* after EMFILE and the like */
-#define BODY_MAX ((size_t)64 << 20) /* request bodies of body routes, before gunzip */
+#define BODY_MAX ((size_t)64 << 20) /* request bodies of body routes (Connect), before gunzip */
+#define PYRO_ARENA_LIMIT ((size_t)1 << 30) /* one Pyroscope query's memory */
 
 const td_opt td_api_opt_rows[] = {
     {"query-listen", TD_OPT_STRING, "0.0.0.0:3200", offsetof(td_api_opts, listen),
@@ -84,6 +88,10 @@ const td_opt td_api_opt_rows[] = {
      "Time one search may run. A search that reaches it stops and answers with what it "
      "found so far; its metrics then show completedJobs < totalJobs. 0 = unlimited.",
      0, 3600 * 1000},
+    {"pyroscope-listen", TD_OPT_STRING, "", offsetof(td_api_opts, pyroscope_listen),
+     "Optional second listener (Pyroscope's port, e.g. 0.0.0.0:4040) serving the same HTTP "
+     "routes as the query port (Pyroscope query API, /ready...); empty disables.",
+     0, 0},
 };
 const size_t td_api_nopt_rows = sizeof(td_api_opt_rows) / sizeof(td_api_opt_rows[0]);
 
@@ -97,10 +105,13 @@ typedef struct pending {
 } pending;
 
 struct td_api {
-    td_api_opts o; /* copy; o.listen is owned */
+    td_api_opts o; /* copy; o.listen and o.pyroscope_listen are owned */
     td_store *store;
+    td__pyro pyro; /* the Pyroscope routes' view of the api (pyro.ps = the profile store) */
     td_pstore *pstore; /* profile store of the ingest routes (not owned); NULL: 503 */
     struct MHD_Daemon *d;
+    struct MHD_Daemon *d_pyro; /* pyroscope-listen, NULL when off */
+    atomic_int pyro_port;
     td__query_grpc *grpc;
     td__grpc_search_ctx search_ctx; /* the Search method's view of the api */
     atomic_bool ready;
@@ -140,14 +151,15 @@ typedef void (*handler_fn)(req *r);
  */
 enum {
     R_EXACT = 0,
-    R_PREFIX = 1, /* a non-empty remainder without '/' follows */
-    R_MATCH = 3,  /* mask of the match kind */
+    R_PREFIX = 1,  /* a non-empty remainder without '/' follows */
+    R_SERVICE = 2, /* "/pkg.Svc/" anywhere in the path (routing prefix), then a method */
+    R_MATCH = 3,   /* mask of the match kind */
     R_BODY = 8,
 };
 
 typedef struct route {
     const char *path; /* exact path, or the prefix before {id} */
-    int prefix;       /* R_EXACT / R_PREFIX, optionally | R_BODY */
+    int prefix;       /* R_EXACT / R_PREFIX / R_SERVICE, optionally | R_BODY */
     const char *name; /* route label in metrics */
     handler_fn fn;
 } route;
@@ -492,11 +504,70 @@ out:
     td_arena_release(&a);
 }
 
+/* ---- Pyroscope (pyro_query.c does the work) ---- */
+
+/* POST /querier.v1.QuerierService/<Method> (Connect unary, API-CONTRACT §6.1). */
+static void h_connect(req *r)
+{
+    td_arena a;
+    td_arena_init(&a, 64 * 1024, PYRO_ARENA_LIMIT);
+    td_connect_req rq = {.method = r->method,
+                         .content_type = header(r, MHD_HTTP_HEADER_CONTENT_TYPE),
+                         .content_encoding = header(r, MHD_HTTP_HEADER_CONTENT_ENCODING),
+                         .accept = header(r, MHD_HTTP_HEADER_ACCEPT),
+                         .org_id = header(r, "X-Scope-OrgID"),
+                         .body = r->in.ptr,
+                         .len = r->in.len};
+    const td_connect_method *m = td_connect_find(td__pyro_methods, td__pyro_nmethods, r->url);
+    td_connect_reply rp = {.body = r->body};
+    td_connect_serve(m, &r->api->pyro, &rq, &a, &rp);
+    r->body = rp.body;
+    r->status = rp.status;
+    r->ctype = rp.ctype;
+    if (rp.allow_post) {
+        r->allow = "POST";
+    }
+    if (rp.status >= 500 && rp.status != 501) {
+        TD_LOG_THROTTLED(TD_LOG_ERROR, MOD, "%s failed: %s", r->url,
+                         td_connect_code_name(rp.code));
+    }
+    td_arena_release(&a);
+}
+
+static const char *pyro_arg(void *cookie, const char *name)
+{
+    return query_arg(cookie, name);
+}
+
 /* ---- Pyroscope ingest (pyro_ingest.c does the work) ---- */
 
 static const char *ingest_arg(void *cookie, const char *name)
 {
     return query_arg(cookie, name);
+}
+
+static void h_pyro_legacy(req *r, void (*fn)(td__pyro *, const char *, td__pyro_arg_fn, void *,
+                                             td__pyro_reply *))
+{
+    td__pyro_reply rp = {.status = 500, .ctype = CT_JSON, .body = &r->body};
+    fn(&r->api->pyro, header(r, "X-Scope-OrgID"), pyro_arg, r, &rp);
+    r->status = rp.status;
+    r->ctype = rp.ctype;
+}
+
+static void h_render(req *r)
+{
+    h_pyro_legacy(r, td__pyro_render);
+}
+
+static void h_render_diff(req *r)
+{
+    h_pyro_legacy(r, td__pyro_render_diff);
+}
+
+static void h_label_values(req *r)
+{
+    h_pyro_legacy(r, td__pyro_label_values);
 }
 
 static const char *ingest_header(void *cookie, const char *name)
@@ -549,13 +620,32 @@ static const route routes[] = {
     {"/ingest", R_EXACT | R_BODY, "/ingest", h_ingest},
     {"/pyroscope/ingest", R_EXACT | R_BODY, "/pyroscope/ingest", h_ingest},
     {"/push.v1.PusherService/Push", R_EXACT | R_BODY, "/push.v1.PusherService/Push", h_push},
+    {"/querier.v1.QuerierService/", R_SERVICE | R_BODY, "/querier.v1.QuerierService", h_connect},
+    /* services Pyroscope also exposes and clients may probe: unimplemented (501) */
+    {"/version.v1.Version/", R_SERVICE | R_BODY, "/version.v1.Version", h_connect},
+    {"/capabilities.v1.FeatureFlagsService/", R_SERVICE | R_BODY, "/capabilities.v1", h_connect},
+    {"/settings.v1.SettingsService/", R_SERVICE | R_BODY, "/settings.v1", h_connect},
+    {"/pyroscope/render", false, "/pyroscope/render", h_render},
+    {"/pyroscope/render-diff", false, "/pyroscope/render-diff", h_render_diff},
+    {"/pyroscope/label-values", false, "/pyroscope/label-values", h_label_values},
 };
 
 static const route *find_route(const char *url, const char **arg)
 {
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         const route *rt = &routes[i];
-        if ((rt->prefix & R_MATCH) == R_EXACT) {
+        int kind = rt->prefix & R_MATCH;
+        if (kind == R_SERVICE) {
+            /* Connect allows a routing prefix before /pkg.Service/Method */
+            const char *at = strstr(url, rt->path);
+            size_t n = strlen(rt->path);
+            if (at && at[n] && !strchr(at + n, '/')) {
+                *arg = at + n;
+                return rt;
+            }
+            continue;
+        }
+        if (kind == R_EXACT) {
             if (strcmp(url, rt->path) == 0) {
                 *arg = "";
                 return rt;
@@ -761,7 +851,9 @@ td_status td_api_new(const td_api_opts *o, td_store *store, td_api **out, td_err
     td_api *api = td_xcalloc(1, sizeof(*api));
     api->o = *o;
     api->o.listen = td_xstrdup(o->listen);
+    api->o.pyroscope_listen = td_xstrdup(o->pyroscope_listen ? o->pyroscope_listen : "");
     api->store = store;
+    api->pyro.multitenancy = o->multitenancy;
     api->lfd = api->epfd = api->wakefd = -1;
     /*
      * gRPC methods of the query port (tempopb.StreamingQuerier, API-CONTRACT §3.9)
@@ -1126,6 +1218,52 @@ static td_status acceptor_start(td_api *api, td_err *err)
 /* ---- lifecycle ---- */
 
 /*
+ * pyroscope-listen: a plain libmicrohttpd daemon on its own socket (no h2c there:
+ * Pyroscope's port speaks HTTP/1.1 Connect), same route table and handlers.
+ */
+static td_status pyro_listener_start(td_api *api, unsigned pool, td_err *err)
+{
+    if (!api->o.pyroscope_listen[0]) {
+        return TD_OK;
+    }
+    int fd;
+    if (open_listener(api->o.pyroscope_listen, &fd, err) != TD_OK) {
+        return err->code;
+    }
+    /* MHD wants a blocking listening socket with its internal threads */
+    int fl = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+                     MHD_USE_ITC;
+    api->d_pyro = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, (void *)api,
+        MHD_OPTION_THREAD_POOL_SIZE, pool > 1 ? pool : 0u, MHD_OPTION_CONNECTION_TIMEOUT, 120u,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
+        MHD_OPTION_END);
+    if (!api->d_pyro) {
+        close(fd);
+        return td_err_set(err, TD_IO, "cannot start the HTTP server on %s",
+                          api->o.pyroscope_listen);
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    int port = 0;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                              : ((struct sockaddr_in *)&ss)->sin_port);
+    }
+    atomic_store(&api->pyro_port, port);
+    td_log(TD_LOG_INFO, MOD, "pyroscope port listening on %s (port %d)", api->o.pyroscope_listen,
+           port);
+    return TD_OK;
+}
+
+int td_api_pyroscope_port(const td_api *api)
+{
+    return atomic_load(&api->pyro_port);
+}
+
+/*
  * Order: listening socket (bind errors first), libmicrohttpd, gRPC, and only then
  * the acceptor that feeds both. td_api_stop undoes it in reverse.
  */
@@ -1154,6 +1292,12 @@ td_status td_api_start(td_api *api, td_err *err)
         close_fd(&api->lfd);
         return td_err_set(err, TD_IO, "cannot start the HTTP server on %s", api->o.listen);
     }
+    if (pyro_listener_start(api, pool, err) != TD_OK) {
+        MHD_stop_daemon(api->d);
+        api->d = NULL;
+        close_fd(&api->lfd);
+        return err->code;
+    }
     if (td__query_grpc_start(api->grpc, err) != TD_OK || acceptor_start(api, err) != TD_OK) {
         acceptor_stop(api);
         td__query_grpc_stop(api->grpc);
@@ -1178,6 +1322,7 @@ td_status td_api_start(td_api *api, td_err *err)
 void td_api_set_pstore(td_api *api, td_pstore *ps)
 {
     api->pstore = ps;
+    api->pyro.ps = ps;
 }
 
 void td_api_set_ready(td_api *api, bool ready)
@@ -1201,6 +1346,16 @@ void td_api_stop(td_api *api)
     /* 3. stops the HTTP threads and closes every HTTP connection */
     MHD_stop_daemon(api->d);
     api->d = NULL;
+    if (api->d_pyro) {
+        /* with MHD_OPTION_LISTEN_SOCKET the socket stays ours to close */
+        MHD_socket lfd = MHD_quiesce_daemon(api->d_pyro);
+        MHD_stop_daemon(api->d_pyro);
+        if (lfd != MHD_INVALID_SOCKET) {
+            close(lfd);
+        }
+        api->d_pyro = NULL;
+        atomic_store(&api->pyro_port, 0);
+    }
     atomic_store(&api->port, 0);
 }
 
@@ -1212,6 +1367,7 @@ void td_api_free(td_api *api)
     td_api_stop(api);
     td__query_grpc_free(api->grpc);
     td_free(api->o.listen);
+    td_free(api->o.pyroscope_listen);
     td_free(api);
 }
 

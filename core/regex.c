@@ -718,7 +718,7 @@ static bool parse_class(rx *x)
             }
             /* not a class name: '[' is a literal */
         }
-        uint32_t lo;
+        uint32_t lo = 0;
         if (c == '\\') {
             x->i++;
             if (x->i < x->n && strchr("dDwWsS", x->p[x->i]) && x->p[x->i]) {

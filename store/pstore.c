@@ -32,6 +32,10 @@
 
 #define MODULE "pstore"
 
+/* Longest label name and value a series may have (they are part of posting keys). */
+#define LABEL_NAME_MAX 1024
+#define LABEL_VALUE_MAX 65536
+
 /*
  * Interned records (series, locations, stacks) seen recently, so that the
  * symbols of a repeated profile are neither looked up in LevelDB nor put
@@ -494,6 +498,9 @@ static td_status encode_profile(wsample *ws, size_t n, int64_t duration_ns, td_b
     const uint8_t **traces = NULL;
     size_t nspans = 0, ntraces = 0;
     *any = false;
+    if (n == 0) {
+        return TD_OK; /* (ws may be NULL: qsort must not see it) */
+    }
     spans = td_malloc((n ? n : 1) * sizeof(*spans));
     traces = td_malloc((n ? n : 1) * sizeof(*traces));
     if (!spans || !traces) {
@@ -561,8 +568,19 @@ static td_status encode_profile(wsample *ws, size_t n, int64_t duration_ns, td_b
         has_spans |= ws[i].span_ix != 0;
         has_traces |= ws[i].trace_ix != 0;
     }
-    *any = true;
+    /* the value's size comes from the wire: reserve its bound with a checked grow */
+    size_t bound, per = 40; /* four varints per sample at most */
+    if (!td_size_mul(n, per, &bound) || !td_size_add(bound, 64 + nspans * 8 + ntraces * 16,
+                                                      &bound)) {
+        st = td_err_set(err, TD_NOMEM, "profile too large to encode");
+        goto done;
+    }
     td_buf_reset(out);
+    if (!td_buf_try_grow(out, bound)) {
+        st = td_err_set(err, TD_NOMEM, "out of memory writing a profile");
+        goto done;
+    }
+    *any = true;
     uint8_t hdr[2] = {TD__PK_V1, (uint8_t)((has_spans ? TD__PK_F_SPANS : 0) |
                                            (has_traces ? TD__PK_F_TRACES : 0))};
     td_buf_add(out, hdr, 2);
@@ -620,6 +638,13 @@ static td_status check_write(const td_pwrite *w, td_err *err)
             const td_plabel *l = &se->labels[j];
             if (!l->name || !l->value || !l->name[0]) {
                 return td_err_set(err, TD_INVALID, "series %zu has an empty label name", i);
+            }
+            /* both go into posting keys: keep keys reasonable */
+            if (strlen(l->name) > LABEL_NAME_MAX || strlen(l->value) > LABEL_VALUE_MAX) {
+                return td_err_set(err, TD_INVALID,
+                                  "series %zu: label %.40s: name longer than %d or value longer "
+                                  "than %d bytes",
+                                  i, l->name, LABEL_NAME_MAX, LABEL_VALUE_MAX);
             }
             if (j && strcmp(se->labels[j - 1].name, l->name) >= 0) {
                 return td_err_set(err, TD_INVALID,
@@ -885,6 +910,9 @@ static bool idset_add(idset *s, uint64_t id)
 
 static void idset_sort(idset *s)
 {
+    if (s->n < 2) {
+        return; /* (and s->v may be NULL: qsort must not see it) */
+    }
     qsort(s->v, s->n, sizeof(*s->v), cmp_u64);
     size_t k = 0;
     for (size_t i = 0; i < s->n; i++) {
@@ -1375,7 +1403,7 @@ td_status td_pstore_stack(td_pstore *s, const char *tenant, uint64_t id, uint64_
         return td_err_set(err, TD_NOT_FOUND, "stack %llu not found", (unsigned long long)id);
     }
     const uint8_t *p = (const uint8_t *)v, *end = p + vlen;
-    uint64_t nf;
+    uint64_t nf = 0;
     if (vlen < 1 || *p++ != TD__PK_V1 || !td__pk_get_varint(&p, end, &nf) || nf > vlen) {
         st = td_err_set(err, TD_CORRUPT, "malformed stack record (%zu bytes)", vlen);
     }
@@ -1419,7 +1447,7 @@ td_status td_pstore_location(td_pstore *s, const char *tenant, uint64_t id, td_a
         return td_err_set(err, TD_NOT_FOUND, "location %llu not found", (unsigned long long)id);
     }
     const uint8_t *p = (const uint8_t *)v, *end = p + vlen;
-    uint64_t line;
+    uint64_t line = 0;
     const char *strs[4] = {0};
     if (vlen < 1 || *p++ != TD__PK_V1 || !td__pk_get_varint(&p, end, &line)) {
         st = td_err_set(err, TD_CORRUPT, "malformed location record (%zu bytes)", vlen);

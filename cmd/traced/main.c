@@ -13,6 +13,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "store/pstore.h"
 #include "store/store.h"
 
 #include <malloc.h>
@@ -200,12 +201,14 @@ int main(int argc, char **argv)
     }
     td_api_set_ready(api, true);
 
-    char grpc[300], http[300], query[300];
+    char grpc[300], http[300], query[300], pyro[300];
     bound_addr(grpc, sizeof(grpc), copts.grpc_listen, td_collector_grpc_port(col));
     bound_addr(http, sizeof(http), copts.http_listen, td_collector_http_port(col));
     bound_addr(query, sizeof(query), aopts.listen, td_api_port(api));
-    td_log(TD_LOG_INFO, "traced", "traced started version=%s grpc=%s http=%s query=%s data=%s",
-           TD_VERSION, grpc, http, query, sopts.dir);
+    bound_addr(pyro, sizeof(pyro), aopts.pyroscope_listen, td_api_pyroscope_port(api));
+    td_log(TD_LOG_INFO, "traced",
+           "traced started version=%s grpc=%s http=%s query=%s pyroscope=%s data=%s", TD_VERSION,
+           grpc, http, query, pyro, sopts.dir);
 
     int sig = 0;
     while (sigwait(&stop, &sig) != 0) {

@@ -17,6 +17,7 @@
 #include "td_test.h"
 
 #include <ftw.h>
+#include <pthread.h>
 #include <leveldb/c.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -828,7 +829,33 @@ static void test_invalid_writes(void)
     w.stacks = stacks;
     w.nstacks = 4;
     TD_ASSERT_EQ_INT(td_pstore_write(s, &w, &err), TD_INVALID);
-    /* all-zero samples: accepted, nothing stored */
+    /* over-long label values */
+    char *big = td_xmalloc(65538);
+    memset(big, 'v', 65537);
+    big[65537] = 0;
+    td_plabel biglab[] = {{"__profile_type__", "x:y"}, {"a", big}};
+    se.labels = biglab;
+    se.nlabels = 2;
+    w.tenant = "t1";
+    w.stacks = stacks;
+    w.nstacks = 4;
+    TD_ASSERT_EQ_INT(td_pstore_write(s, &w, &err), TD_INVALID);
+    big[65536] = 0;
+    TD_ASSERT_EQ_INT(td_pstore_write(s, &w, &err), TD_OK);
+    td_free(big);
+    se.labels = lab_a_cpu;
+    se.nlabels = 3;
+    td_pstore_close(s);
+    tmp_remove();
+    tmp_make();
+    s = open_ps();
+    /* no samples, and all-zero samples: accepted, nothing stored */
+    se.nsamples = 0;
+    w.tenant = "t1";
+    w.stacks = stacks;
+    w.nstacks = 4;
+    TD_ASSERT_EQ_INT(td_pstore_write(s, &w, &err), TD_OK);
+    se.nsamples = 1;
     td_psample zero = {0, 0, 0, {0}};
     se.samples = &zero;
     w.tenant = "t1";
@@ -1027,6 +1054,139 @@ static void test_bytes_per_sample(void)
     tmp_remove();
 }
 
+typedef struct conc_arg {
+    td_pstore *s;
+    int64_t base;
+    int ok;
+} conc_arg;
+
+static void *conc_writer(void *p)
+{
+    conc_arg *c = p;
+    for (int i = 0; i < 50; i++) {
+        td_psample sa[] = {{0, 10, 0, {0}}, {1, 20, 0, {0}}, {3, 5, 7, {0}}};
+        td_pseries_in series[] = {{lab_a_cpu, 3, sa, 3}, {lab_b_cpu, 4, sa, 2}};
+        td_pwrite w = {"t1", (c->base + i) * 1000000, 0, locs, 5, stacks, 4, series, 2};
+        td_err err;
+        c->ok += td_pstore_write(c->s, &w, &err) == TD_OK;
+    }
+    return NULL;
+}
+
+static bool conc_series(void *ud, const td_pseries *s)
+{
+    (*(int *)ud)++;
+    return s->nlabels > 0;
+}
+
+static bool conc_profile(void *ud, uint64_t series, int64_t time_ns, int64_t total)
+{
+    (void)series;
+    (void)time_ns;
+    *(int *)ud += total == 35 || total == 30;
+    return true;
+}
+
+static void *conc_reader(void *p)
+{
+    conc_arg *c = p;
+    for (int i = 0; i < 50; i++) {
+        int n = 0, good = 0;
+        td_err err;
+        if (td_pstore_series(c->s, "t1", NULL, 0, 0, 0, conc_series, &n, &err) != TD_OK) {
+            return NULL;
+        }
+        uint64_t ids[] = {1, 2};
+        td_pvisit v = {conc_profile, NULL, &good};
+        if (td_pstore_select(c->s, "t1", ids, 2, 0, 0, &v, &err) != TD_OK) {
+            return NULL;
+        }
+        c->ok += n <= 2;
+    }
+    return NULL;
+}
+
+/* Two writers and a reader at once: symbols are interned once, nothing is lost. */
+static void test_concurrent(void)
+{
+    tmp_make();
+    td_pstore *s = open_ps();
+    conc_arg w1 = {s, T0, 0}, w2 = {s, T0 + 100000, 0}, r = {s, 0, 0};
+    pthread_t t[3];
+    TD_ASSERT_EQ_INT(pthread_create(&t[0], NULL, conc_writer, &w1), 0);
+    TD_ASSERT_EQ_INT(pthread_create(&t[1], NULL, conc_writer, &w2), 0);
+    TD_ASSERT_EQ_INT(pthread_create(&t[2], NULL, conc_reader, &r), 0);
+    for (int i = 0; i < 3; i++) {
+        pthread_join(t[i], NULL);
+    }
+    TD_ASSERT_EQ_INT(w1.ok, 50);
+    TD_ASSERT_EQ_INT(w2.ok, 50);
+    TD_ASSERT_EQ_INT(r.ok, 50);
+    td_pstore_close(s);
+    TD_ASSERT_EQ_INT(count_type(TD__PK_PROFILE, NULL), 200);
+    TD_ASSERT_EQ_INT(count_type(TD__PK_SERIES, NULL), 2);
+    TD_ASSERT_EQ_INT(count_type(TD__PK_STACK, NULL), 3);
+    TD_ASSERT_EQ_INT(count_type(TD__PK_LOC, NULL), 4); /* stack 2's render and memcpy unused */
+    tmp_remove();
+}
+
+/* Every allocation of a parse may fail: TD_NOMEM, nothing leaks (ASan checks that). */
+static void test_selector_nomem(void)
+{
+    const char *q = PT_CPU "{a=\"x\", b=~\"(?i)fo+|ba[rz]\", c!~\"\\\\d+\", d!=\"\\u00e9\"}";
+    bool done = false;
+    for (long n = 1; n < 1000 && !done; n++) {
+        td_arena a;
+        td_arena_init(&a, 256, 0);
+        td_pselector sel;
+        td_err err;
+        td_mem_fail_after(n);
+        td_status st = td_pselector_parse(q, strlen(q), &a, &sel, &err);
+        bool injected = td_mem_fail_after(0);
+        if (injected) {
+            TD_ASSERT_EQ_INT(st, TD_NOMEM);
+        } else {
+            TD_ASSERT_EQ_INT(st, TD_OK);
+            TD_ASSERT_EQ_INT(sel.n, 4);
+            td_pselector_release(&sel);
+            done = true;
+        }
+        td_arena_release(&a);
+    }
+    TD_CHECK(done);
+}
+
+/* Every allocation of a write may fail: TD_NOMEM and a later write still succeeds. */
+static void test_write_nomem(void)
+{
+    tmp_make();
+    td_pstore *s = open_ps();
+    bool done = false;
+    for (long n = 1; n < 1000 && !done; n++) {
+        td_psample sb[] = {{3, 7, 0x1122334455667788ull, {0}},
+                           {3, 3, 0, {0}},
+                           {2, 1, 0x1122334455667788ull, {[0] = 0xab, [15] = 0xcd}}};
+        td_pseries_in se = {lab_b_cpu, 4, sb, 3};
+        td_pwrite w = {"t1", T0 * 1000000, 0, locs, 5, stacks, 4, &se, 1};
+        td_err err;
+        td_mem_fail_after(n);
+        td_status st = td_pstore_write(s, &w, &err);
+        bool injected = td_mem_fail_after(0);
+        if (injected) {
+            TD_ASSERT_EQ_INT(st, TD_NOMEM);
+        } else {
+            TD_ASSERT_EQ_INT(st, TD_OK);
+            done = true;
+        }
+    }
+    TD_CHECK(done);
+    write_three(s, "t1", T0 + 1000, 1);
+    got_series g = series_of(s, "t1", NULL, 0, 0, 0);
+    TD_ASSERT_EQ_INT(g.n, 3);
+    td_pstore_close(s);
+    tmp_remove();
+}
+
 TEST_LIST = {
     {"selector_parse", test_selector_parse},
     {"selector_errors", test_selector_errors},
@@ -1037,6 +1197,9 @@ TEST_LIST = {
     {"or_selectors", test_or_selectors},
     {"invalid_writes", test_invalid_writes},
     {"corrupt", test_corrupt},
+    {"concurrent", test_concurrent},
+    {"selector_nomem", test_selector_nomem},
+    {"write_nomem", test_write_nomem},
     {"bytes_per_sample", test_bytes_per_sample},
     {NULL, NULL},
 };
