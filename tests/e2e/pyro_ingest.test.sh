@@ -94,6 +94,21 @@ expect_eq "daemon still ready" "$(http ready "$QUERY/ready")" 200
 check "profiles ingested are counted" test "$(metric 'traced_profiles_ingested_total{path="ingest"}')" -ge 6
 check "rejects are counted" test "$(metric 'traced_profiles_rejected_total{path="ingest",reason="422"}')" -ge 4
 
+# ---- read back through the Pyroscope query API (querier.v1, Connect JSON) ----
+now=$(date +%s%3N)
+range="\"start\":$((now - 3600000)),\"end\":$((now + 60000))"
+expect_eq "ProfileTypes: 200" "$(http ptypes -X POST -H 'Content-Type: application/json' \
+    -d "{$range}" "$QUERY/querier.v1.QuerierService/ProfileTypes")" 200
+for t in process_cpu:cpu:nanoseconds:cpu:nanoseconds memory:alloc_space:bytes:space:bytes \
+    mutex:delay:nanoseconds:contentions:count block:delay:nanoseconds:contentions:count \
+    goroutines:goroutine:count:goroutine:count wall:wall:nanoseconds:wall:nanoseconds; do
+    check "ProfileTypes lists $t" grep -q "\"ID\":\"$t\"" "$E2E_TMP/ptypes.body"
+done
+expect_eq "SelectMergeStacktraces goapp cpu: 200" "$(http fg -X POST -H 'Content-Type: application/json' \
+    -d "{\"profileTypeID\":\"process_cpu:cpu:nanoseconds:cpu:nanoseconds\",\"labelSelector\":\"{service_name=\\\"goapp\\\",env=\\\"e2e\\\"}\",$range}" \
+    "$QUERY/querier.v1.QuerierService/SelectMergeStacktraces")" 200
+check "flame graph of goapp names main.hotSpinE2E" grep -q '"main.hotSpinE2E"' "$E2E_TMP/fg.body"
+
 # ---- read the store back ----
 check "traced stops cleanly" traced_stop
 "$PSTORE_DUMP_BIN" "$DATA_DIR" single-tenant >"$E2E_TMP/dump.txt" 2>"$E2E_TMP/dump.err"
