@@ -40,6 +40,8 @@ printf '{"series":[{"labels":[{"name":"__name__","value":"process_cpu"},{"name":
 expect_eq "push JSON: 200" "$(http push -X POST -H 'Content-Type: application/json' \
     --data-binary @"$E2E_TMP/push.json" "$QUERY/push.v1.PusherService/Push")" 200
 check "push JSON: body {}" body_is push '{}'
+check "push proto (gzip, like Alloy): 200 with an empty PushResponse" \
+    quiet timeout 120 "$GOPROF" -url "$QUERY" -push gopush
 expect_eq "push proto: empty request 400" "$(http push_empty -X POST -H 'Content-Type: application/proto' \
     --data-binary '' "$QUERY/push.v1.PusherService/Push")" 400
 expect_eq "push: text/plain 415" "$(http push_ct -X POST -H 'Content-Type: text/plain' \
@@ -133,6 +135,7 @@ check "folded: process_cpu in ns, app name without the suffix" \
     "$E2E_TMP/dump.txt"
 check "folded: frames stored" grep -q 'cum hotFoldedE2E 30000000' "$E2E_TMP/dump.txt"
 check "push: series with its labels" grep -q 'k8s.pod="p-1",service_name="pushed"' "$E2E_TMP/dump.txt"
+check "push proto: series stored" grep -q '__name__="process_cpu".*env="e2e",service_name="gopush"' "$E2E_TMP/dump.txt"
 check "nothing from the rejected requests" bash -c "! grep -q 'service_name=\"bad\"' '$E2E_TMP/dump.txt'"
 if [ "$NODE_OK" = 1 ]; then
     node_series() { # PROFILE_TYPE

@@ -6,10 +6,12 @@
 //
 //	goprof -url http://127.0.0.1:3200 -app goapp -tags env=e2e   # post
 //	goprof -dump DIR                                           # write the pprofs to DIR
+//	goprof -url URL -push gopush   # CPU profile as a push.v1 PushRequest (Connect, proto, gzip)
 package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -179,6 +181,55 @@ func post(base, name, kind string, prof []byte, from, until time.Time) error {
 	return nil
 }
 
+// Protobuf encoding by hand (the standard library has none): varints and
+// length-delimited fields are all a PushRequest needs.
+func pbVarint(b []byte, v uint64) []byte {
+	for v >= 0x80 {
+		b = append(b, byte(v)|0x80)
+		v >>= 7
+	}
+	return append(b, byte(v))
+}
+
+func pbBytes(b []byte, field int, p []byte) []byte {
+	b = pbVarint(b, uint64(field)<<3|2)
+	b = pbVarint(b, uint64(len(p)))
+	return append(b, p...)
+}
+
+// pushProto sends prof as push.v1.PushRequest{series: [{labels, samples: [{raw_profile, ID}]}]}
+// over Connect unary with Content-Type application/proto and a gzipped body, like Alloy.
+func pushProto(base, service string, prof []byte) error {
+	var series []byte
+	for _, kv := range [][2]string{{"__name__", "process_cpu"}, {"service_name", service}, {"env", "e2e"}} {
+		series = pbBytes(series, 1, pbBytes(pbBytes(nil, 1, []byte(kv[0])), 2, []byte(kv[1])))
+	}
+	sample := pbBytes(pbBytes(nil, 1, prof), 2, []byte("6f0a3e0e-0000-4000-8000-000000000001"))
+	series = pbBytes(series, 2, sample)
+	req := pbBytes(nil, 1, series)
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	zw.Write(req)
+	zw.Close()
+	hr, err := http.NewRequest("POST", base+"/push.v1.PusherService/Push", &z)
+	if err != nil {
+		return err
+	}
+	hr.Header.Set("Content-Type", "application/proto")
+	hr.Header.Set("Content-Encoding", "gzip")
+	hr.Header.Set("Connect-Protocol-Version", "1")
+	resp, err := http.DefaultClient.Do(hr)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || len(msg) != 0 || resp.Header.Get("Content-Type") != "application/proto" {
+		return fmt.Errorf("push: HTTP %d %q: %s", resp.StatusCode, resp.Header.Get("Content-Type"), msg)
+	}
+	return nil
+}
+
 func fail(f string, a ...interface{}) {
 	fmt.Fprintf(os.Stderr, "goprof: "+f+"\n", a...)
 	os.Exit(1)
@@ -189,6 +240,7 @@ func main() {
 	app := flag.String("app", "goapp", "application name")
 	tags := flag.String("tags", "", "labels k=v,k2=v2")
 	dump := flag.String("dump", "", "write the profiles to this directory instead of posting")
+	push := flag.String("push", "", "send the CPU profile with push.v1 as this service instead")
 	flag.Parse()
 
 	profs, from, until := collect()
@@ -198,6 +250,13 @@ func main() {
 				fail("%v", err)
 			}
 		}
+		return
+	}
+	if *push != "" {
+		if err := pushProto(*base, *push, profs["cpu"]); err != nil {
+			fail("%v", err)
+		}
+		fmt.Println("pushed 1 profile")
 		return
 	}
 	name := *app + "{" + *tags + "}"
