@@ -15,6 +15,7 @@
  */
 #include "api/pyro_ingest.h"
 
+#include "api/connect.h"
 #include "api/json.h"
 #include "api/tempo.h"
 #include "core/gzip.h"
@@ -98,8 +99,8 @@ static td_status write_tenant(const td__pyro_ingest_req *in, td_arena *a, const 
                               td_err *err)
 {
     td__tenants ts;
-    if (td__tempo_tenants(in->header(in->cookie, "X-Scope-OrgID"), in->multitenancy, a, &ts,
-                          err) != TD_OK) {
+    if (td__tempo_tenants(in->header(in->cookie, "X-Scope-OrgID"), in->multitenancy, a, &ts, err) !=
+        TD_OK) {
         return err->code;
     }
     if (ts.n != 1) {
@@ -118,8 +119,7 @@ static td_status store_write(void *ud, const td_pwrite *w, td_err *err)
 static void count_ok(const char *path, const td_pingest_result *res)
 {
     td_metric_add(td_metric_series(TD_M_PROFILES_INGESTED, path, NULL, NULL), res->profiles);
-    td_metric_add(td_metric_series(TD_M_PROFILE_SAMPLES_INGESTED, path, NULL, NULL),
-                  res->samples);
+    td_metric_add(td_metric_series(TD_M_PROFILE_SAMPLES_INGESTED, path, NULL, NULL), res->samples);
 }
 
 void td__pyro_ingest(const td__pyro_ingest_req *in, td__pyro_ingest_reply *out)
@@ -169,86 +169,107 @@ done:
     td_arena_release(&a);
 }
 
-/* Media type of a Content-Type value equals want (case-insensitive, parameters ignored). */
-static bool media_is(const char *ct, const char *want)
+/* ---- push.v1 over Connect (api/connect.c does the protocol) ---- */
+
+/* The PushRequest as td_profiler's series (strings and bytes borrowed from msg). */
+static td_status push_series(const Push__V1__PushRequest *msg, td_arena *a, td_push_series **out,
+                             td_err *err)
 {
-    if (!ct) {
-        return false;
+    td_push_series *v = td_arena_calloc(a, msg->n_series ? msg->n_series : 1, sizeof(*v));
+    if (!v) {
+        return td_err_set(err, TD_NOMEM, "out of memory");
     }
-    while (*ct == ' ' || *ct == '\t') {
-        ct++;
+    for (size_t i = 0; i < msg->n_series; i++) {
+        const Push__V1__RawProfileSeries *s = msg->series[i];
+        td_plabel *l = td_arena_calloc(a, s->n_labels ? s->n_labels : 1, sizeof(*l));
+        td_slice *p = td_arena_calloc(a, s->n_samples ? s->n_samples : 1, sizeof(*p));
+        if (!l || !p) {
+            return td_err_set(err, TD_NOMEM, "out of memory");
+        }
+        for (size_t k = 0; k < s->n_labels; k++) {
+            l[k] = (td_plabel){s->labels[k]->name, s->labels[k]->value};
+        }
+        for (size_t k = 0; k < s->n_samples; k++) {
+            p[k] = (td_slice){(const char *)s->samples[k]->raw_profile.data,
+                              s->samples[k]->raw_profile.len};
+        }
+        /* annotations (#3) are server-side only: dropped */
+        v[i] = (td_push_series){l, s->n_labels, p, s->n_samples};
     }
-    size_t n = strcspn(ct, ";");
-    while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t')) {
-        n--;
-    }
-    return n == strlen(want) && strncasecmp(ct, want, n) == 0;
+    *out = v;
+    return TD_OK;
 }
+
+/* What h_push sees of the request; reached tells the caller who counted a refusal. */
+typedef struct push_ctx {
+    const td__pyro_ingest_req *rq;
+    bool reached;
+} push_ctx;
+
+static td_status h_push(void *ud, td_connect_call *call, const ProtobufCMessage *in,
+                        ProtobufCMessage **out, td_err *err)
+{
+    push_ctx *pc = ud;
+    const td__pyro_ingest_req *rq = pc->rq;
+    pc->reached = true;
+    const Push__V1__PushRequest *msg = (const Push__V1__PushRequest *)in;
+    *out = NULL; /* the empty PushResponse */
+    const char *tenant;
+    td_status st;
+    td_push_series *series = NULL;
+    td_pingest_result res = {.http = 400};
+    if ((st = write_tenant(rq, call->arena, &tenant, err)) != TD_OK) {
+        goto fail;
+    }
+    if (!rq->ps) {
+        st = td_err_set(err, TD_OVERLOADED, "no profile store configured");
+        goto fail;
+    }
+    if ((st = push_series(msg, call->arena, &series, err)) != TD_OK ||
+        (st = td_profiler_push(rq->opts, tenant, series, msg->n_series, now_ns(), call->arena,
+                               store_write, rq->ps, &res, err)) != TD_OK) {
+        goto fail;
+    }
+    count_ok("push", &res);
+    return TD_OK;
+fail:;
+    char reason[8];
+    snprintf(reason, sizeof(reason), "%d", td_connect_code_http(td_connect_code_of(st)));
+    td_metric_add(td_metric_series(TD_M_PROFILES_REJECTED, "push", reason, NULL), 1);
+    TD_LOG_THROTTLED(st == TD_INVALID ? TD_LOG_INFO : TD_LOG_WARN, MOD, "push refused: %s",
+                     err->msg);
+    return st;
+}
+
+static const td_connect_method push_methods[] = {
+    {"/push.v1.PusherService/Push", &push__v1__push_request__descriptor,
+     &push__v1__push_response__descriptor, h_push},
+};
 
 void td__pyro_push(const td__pyro_ingest_req *in, td__pyro_ingest_reply *out)
 {
-    const char *path = "push";
-    if (strcmp(in->method, "POST") != 0) {
-        out->allow = "POST";
-        reject(in, out, path, 405, "unimplemented", "method not allowed");
-        return;
-    }
-    const char *ct = in->header(in->cookie, "Content-Type");
-    bool json;
-    if (media_is(ct, "application/proto")) {
-        json = false;
-    } else if (media_is(ct, "application/json")) {
-        json = true;
-    } else {
-        reject(in, out, path, 415, "invalid_argument", "unsupported content type");
-        return;
-    }
     td_arena a;
     td_arena_init(&a, ARENA_CHUNK, 0);
-    td_err err;
-    td_err_init(&err);
-    const char *tenant;
-    if (write_tenant(in, &a, &tenant, &err) != TD_OK) {
-        reject(in, out, path, td_status_http(err.code), NULL, err.msg);
-        goto done;
+    td_connect_req rq = {.method = in->method,
+                         .content_type = in->header(in->cookie, "Content-Type"),
+                         .content_encoding = in->header(in->cookie, "Content-Encoding"),
+                         .accept = in->header(in->cookie, "Accept"),
+                         .org_id = in->header(in->cookie, "X-Scope-OrgID"),
+                         .body = in->body.ptr,
+                         .len = in->body.len,
+                         .max_body = PUSH_BODY_MAX};
+    td_connect_reply rp = {.body = *out->body};
+    push_ctx pc = {.rq = in};
+    td_connect_serve(&push_methods[0], &pc, &rq, &a, &rp);
+    *out->body = rp.body;
+    out->status = rp.status;
+    out->ctype = rp.ctype;
+    out->allow = rp.allow_post ? "POST" : NULL;
+    if (rp.code != TD_CONNECT_OK && !pc.reached) {
+        /* refusals of the protocol layer (405, 415, bad encoding, undecodable body) */
+        char reason[8];
+        snprintf(reason, sizeof(reason), "%d", rp.status);
+        td_metric_add(td_metric_series(TD_M_PROFILES_REJECTED, "push", reason, NULL), 1);
     }
-    if (!in->ps) {
-        reject(in, out, path, 503, NULL, "no profile store configured");
-        goto done;
-    }
-    td_slice body = {in->body.ptr ? in->body.ptr : "", in->body.len};
-    const char *ce = in->header(in->cookie, "Content-Encoding");
-    if (ce && body.len && strcasecmp(ce, "gzip") == 0) {
-        if (td_gunzip_arena(body.ptr, body.len, PUSH_BODY_MAX, &a, &body, &err) != TD_OK) {
-            reject(in, out, path, err.code == TD_TOO_LARGE ? 429 : 400,
-                   err.code == TD_TOO_LARGE ? "resource_exhausted" : "invalid_argument",
-                   err.msg);
-            goto done;
-        }
-    } else if (ce && strcasecmp(ce, "identity") != 0 && ce[0]) {
-        reject(in, out, path, 501, "unimplemented", "unsupported Content-Encoding");
-        goto done;
-    }
-    td_push_series *series;
-    size_t n;
-    if (td_profiler_push_decode(body.ptr, body.len, json, &a, &series, &n, &err) != TD_OK) {
-        reject(in, out, path, td_status_http(err.code), NULL, err.msg);
-        goto done;
-    }
-    td_pingest_result res;
-    if (td_profiler_push(in->opts, tenant, series, n, now_ns(), &a, store_write, in->ps, &res,
-                         &err) != TD_OK) {
-        int st = res.http >= 400 ? res.http : 500;
-        reject(in, out, path, st, NULL, err.msg);
-        goto done;
-    }
-    count_ok(path, &res);
-    out->status = 200;
-    out->ctype = json ? CT_JSON : CT_PROTO;
-    td_buf_reset(out->body);
-    if (json) {
-        td_buf_addstr(out->body, "{}");
-    }
-done:
     td_arena_release(&a);
 }

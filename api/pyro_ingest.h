@@ -20,7 +20,7 @@
 typedef const char *(*td__pyro_get_fn)(void *cookie, const char *name);
 
 typedef struct td__pyro_ingest_req {
-    td_pstore *ps;                 /* NULL: 503 / unavailable */
+    td_pstore *ps; /* NULL: 503 / unavailable */
     const td_profiler_opts *opts;
     bool multitenancy;
     const char *method;

@@ -15,6 +15,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,18 @@ static td_status fail(td_pingest_result *res, int http, td_err *err, td_status c
 {
     res->http = http;
     return td_err_set(err, code, "%s", msg);
+}
+
+/* fail() with a formatted message. */
+__attribute__((format(printf, 3, 4))) static td_status failf(td_pingest_result *res, td_err *err,
+                                                             const char *fmt, ...)
+{
+    char msg[TD_ERR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return fail(res, 400, err, TD_INVALID, msg);
 }
 
 /* HTTP status of a decode error: limits 413, corrupt 422, memory 503. */
@@ -134,8 +147,8 @@ static td_status write_one(ingest_ctx *c, const td_pwrite *w, size_t nsamples, t
     return TD_OK;
 }
 
-static td_status ingest_pprof(ingest_ctx *c, const void *data, size_t len,
-                              const td_pstc_set *stc, td_err *err)
+static td_status ingest_pprof(ingest_ctx *c, const void *data, size_t len, const td_pstc_set *stc,
+                              td_err *err)
 {
     td_pprof_profile *p;
     td_status st = td_profiler_pprof_decode(data, len, c->o, c->a, &p, err);
@@ -171,7 +184,7 @@ static td_status ingest_pprof(ingest_ctx *c, const void *data, size_t len,
         .labels = l.v,
         .nlabels = l.n,
         .time_ns = p->time_nanos > NS_1971 ? p->time_nanos : c->from_ns,
-        .duration_ns = p->duration_nanos > 0        ? p->duration_nanos
+        .duration_ns = p->duration_nanos > 0      ? p->duration_nanos
                        : c->until_ns > c->from_ns ? c->until_ns - c->from_ns
                                                   : 0,
     };
@@ -342,8 +355,8 @@ static td_status ingest_folded(ingest_ctx *c, uint32_t rate, td_err *err)
     }
     td_pfolded_line *lines;
     size_t n;
-    if (td_profiler_parse_folded(c->r->body, c->r->len, (size_t)c->o->max_samples, c->a, &lines,
-                                 &n, err) != TD_OK) {
+    if (td_profiler_parse_folded(c->r->body, c->r->len, (size_t)c->o->max_samples, c->a, &lines, &n,
+                                 err) != TD_OK) {
         c->res->http = decode_http(err->code);
         return err->code;
     }
@@ -366,8 +379,8 @@ static td_status ingest_folded(ingest_ctx *c, uint32_t rate, td_err *err)
     td_pwrite w;
     size_t ns;
     int64_t dur = c->until_ns > c->from_ns ? c->until_ns - c->from_ns : 0;
-    if (td__folded_to_write(lines, n, c->r->tenant, l.v, l.n, &lt, rate, c->from_ns, dur, c->a,
-                            &w, &ns, err) != TD_OK) {
+    if (td__folded_to_write(lines, n, c->r->tenant, l.v, l.n, &lt, rate, c->from_ns, dur, c->a, &w,
+                            &ns, err) != TD_OK) {
         c->res->http = decode_http(err->code);
         return err->code;
     }
@@ -413,9 +426,9 @@ td_status td_profiler_ingest(const td_profiler_opts *o, const td_pingest_req *r,
 
 /* ---- push.v1 ---- */
 
-td_status td_profiler_push(const td_profiler_opts *o, const char *tenant,
-                           const td_push_series *s, size_t n, int64_t now_ns, td_arena *a,
-                           td_pwrite_fn fn, void *ud, td_pingest_result *res, td_err *err)
+td_status td_profiler_push(const td_profiler_opts *o, const char *tenant, const td_push_series *s,
+                           size_t n, int64_t now_ns, td_arena *a, td_pwrite_fn fn, void *ud,
+                           td_pingest_result *res, td_err *err)
 {
     memset(res, 0, sizeof(*res));
     res->http = 200;
@@ -434,13 +447,11 @@ td_status td_profiler_push(const td_profiler_opts *o, const char *tenant,
                 return fail(res, 400, err, TD_INVALID, "invalid labels: empty or non-UTF-8 name");
             }
             if (!v || !td__utf8_valid(v, strlen(v))) {
-                return td_err_set(err, (res->http = 400, TD_INVALID),
-                                  "invalid labels: value of %.64s is not valid UTF-8", nm);
+                return failf(res, err, "invalid labels: value of %.64s is not valid UTF-8", nm);
             }
             for (size_t j = 0; j < k; j++) {
                 if (strcmp(ps->labels[j].name, nm) == 0) {
-                    return td_err_set(err, (res->http = 400, TD_INVALID),
-                                      "invalid labels: duplicate label name %.64s", nm);
+                    return failf(res, err, "invalid labels: duplicate label name %.64s", nm);
                 }
             }
             if (strcmp(nm, "__name__") == 0) {
@@ -467,8 +478,10 @@ td_status td_profiler_push(const td_profiler_opts *o, const char *tenant,
             td_status st =
                 td_profiler_pprof_decode(ps->profiles[k].ptr, ps->profiles[k].len, o, a, &p, err);
             if (st != TD_OK) {
+                /* a push answers every profile problem with invalid_argument */
                 res->http = st == TD_NOMEM ? 503 : 400;
-                return st == TD_NOMEM ? st : TD_INVALID;
+                err->code = st == TD_NOMEM ? st : TD_INVALID;
+                return err->code;
             }
             if (p->n_sample_type == 0) {
                 return fail(res, 400, err, TD_INVALID, "profile has no sample types");
@@ -478,18 +491,18 @@ td_status td_profiler_push(const td_profiler_opts *o, const char *tenant,
             }
             int64_t t = p->time_nanos ? p->time_nanos : now_ns;
             if (o->reject_older_ms > 0 && t < now_ns - o->reject_older_ms * 1000000) {
-                return td_err_set(err, (res->http = 400, TD_INVALID),
-                                  "profile is too old: time %" PRId64
-                                  " ns is more than %" PRId64 " ms in the past "
-                                  "(profile-reject-older-than)",
-                                  t, o->reject_older_ms);
+                return failf(res, err,
+                             "profile is too old: time %" PRId64 " ns is more than %" PRId64
+                             " ms in the past "
+                             "(profile-reject-older-than)",
+                             t, o->reject_older_ms);
             }
             if (o->reject_newer_ms > 0 && t > now_ns + o->reject_newer_ms * 1000000) {
-                return td_err_set(err, (res->http = 400, TD_INVALID),
-                                  "profile is too far in the future: time %" PRId64
-                                  " ns is more than %" PRId64 " ms ahead "
-                                  "(profile-reject-newer-than)",
-                                  t, o->reject_newer_ms);
+                return failf(res, err,
+                             "profile is too far in the future: time %" PRId64
+                             " ns is more than %" PRId64 " ms ahead "
+                             "(profile-reject-newer-than)",
+                             t, o->reject_newer_ms);
             }
             td_pnorm in = {.tenant = tenant,
                            .p = p,

@@ -32,8 +32,8 @@ static const char *trim(const char *s, size_t *n)
 
 static bool label_name_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '.';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.';
 }
 
 td_status td_profiler_parse_name(const char *s, td_arena *a, char **app, td_plabel **labels,
@@ -207,8 +207,8 @@ int64_t td_profiler_parse_time(const char *in, int64_t now_ns)
     }
     if (digits) {
         if (n == 8) {
-            unsigned y = (unsigned)((s[0] - '0') * 1000 + (s[1] - '0') * 100 +
-                                    (s[2] - '0') * 10 + (s[3] - '0'));
+            unsigned y = (unsigned)((s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 +
+                                    (s[3] - '0'));
             unsigned m = (unsigned)((s[4] - '0') * 10 + (s[5] - '0'));
             unsigned d = (unsigned)((s[6] - '0') * 10 + (s[7] - '0'));
             if (y > 1900 && m >= 1 && m <= 12 && d >= 1 && d <= 31) {
@@ -316,7 +316,7 @@ static const char *jstr(json_t *o, const char *k, td_arena *a)
 }
 
 td_status td_profiler_parse_stc(const char *json, size_t len, td_arena *a, td_pstc_set *out,
-                                 td_err *err)
+                                td_err *err)
 {
     memset(out, 0, sizeof(*out));
     json_error_t je;
@@ -335,15 +335,15 @@ td_status td_profiler_parse_stc(const char *json, size_t len, td_arena *a, td_ps
     const char *k;
     json_t *e;
     size_t i = 0;
-    json_object_foreach(root, k, e)
-    {
+    json_object_foreach (root, k, e) {
         if (!json_is_object(e)) {
             if (json_is_null(e)) {
                 continue;
             }
             json_decref(root);
-            return td_err_set(err, TD_INVALID, "sample_type_config: entry \"%.64s\" is not an "
-                                               "object",
+            return td_err_set(err, TD_INVALID,
+                              "sample_type_config: entry \"%.64s\" is not an "
+                              "object",
                               k);
         }
         td_pstc *c = &v[i++];
@@ -524,8 +524,8 @@ static const char *disp_param(const char *v, size_t vn, const char *key, td_aren
     return NULL;
 }
 
-td_status td_profiler_multipart(const char *content_type, const void *body, size_t len,
-                                td_arena *a, td_mpart **parts, size_t *nparts, td_err *err)
+td_status td_profiler_multipart(const char *content_type, const void *body, size_t len, td_arena *a,
+                                td_mpart **parts, size_t *nparts, td_err *err)
 {
     enum { MAX_PARTS = 64 };
     *parts = NULL;

@@ -189,24 +189,22 @@ static td_status check_profile(const td_pprof_profile *p, td_arena *a, td_err *e
             uint32_t fi;
             if (!td__idmap_get(&fm, l->line[k]->function_id, &fi)) {
                 return td_err_set(err, TD_INVALID,
-                                  "location %" PRIu64 " refers to unknown function %" PRIu64,
-                                  l->id, l->line[k]->function_id);
+                                  "location %" PRIu64 " refers to unknown function %" PRIu64, l->id,
+                                  l->line[k]->function_id);
             }
         }
     }
     for (size_t i = 0; i < p->n_sample; i++) {
         const td_pprof_sample *s = p->sample[i];
         if (s->n_value != p->n_sample_type) {
-            return td_err_set(err, TD_INVALID,
-                              "sample %zu has %zu values for %zu sample types", i, s->n_value,
-                              p->n_sample_type);
+            return td_err_set(err, TD_INVALID, "sample %zu has %zu values for %zu sample types", i,
+                              s->n_value, p->n_sample_type);
         }
         for (size_t k = 0; k < s->n_location_id; k++) {
             uint32_t li;
             if (!td__idmap_get(&lm, s->location_id[k], &li)) {
-                return td_err_set(err, TD_INVALID,
-                                  "sample %zu refers to unknown location %" PRIu64, i,
-                                  s->location_id[k]);
+                return td_err_set(err, TD_INVALID, "sample %zu refers to unknown location %" PRIu64,
+                                  i, s->location_id[k]);
             }
         }
         for (size_t k = 0; k < s->n_label; k++) {
@@ -250,8 +248,9 @@ td_status td_profiler_pprof_decode(const void *data, size_t len, const td_profil
     td_pprof_profile *p = (td_pprof_profile *)protobuf_c_message_unpack(
         &google__v1__profile__descriptor, &pa, raw.len, (const uint8_t *)raw.ptr);
     if (!p) {
-        return td_err_set(err, TD_INVALID, "failed to parse the profile: malformed or truncated "
-                                           "pprof protobuf");
+        return td_err_set(err, TD_INVALID,
+                          "failed to parse the profile: malformed or truncated "
+                          "pprof protobuf");
     }
     if (check_limits(p, o, err) != TD_OK || check_profile(p, a, err) != TD_OK) {
         return err->code;

@@ -78,7 +78,7 @@ typedef struct td_pstc_set {
 
 /* Parse the JSON object. Errors: TD_INVALID (not an object of objects), TD_NOMEM. */
 td_status td_profiler_parse_stc(const char *json, size_t len, td_arena *a, td_pstc_set *out,
-                                 td_err *err);
+                                td_err *err);
 
 /*
  * The profile name (__name__) of an /ingest pprof (§5.3 step 2): "wall" if any
@@ -151,8 +151,8 @@ typedef struct td_mpart {
  * Errors: TD_INVALID (no boundary, malformed headers, missing closing
  * delimiter), TD_NOMEM. At most 64 parts.
  */
-td_status td_profiler_multipart(const char *content_type, const void *body, size_t len,
-                                td_arena *a, td_mpart **parts, size_t *nparts, td_err *err);
+td_status td_profiler_multipart(const char *content_type, const void *body, size_t len, td_arena *a,
+                                td_mpart **parts, size_t *nparts, td_err *err);
 
 /* ---- normalisation and ingest ---- */
 
@@ -200,9 +200,9 @@ typedef struct td_push_series {
  * __session_id__), time_nanos 0 -> now, too old/new -> rejected. Errors:
  * TD_INVALID (empty request, bad labels, malformed pprof), TD_TOO_LARGE, fn's.
  */
-td_status td_profiler_push(const td_profiler_opts *o, const char *tenant,
-                           const td_push_series *s, size_t n, int64_t now_ns, td_arena *a,
-                           td_pwrite_fn fn, void *ud, td_pingest_result *res, td_err *err);
+td_status td_profiler_push(const td_profiler_opts *o, const char *tenant, const td_push_series *s,
+                           size_t n, int64_t now_ns, td_arena *a, td_pwrite_fn fn, void *ud,
+                           td_pingest_result *res, td_err *err);
 
 /*
  * Decode a push.v1.PushRequest body: protobuf (json false) or protojson.

@@ -387,8 +387,8 @@ td_status td_profiler_pprof_to_write(const td_pnorm *in, td_arena *a, td_pwrite 
             uint32_t fi = 0;
             (void)td__idmap_get(&fm, l->line[k]->function_id, &fi);
             const td_pprof_function *f = p->function[fi];
-            locs[nl++] = (td_ploc){S[f->name], S[f->system_name], S[f->filename],
-                                   l->line[k]->line, mapping};
+            locs[nl++] =
+                (td_ploc){S[f->name], S[f->system_name], S[f->filename], l->line[k]->line, mapping};
         }
     }
     loc_first[p->n_location] = (uint32_t)nl;
@@ -579,8 +579,8 @@ td_status td_profiler_pprof_to_write(const td_pnorm *in, td_arena *a, td_pwrite 
                 continue;
             }
             const char *ty = S[p->sample_type[t]->type], *un = S[p->sample_type[t]->unit];
-            size_t idlen = strlen(in->metric) + strlen(ty) + strlen(un) + strlen(pt) +
-                           strlen(pu) + 5;
+            size_t idlen =
+                strlen(in->metric) + strlen(ty) + strlen(un) + strlen(pt) + strlen(pu) + 5;
             char *ptid = td_arena_alloc(a, idlen);
             if (!ptid) {
                 return nomem(err);

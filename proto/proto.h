@@ -15,6 +15,7 @@
 #include "opentelemetry/proto/common/v1/common.pb-c.h"
 #include "opentelemetry/proto/resource/v1/resource.pb-c.h"
 #include "opentelemetry/proto/trace/v1/trace.pb-c.h"
+#include "push/v1/push.pb-c.h"
 #include "querier/v1/querier.pb-c.h"
 #include "tempopb/tempo.pb-c.h"
 #include "types/v1/types.pb-c.h"

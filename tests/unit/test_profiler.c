@@ -263,8 +263,8 @@ static void test_go_cpu(void)
     add_sample(&b, &lm, 1, (int64_t[]){1, 10000000}, 2, NULL);
     td_pingest_result res;
     td_err err;
-    TD_ASSERT_OK(ingest("myapp{env=prod}", "pprof", "application/octet-stream", pack(&b, true),
-                        &a, &res, &err));
+    TD_ASSERT_OK(ingest("myapp{env=prod}", "pprof", "application/octet-stream", pack(&b, true), &a,
+                        &res, &err));
     TD_ASSERT_EQ_INT(nwrites, 1);
     TD_ASSERT_EQ_INT(total_series(), 2);
     const td_pseries_in *s = series_of("process_cpu:samples:count:cpu:nanoseconds");
@@ -303,8 +303,8 @@ static void test_go_cpu(void)
 }
 
 /* One profile with the given types/period; returns the metric name derived. */
-static const char *derive(const char *const (*types)[2], size_t nt, const char *pt,
-                          const char *pu, const char *stc_json, td_arena *a)
+static const char *derive(const char *const (*types)[2], size_t nt, const char *pt, const char *pu,
+                          const char *stc_json, td_arena *a)
 {
     pbld *b = td_arena_alloc(a, sizeof(pbld));
     pb_init(b, a);
@@ -416,19 +416,22 @@ static const char *mp_body(td_arena *a, td_slice prof, const char *stc, bool pre
 {
     td_buf b = TD_BUF_INIT;
     const char *bd = "XyZb0undary";
-    td_buf_addf(&b, "--%s\r\nContent-Disposition: form-data; name=\"profile\"; "
-                    "filename=\"profile.pprof\"\r\nContent-Type: application/octet-stream\r\n\r\n",
+    td_buf_addf(&b,
+                "--%s\r\nContent-Disposition: form-data; name=\"profile\"; "
+                "filename=\"profile.pprof\"\r\nContent-Type: application/octet-stream\r\n\r\n",
                 bd);
     td_buf_add(&b, prof.ptr, prof.len);
     if (prev) {
-        td_buf_addf(&b, "\r\n--%s\r\nContent-Disposition: form-data; name=\"prev_profile\"; "
-                        "filename=\"profile.pprof\"\r\n\r\n",
+        td_buf_addf(&b,
+                    "\r\n--%s\r\nContent-Disposition: form-data; name=\"prev_profile\"; "
+                    "filename=\"profile.pprof\"\r\n\r\n",
                     bd);
         td_buf_add(&b, prof.ptr, prof.len);
     }
     if (stc) {
-        td_buf_addf(&b, "\r\n--%s\r\nContent-Disposition: form-data; name=\"sample_type_config\"; "
-                        "filename=\"sample_type_config.json\"\r\n\r\n%s",
+        td_buf_addf(&b,
+                    "\r\n--%s\r\nContent-Disposition: form-data; name=\"sample_type_config\"; "
+                    "filename=\"sample_type_config.json\"\r\n\r\n%s",
                     bd, stc);
     }
     td_buf_addf(&b, "\r\n--%s--\r\n", bd);
@@ -463,8 +466,7 @@ static void test_multipart_block(void)
     TD_CHECK(series_of("block:contentions:count:contentions:count"));
     TD_CHECK(series_of("block:delay:nanoseconds:contentions:count"));
     /* format=pprof with a multipart body fails (§5.0) */
-    TD_ASSERT_EQ_INT(ingest("app", "pprof", ct, (td_slice){body, len}, &a, &res, &err),
-                     TD_INVALID);
+    TD_ASSERT_EQ_INT(ingest("app", "pprof", ct, (td_slice){body, len}, &a, &res, &err), TD_INVALID);
     TD_ASSERT_EQ_INT(res.http, 422);
     /* prev_profile -> 422 */
     body = mp_body(&a, pack(&b, true), NULL, true, &len);
@@ -477,8 +479,7 @@ static void test_multipart_block(void)
     TD_ASSERT_OK(ingest("app", NULL, ct, (td_slice){empty, strlen(empty)}, &a, &res, &err));
     TD_ASSERT_EQ_INT(nwrites, 0);
     /* malformed multipart -> 422 */
-    TD_ASSERT_EQ_INT(ingest("app", NULL, ct, (td_slice){"garbage", 7}, &a, &res, &err),
-                     TD_INVALID);
+    TD_ASSERT_EQ_INT(ingest("app", NULL, ct, (td_slice){"garbage", 7}, &a, &res, &err), TD_INVALID);
     TD_ASSERT_EQ_INT(res.http, 422);
     td_arena_release(&a);
 }
@@ -503,12 +504,12 @@ static void test_multipart_parser(void)
     TD_ASSERT_EQ_STR(p[1].filename, "x");
     TD_ASSERT_EQ_INT(p[1].data.len, 8);
     TD_ASSERT_EQ_MEM(p[1].data.ptr, "bin\r\nary", 8);
-    TD_ASSERT_EQ_INT(td_profiler_multipart("multipart/form-data", body, strlen(body), &a, &p, &n,
-                                           &err),
-                     TD_INVALID);
+    TD_ASSERT_EQ_INT(
+        td_profiler_multipart("multipart/form-data", body, strlen(body), &a, &p, &n, &err),
+        TD_INVALID);
     const char *trunc = "--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nno end";
-    TD_ASSERT_EQ_INT(td_profiler_multipart("multipart/form-data; boundary=b", trunc,
-                                           strlen(trunc), &a, &p, &n, &err),
+    TD_ASSERT_EQ_INT(td_profiler_multipart("multipart/form-data; boundary=b", trunc, strlen(trunc),
+                                           &a, &p, &n, &err),
                      TD_INVALID);
     td_arena_release(&a);
 }
@@ -525,11 +526,11 @@ static void test_labels(void)
     set_period(&b, "cpu", "nanoseconds");
     uint64_t lm, lw;
     go_stacks(&b, &lm, &lw);
-    const char *const l1[] = {"span_id",  "00000000000000ab", "trace_id",
-                              "0102030405060708090a0b0c0d0e0f10", "span_name", "GET /cart",
-                              NULL};
-    const char *const l2[] = {"profile_id", "00000000000000CD", "span_name", "GET /cart",
-                              "env", "ignored-series-wins", NULL};
+    const char *const l1[] = {
+        "span_id",   "00000000000000ab", "trace_id", "0102030405060708090a0b0c0d0e0f10",
+        "span_name", "GET /cart",        NULL};
+    const char *const l2[] = {"profile_id", "00000000000000CD",    "span_name", "GET /cart",
+                              "env",        "ignored-series-wins", NULL};
     const char *const l3[] = {"thread", "t1", NULL};
     add_sample(&b, &lw, 1, (int64_t[]){10}, 1, l1);
     add_sample(&b, &lm, 1, (int64_t[]){20}, 1, l2);
@@ -591,8 +592,8 @@ static void test_parse_name(void)
     td_plabel *l;
     size_t n;
     td_err err;
-    TD_ASSERT_OK(td_profiler_parse_name(" my.app.cpu { a = 1 ,b=x y,, a=2 } ", &a, &app, &l, &n,
-                                        &err));
+    TD_ASSERT_OK(
+        td_profiler_parse_name(" my.app.cpu { a = 1 ,b=x y,, a=2 } ", &a, &app, &l, &n, &err));
     TD_ASSERT_EQ_STR(app, "my.app.cpu");
     TD_ASSERT_EQ_INT(n, 2);
     TD_ASSERT_EQ_STR(l[0].name, "a");
@@ -867,8 +868,12 @@ static void test_decode_errors(void)
     TD_ASSERT_EQ_INT(td_profiler_pprof_decode(z.data, z.len, &lim, &a, &p, &err), TD_TOO_LARGE);
     /* through /ingest: 413 */
     td_pingest_result res;
-    td_pingest_req r = {.tenant = "t", .name = "app", .format = "pprof", .body = z.data,
-                        .len = z.len, .now_ns = NOW_NS};
+    td_pingest_req r = {.tenant = "t",
+                        .name = "app",
+                        .format = "pprof",
+                        .body = z.data,
+                        .len = z.len,
+                        .now_ns = NOW_NS};
     TD_ASSERT_EQ_INT(td_profiler_ingest(&lim, &r, &a, capture, NULL, &res, &err), TD_TOO_LARGE);
     TD_ASSERT_EQ_INT(res.http, 413);
     td_buf_release(&z);
@@ -1020,8 +1025,9 @@ static void test_push(void)
 
     /* the same request as protojson */
     td_buf js = TD_BUF_INIT;
-    td_buf_addstr(&js, "{\"series\":[{\"labels\":[{\"name\":\"__name__\",\"value\":\"process_cpu\"},"
-                       "{\"name\":\"service_name\",\"value\":\"api\"}],\"samples\":[{\"rawProfile\":\"");
+    td_buf_addstr(&js,
+                  "{\"series\":[{\"labels\":[{\"name\":\"__name__\",\"value\":\"process_cpu\"},"
+                  "{\"name\":\"service_name\",\"value\":\"api\"}],\"samples\":[{\"rawProfile\":\"");
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     const uint8_t *pp = (const uint8_t *)prof.ptr;
     for (size_t i = 0; i < prof.len; i += 3) {
