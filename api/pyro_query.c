@@ -528,7 +528,27 @@ typedef struct mq {
     const char *selector;
     int64_t start, end;
     filt f;
+    /* stack_trace_selector.call_site: keep stacks starting (root first) with these frames */
+    const char *const *call_site;
+    size_t ncall_site;
 } mq;
+
+/* Take the call-site prefix of a StackTraceSelector (go_pgo is not supported: ignored). */
+static void mq_call_site(td_arena *a, mq *m, const Types__V1__StackTraceSelector *sel)
+{
+    if (!sel || !sel->n_call_site) {
+        return;
+    }
+    const char **cs = td_arena_alloc(a, sel->n_call_site * sizeof(*cs));
+    if (!cs) {
+        return; /* the arena is exhausted: the query fails right after */
+    }
+    for (size_t i = 0; i < sel->n_call_site; i++) {
+        cs[i] = sel->call_site[i]->name ? sel->call_site[i]->name : "";
+    }
+    m->call_site = cs;
+    m->ncall_site = sel->n_call_site;
+}
 
 typedef struct stack_acc {
     u64map m; /* stack id -> summed value */
@@ -650,6 +670,30 @@ static const char *frame_name(const td_ploc *l)
     return "unknown";
 }
 
+/* Does the stack (frames leaf first) start, root first, with m's call site? */
+static td_status call_site_match(resolver *r, const uint64_t *locs, size_t n, const mq *m,
+                                 bool *match, td_err *err)
+{
+    *match = false;
+    if (n < m->ncall_site) {
+        return TD_OK;
+    }
+    for (size_t i = 0; i < m->ncall_site; i++) {
+        size_t idx;
+        if (resolve_loc(r, locs[n - 1 - i], &idx, err) != TD_OK) {
+            return err->code == TD_NOT_FOUND
+                       ? td_err_set(err, TD_CORRUPT, "location %" PRIu64 " is missing",
+                                    locs[n - 1 - i])
+                       : err->code;
+        }
+        if (strcmp(frame_name(&r->ploc[idx]), m->call_site[i]) != 0) {
+            return TD_OK;
+        }
+    }
+    *match = true;
+    return TD_OK;
+}
+
 /* Callback per distinct stack of a merge: frames are location indices (leaf first). */
 typedef td_status (*stack_fn)(void *ud, resolver *r, const uint64_t *locs, size_t n, int64_t value,
                               td_err *err);
@@ -700,7 +744,11 @@ static td_status merge(qctx *q, const mq *m, stack_fn fn, void *ud, td_err *err)
             if (st == TD_NOT_FOUND) {
                 st = td_err_set(err, TD_CORRUPT, "stack %" PRIu64 " is missing", acc.m.k[i]);
             }
-            if (st == TD_OK) {
+            bool keep = true;
+            if (st == TD_OK && m->ncall_site) {
+                st = call_site_match(&r, r.buf, n, m, &keep, err);
+            }
+            if (st == TD_OK && keep) {
                 st = fn(ud, &r, r.buf, n, acc.m.v[i], err);
             }
         }
@@ -1034,6 +1082,7 @@ H(h_select_merge_stacktraces)
                    in->n_trace_id_selector, &m.f, err) != TD_OK) {
         return err->code;
     }
+    mq_call_site(q.a, &m, in->stack_trace_selector);
     td__fg *t = td__fg_new(q.a);
     if (!t) {
         return nomem(err);
@@ -1090,6 +1139,7 @@ static td_status diff_side(qctx *q, const Querier__V1__SelectMergeStacktracesReq
                    r->n_trace_id_selector, &m.f, err) != TD_OK) {
         return err->code;
     }
+    mq_call_site(q->a, &m, r->stack_trace_selector);
     return merge_fg(q, &m, t, side, err);
 }
 
@@ -1123,32 +1173,107 @@ H(h_diff)
 
 /* ---- SelectSeries ---- */
 
+/* A sample kept for a call-site filtered SelectSeries: resolved after the read. */
+typedef struct sentry {
+    uint64_t stack;
+    int64_t group, k, value;
+} sentry;
+
 typedef struct series_acc {
     u64map group;   /* series id -> group index (per tenant, reset between tenants) */
     u64map *points; /* per group: step index -> summed value */
     int64_t start, end, step;
+    sentry *ents; /* call-site filter: samples to check once the read is over */
+    size_t nents, capents;
     bool nomem;
 } series_acc;
+
+/* Step index of a profile of series at time_ns, or -1; *g its group. */
+static int64_t series_step(series_acc *s, uint64_t series, int64_t time_ns, int64_t *g)
+{
+    const int64_t *gp = u64map_get(&s->group, series);
+    int64_t ts = time_ns / 1000000;
+    if (!gp || ts >= s->end) { /* end excluded */
+        return -1;
+    }
+    *g = *gp;
+    return td__pyro_step_index(s->start, s->end, s->step, ts);
+}
+
+static bool on_series_sample(void *ud, const td_psample_out *smp)
+{
+    series_acc *s = ud;
+    int64_t g;
+    int64_t k = series_step(s, smp->series, smp->time_ns, &g);
+    if (k < 0) {
+        return true;
+    }
+    if (s->nents == s->capents) {
+        size_t cap = s->capents ? s->capents * 2 : 1024;
+        sentry *ne = td_realloc(s->ents, cap * sizeof(*ne));
+        if (!ne) {
+            s->nomem = true;
+            return false;
+        }
+        s->ents = ne;
+        s->capents = cap;
+    }
+    s->ents[s->nents++] = (sentry){.stack = smp->stack, .group = g, .k = k, .value = smp->value};
+    return true;
+}
 
 static bool on_series_profile(void *ud, uint64_t series, int64_t time_ns, int64_t total)
 {
     series_acc *s = ud;
-    const int64_t *g = u64map_get(&s->group, series);
-    int64_t ts = time_ns / 1000000;
-    if (!g || ts >= s->end) { /* end excluded */
-        return true;
-    }
-    int64_t k = td__pyro_step_index(s->start, s->end, s->step, ts);
+    int64_t g;
+    int64_t k = series_step(s, series, time_ns, &g);
     if (k < 0) {
         return true;
     }
-    int64_t *v = u64map_slot(&s->points[*g], (uint64_t)k, NULL);
+    int64_t *v = u64map_slot(&s->points[g], (uint64_t)k, NULL);
     if (!v) {
         s->nomem = true;
         return false;
     }
     *v += total;
     return true;
+}
+
+/* Add the kept samples of tenant t whose stack starts with m's call site to their points. */
+static td_status series_call_site(qctx *q, const mq *m, size_t t, series_acc *acc, td_err *err)
+{
+    resolver r = {.q = q, .tenant = t};
+    u64map verdict = {0}; /* stack -> 1 match, 2 no match */
+    td_status st = TD_OK;
+    for (size_t i = 0; st == TD_OK && i < acc->nents; i++) {
+        const sentry *e = &acc->ents[i];
+        bool isnew;
+        int64_t *vd = u64map_slot(&verdict, e->stack, &isnew);
+        if (!vd) {
+            st = nomem(err);
+            break;
+        }
+        if (isnew) {
+            size_t n;
+            bool keep = false;
+            st = resolve_stack(&r, e->stack, &n, err);
+            if (st == TD_OK) {
+                st = call_site_match(&r, r.buf, n, m, &keep, err);
+            }
+            *vd = keep ? 1 : 2;
+        }
+        if (st == TD_OK && *vd == 1) {
+            int64_t *v = u64map_slot(&acc->points[e->group], (uint64_t)e->k, NULL);
+            if (!v) {
+                st = nomem(err);
+                break;
+            }
+            *v += e->value;
+        }
+    }
+    u64map_free(&verdict);
+    resolver_release(&r);
+    return st;
 }
 
 typedef struct group {
@@ -1269,12 +1394,19 @@ static td_status select_series(qctx *q, const mq *m, char *const *group_by, size
         if (st != TD_OK || !nids) {
             continue;
         }
-        td_pvisit v = {.profile = on_series_profile, .sample = NULL, .ud = &acc};
+        td_pvisit v = {.profile = m->ncall_site ? on_profile_any : on_series_profile,
+                       .sample = m->ncall_site ? on_series_sample : NULL,
+                       .ud = &acc};
+        acc.nents = 0;
         st = td_pstore_select(q->p->ps, q->ts.names[t], ids, nids, m->start, m->end, &v, err);
         if (st == TD_OK && acc.nomem) {
             st = nomem(err);
         }
+        if (st == TD_OK && m->ncall_site) {
+            st = series_call_site(q, m, t, &acc, err);
+        }
     }
+    td_free(acc.ents);
     u64map_free(&acc.group);
     group *gs = st == TD_OK ? td_arena_alloc(q->a, (ng ? ng : 1) * sizeof(*gs)) : NULL;
     if (st == TD_OK && !gs) {
@@ -1349,6 +1481,7 @@ H(h_select_series)
         mq_init(&q, &m, in->profile_typeid, in->label_selector, in->start, in->end, err) != TD_OK) {
         return err->code;
     }
+    mq_call_site(q.a, &m, in->stack_trace_selector);
     NEW(Querier__V1__SelectSeriesResponse, querier__v1__select_series_response__init, out);
     if (select_series(&q, &m, in->group_by, in->n_group_by, in->step, in->limit, &out->series,
                       &out->n_series, err) != TD_OK) {
@@ -1604,6 +1737,7 @@ H(h_select_merge_profile)
         int64_t dummy;
         return max_nodes_of(in->max_nodes, &dummy, err);
     }
+    mq_call_site(q.a, &m, in->stack_trace_selector);
     Google__V1__Profile *p = NULL;
     if (merge_pprof(&q, &m, &p, err) != TD_OK) {
         return err->code;

@@ -670,6 +670,23 @@ static void test_querier_methods(void)
     TD_ASSERT_EQ_INT(q(&p, "SelectMergeStacktraces", span, NULL, &b), 200);
     TD_CHECK(strstr(b.data, "\"total\":\"3\"") != NULL);
 
+    /* stack_trace_selector: only stacks starting (root first) with main;a */
+    TD_ASSERT_EQ_INT(q(&p, "SelectMergeStacktraces",
+                       "{" CPU ",\"start\":\"999000\",\"end\":\"1000005\",\"stackTraceSelector\":"
+                       "{\"callSite\":[{\"name\":\"main\"},{\"name\":\"a\"}]}}",
+                       NULL, &b),
+                     200);
+    TD_CHECK(strstr(b.data, "\"names\":[\"total\",\"main\",\"a\",\"b\"]") != NULL);
+    TD_CHECK(strstr(b.data, "\"total\":\"4\"") != NULL);
+    TD_ASSERT_EQ_INT(
+        q(&p, "SelectSeries",
+          "{" CPU ",\"start\":\"999990\",\"end\":\"1000030\",\"step\":0.01,"
+          "\"stackTraceSelector\":{\"callSite\":[{\"name\":\"main\"},{\"name\":\"c\"}]}}",
+          NULL, &b),
+        200);
+    TD_ASSERT_EQ_STR(b.data,
+                     "{\"series\":[{\"points\":[{\"value\":2,\"timestamp\":\"1000000\"}]}]}");
+
     /* SelectSeries: points at start + k*step for (t - step, t] */
     TD_ASSERT_EQ_INT(q(&p, "SelectSeries",
                        "{" CPU ",\"labelSelector\":\"{}\",\"start\":\"999990\",\"end\":\"1000030\","
