@@ -115,6 +115,19 @@ else
     fail "go is not installed (scripts/setup-debian.sh installs golang-go)"
 fi
 
+# ---- the remaining methods in JSON, as the Drilldown app sends them ----
+expect_eq "SelectSeries (JSON)" "$(jcall SelectSeries '{"profileTypeID":"'$PT'","labelSelector":"{}",'"$RANGE"',"step":15,"aggregation":"TIME_SERIES_AGGREGATION_TYPE_SUM"}' serj)" 200
+check "SelectSeries JSON point value 6" grep -q '"value":6,"timestamp":"' "$E2E_TMP/serj.body"
+expect_eq "SelectMergeSpanProfile (JSON)" "$(jcall SelectMergeSpanProfile '{"profileTypeID":"'$PT'","labelSelector":"{}","spanSelector":["0000000000002222"],'"$RANGE"'}' spanj)" 200
+check "span profile JSON has only c" grep -q '"names":\["total","main","c"\]' "$E2E_TMP/spanj.body"
+expect_eq "SelectMergeProfile (JSON)" "$(jcall SelectMergeProfile '{"profileTypeID":"'$PT'",'"$RANGE"'}' mergedj)" 200
+check "SelectMergeProfile JSON is a pprof in protojson" \
+    grep -q '"sampleType":\[{"type":"[0-9]*","unit":"[0-9]*"}\]' "$E2E_TMP/mergedj.body"
+expect_eq "LabelNames (JSON, Drilldown Accept)" \
+    "$(http namesj -X POST -H 'Content-Type: application/json' -H 'Accept: application/json; allow-utf8-labelnames=true' \
+        -d '{"matchers":["{}"],'"$RANGE"'}' "$QUERY/querier.v1.QuerierService/LabelNames")" 200
+check "LabelNames JSON lists service_name" grep -q '"service_name"' "$E2E_TMP/namesj.body"
+
 # ---- diff, stats ----
 expect_eq "Diff (JSON)" "$(jcall Diff '{"left":{"profileTypeID":"'$PT'",'"$RANGE"'},"right":{"profileTypeID":"'$PT'","labelSelector":"{env=\"dev\"}",'"$RANGE"'}}' diff)" 200
 check "Diff ticks" grep -q '"leftTicks":"6"' "$E2E_TMP/diff.body"
