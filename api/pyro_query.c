@@ -389,14 +389,11 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Query ranges: end 0 = now; start 0 with end 0 = the last 24 hours... of everything. */
+/* Merge and series ranges: end <= 0 means now; a negative start means 0. */
 static void range_fix(int64_t *start, int64_t *end)
 {
     if (*end <= 0) {
         *end = now_ms();
-        if (*start <= 0) {
-            *start = 0;
-        }
     }
     if (*start < 0) {
         *start = 0;
@@ -1863,7 +1860,7 @@ static bool parse_attime(const char *s, int64_t now, int64_t *out)
         default:
             return false;
         }
-        if (v > 1000000000LL / 1) {
+        if (v > 1000000000LL) {
             return false;
         }
         *out = d[3] == '-' ? now - v * mul : now + v * mul;
