@@ -196,4 +196,20 @@ expect_eq "gzip request body -> 200" \
 check "daemon still ready" curl -sf -o /dev/null --max-time 5 "$QUERY/ready"
 
 check "traced stops cleanly" traced_stop
+
+# ---- tenants (§9): the same data with --multitenancy ----
+start_or_bail --multitenancy
+types() {
+    http "$1" -X POST -H 'Content-Type: application/json' ${2:+-H "X-Scope-OrgID: $2"} \
+        -d "{$RANGE}" "$QUERY/querier.v1.QuerierService/ProfileTypes"
+}
+expect_eq "multitenancy: no X-Scope-OrgID -> 401" "$(types mt0)" 401
+check "401 is Connect unauthenticated" grep -q '"code":"unauthenticated"' "$E2E_TMP/mt0.body"
+expect_eq "another tenant sees nothing" "$(types mt1 other)" 200
+check "another tenant: empty answer" body_is mt1 '{}'
+expect_eq "the writing tenant sees its data" "$(types mt2 single-tenant)" 200
+check "writing tenant: the cpu type" grep -q "\"ID\":\"$PT\"" "$E2E_TMP/mt2.body"
+expect_eq "a|b reads the union" "$(types mt3 'other|single-tenant')" 200
+check "union: the cpu type" grep -q "\"ID\":\"$PT\"" "$E2E_TMP/mt3.body"
+check "traced stops cleanly (multitenancy)" traced_stop
 finish
