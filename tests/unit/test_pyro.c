@@ -812,6 +812,46 @@ static void test_querier_methods(void)
     google__v1__profile__free_unpacked(prof, NULL);
     td_arena_release(&a);
 
+    /* SelectSeries limit: the top series by total */
+    {
+        static const td_ploc locs[] = {{"main", "main", "main.go", 1, ""}};
+        static const uint32_t fr[] = {0};
+        static const td_pstack stacks[] = {{fr, 1}};
+        static const td_plabel labels[] = {
+            {"__name__", "process_cpu"},
+            {"__period_type__", "cpu"},
+            {"__period_unit__", "nanoseconds"},
+            {"__profile_type__", "process_cpu:cpu:nanoseconds:cpu:nanoseconds"},
+            {"__type__", "cpu"},
+            {"__unit__", "nanoseconds"},
+            {"service_name", "api"},
+        };
+        static const td_psample smp[] = {{.stack = 0, .value = 100}};
+        td_pseries_in in = {labels, 7, smp, 1};
+        td_pwrite w = {.tenant = TD_DEFAULT_TENANT,
+                       .time_ns = 1000000LL * 1000000,
+                       .locs = locs,
+                       .nlocs = 1,
+                       .stacks = stacks,
+                       .nstacks = 1,
+                       .series = &in,
+                       .nseries = 1};
+        td_err err;
+        TD_ASSERT_OK(td_pstore_write(ps, &w, &err));
+    }
+#define SERIES_LIMIT_REQ(extra)                                                                    \
+    "{" CPU                                                                                        \
+    ",\"start\":\"999000\",\"end\":\"1002000\",\"step\":2,\"groupBy\":[\"service_name\"]" extra    \
+    "}"
+    TD_ASSERT_EQ_INT(q(&p, "SelectSeries", SERIES_LIMIT_REQ(""), NULL, &b), 200);
+    TD_ASSERT_EQ_STR(b.data, "{\"series\":[{\"labels\":[{\"name\":\"service_name\",\"value\":"
+                             "\"api\"}],\"points\":[{\"value\":100,\"timestamp\":\"1001000\"}]},"
+                             "{\"labels\":[{\"name\":\"service_name\",\"value\":\"shop\"}],"
+                             "\"points\":[{\"value\":10,\"timestamp\":\"1001000\"}]}]}");
+    TD_ASSERT_EQ_INT(q(&p, "SelectSeries", SERIES_LIMIT_REQ(",\"limit\":\"1\""), NULL, &b), 200);
+    TD_ASSERT_EQ_STR(b.data, "{\"series\":[{\"labels\":[{\"name\":\"service_name\",\"value\":"
+                             "\"api\"}],\"points\":[{\"value\":100,\"timestamp\":\"1001000\"}]}]}");
+
     /* no store: unavailable */
     td__pyro none = {0};
     TD_ASSERT_EQ_INT(q(&none, "ProfileTypes", "{}", NULL, &b), 503);
