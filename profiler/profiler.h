@@ -232,7 +232,7 @@ typedef struct td_pnorm {
  * type and label set with __type__, __unit__, __period_type__,
  * __period_unit__, __profile_type__ and __service_name__; zero values dropped;
  * series without samples omitted. *nsamples counts the samples written.
- * Errors: TD_INVALID (a label value that is not valid UTF-8), TD_NOMEM.
+ * Errors: TD_NOMEM.
  */
 td_status td_profiler_pprof_to_write(const td_pnorm *in, td_arena *a, td_pwrite *out,
                                      size_t *nsamples, td_err *err);
