@@ -268,8 +268,8 @@ static bool field_present(const ProtobufCMessage *m, const ProtobufCFieldDescrip
     if (f->label == PROTOBUF_C_LABEL_OPTIONAL) {
         /* strings and messages carry presence in the pointer */
         if (f->type == PROTOBUF_C_TYPE_STRING) {
-            return *(char *const *)p != NULL && (f->default_value == NULL ||
-                                                 *(char *const *)p != f->default_value);
+            return *(char *const *)p != NULL &&
+                   (f->default_value == NULL || *(char *const *)p != f->default_value);
         }
         return *(ProtobufCMessage *const *)p != NULL;
     }
@@ -495,8 +495,8 @@ static td_status decode_msg(dec *d, const ProtobufCMessageDescriptor *md, const 
  * Decode v as one value of f into p. *skip is set for an unknown enum name (the
  * element or field is left out).
  */
-static td_status decode_value(dec *d, const ProtobufCFieldDescriptor *f, const json_t *v,
-                              void *p, int depth, bool *skip)
+static td_status decode_value(dec *d, const ProtobufCFieldDescriptor *f, const json_t *v, void *p,
+                              int depth, bool *skip)
 {
     int64_t x;
     uint64_t u;
@@ -579,8 +579,7 @@ static td_status decode_value(dec *d, const ProtobufCFieldDescriptor *f, const j
         if (!json_is_string(v)) {
             return bad(d, "not a base64 string");
         }
-        return get_bytes(d, json_string_value(v), json_string_length(v),
-                         (ProtobufCBinaryData *)p);
+        return get_bytes(d, json_string_value(v), json_string_length(v), (ProtobufCBinaryData *)p);
     case PROTOBUF_C_TYPE_MESSAGE: {
         if (!json_is_object(v)) {
             return bad(d, "not an object");
@@ -624,8 +623,7 @@ static td_status decode_msg(dec *d, const ProtobufCMessageDescriptor *md, const 
     md->message_init(m);
     const char *key;
     json_t *v;
-    json_object_foreach((json_t *)obj, key, v)
-    {
+    json_object_foreach ((json_t *)obj, key, v) {
         const ProtobufCFieldDescriptor *f = find_field(md, key);
         if (!f || json_is_null(v)) {
             continue; /* unknown fields and nulls are ignored */
@@ -652,9 +650,8 @@ static td_status decode_msg(dec *d, const ProtobufCMessageDescriptor *md, const 
                     e = NULL;
                 }
                 if (!e) {
-                    ProtobufCMessage *sub = td_arena_alloc(d->a, ((const ProtobufCMessageDescriptor *)
-                                                                      f->descriptor)
-                                                                     ->sizeof_message);
+                    ProtobufCMessage *sub = td_arena_alloc(
+                        d->a, ((const ProtobufCMessageDescriptor *)f->descriptor)->sizeof_message);
                     if (!sub) {
                         return nomem(d);
                     }
@@ -703,8 +700,7 @@ td_status td_protojson_decode(const ProtobufCMessageDescriptor *md, const char *
     }
     if (!json_is_object(root)) {
         json_decref(root);
-        return td_err_set(err, TD_INVALID, "invalid JSON: expected an object for %s",
-                          md->name);
+        return td_err_set(err, TD_INVALID, "invalid JSON: expected an object for %s", md->name);
     }
     dec d = {.a = a, .err = err, .field = md->name};
     td_status st = decode_msg(&d, md, root, 0, out);
@@ -777,8 +773,9 @@ void td_connect_serve(const td_connect_method *m, void *ud, const td_connect_req
     }
     td_connect_codec codec;
     if (!parse_ctype(rq->content_type, &codec)) {
-        fail(rp, TD_CONNECT_UNIMPLEMENTED, "unsupported content type (use application/proto or "
-                                           "application/json)");
+        fail(rp, TD_CONNECT_UNIMPLEMENTED,
+             "unsupported content type (use application/proto or "
+             "application/json)");
         rp->status = 415;
         return;
     }
@@ -794,8 +791,8 @@ void td_connect_serve(const td_connect_method *m, void *ud, const td_connect_req
     if (ce && *ce && strcasecmp(ce, "identity") != 0) {
         if (strcasecmp(ce, "gzip") != 0) {
             char msg[160];
-            snprintf(msg, sizeof(msg), "unknown compression \"%.64s\": supported encodings are gzip",
-                     ce);
+            snprintf(msg, sizeof(msg),
+                     "unknown compression \"%.64s\": supported encodings are gzip", ce);
             fail(rp, TD_CONNECT_UNIMPLEMENTED, msg);
             return;
         }

@@ -13,7 +13,8 @@
  *   static td_status h_types(void *ud, td_connect_call *call, const ProtobufCMessage *in,
  *                            ProtobufCMessage **out, td_err *err);
  *   static const td_connect_method methods[] = {
- *       {"/querier.v1.QuerierService/ProfileTypes", &querier__v1__profile_types_request__descriptor,
+ *       {"/querier.v1.QuerierService/ProfileTypes",
+ * &querier__v1__profile_types_request__descriptor,
  *        &querier__v1__profile_types_response__descriptor, h_types},
  *   };
  *
@@ -123,8 +124,8 @@ typedef struct td_connect_req {
 typedef struct td_connect_reply {
     int status;
     const char *ctype;
-    td_buf body;        /* initialised by the caller */
-    bool allow_post;    /* send `Allow: POST` (405) */
+    td_buf body;          /* initialised by the caller */
+    bool allow_post;      /* send `Allow: POST` (405) */
     td_connect_code code; /* TD_CONNECT_OK or the error sent (metrics, logs) */
 } td_connect_reply;
 

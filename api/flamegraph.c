@@ -166,8 +166,7 @@ static int64_t *collect(const td__fg *t, bool diff, size_t *n)
 }
 
 /* The max_nodes-th largest value, or 0 when the tree has at most max_nodes nodes. */
-static td_status min_value(const td__fg *t, bool diff, int64_t max_nodes, int64_t *out,
-                           td_err *err)
+static td_status min_value(const td__fg *t, bool diff, int64_t max_nodes, int64_t *out, td_err *err)
 {
     *out = 0;
     if (max_nodes < 1) {
@@ -286,8 +285,8 @@ static int64_t names_intern(td_arena *a, names *nm, const char *name)
 
 /* One entry of the walk: a node (or a synthetic `other`) with its x offsets. */
 typedef struct item {
-    const fgnode *n;   /* NULL for `other` */
-    int64_t total[2];  /* for `other` (self = total) */
+    const fgnode *n;  /* NULL for `other` */
+    int64_t total[2]; /* for `other` (self = total) */
     int64_t x[2];
     uint32_t level;
 } item;

@@ -185,7 +185,7 @@ static td_status nomem(td_err *err)
 /* ---- profile type IDs ---- */
 
 typedef struct ptype {
-    const char *id; /* the 5-part ID */
+    const char *id;      /* the 5-part ID */
     const char *part[5]; /* name, sample type, sample unit, period type, period unit */
 } ptype;
 
@@ -285,8 +285,8 @@ static td_status sels_parse(td_arena *a, char *const *matchers, size_t nm, const
         size_t k = o->n;
         for (int t = 0; t < 2; t++) {
             if (types[t]) {
-                mm[k++] = (td_pmatcher){.name = "__profile_type__", .value = types[t],
-                                        .op = TD_PM_EQ};
+                mm[k++] =
+                    (td_pmatcher){.name = "__profile_type__", .value = types[t], .op = TD_PM_EQ};
             }
         }
         out->v[i] = (td_pselector){.m = mm, .n = k, .profile_type = o->profile_type};
@@ -389,14 +389,11 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Query ranges: end 0 = now; start 0 with end 0 = the last 24 hours... of everything. */
+/* Merge and series ranges: end <= 0 means now; a negative start means 0. */
 static void range_fix(int64_t *start, int64_t *end)
 {
     if (*end <= 0) {
         *end = now_ms();
-        if (*start <= 0) {
-            *start = 0;
-        }
     }
     if (*start < 0) {
         *start = 0;
@@ -528,7 +525,27 @@ typedef struct mq {
     const char *selector;
     int64_t start, end;
     filt f;
+    /* stack_trace_selector.call_site: keep stacks starting (root first) with these frames */
+    const char *const *call_site;
+    size_t ncall_site;
 } mq;
+
+/* Take the call-site prefix of a StackTraceSelector (go_pgo is not supported: ignored). */
+static void mq_call_site(td_arena *a, mq *m, const Types__V1__StackTraceSelector *sel)
+{
+    if (!sel || !sel->n_call_site) {
+        return;
+    }
+    const char **cs = td_arena_alloc(a, sel->n_call_site * sizeof(*cs));
+    if (!cs) {
+        return; /* the arena is exhausted: the query fails right after */
+    }
+    for (size_t i = 0; i < sel->n_call_site; i++) {
+        cs[i] = sel->call_site[i]->name ? sel->call_site[i]->name : "";
+    }
+    m->call_site = cs;
+    m->ncall_site = sel->n_call_site;
+}
 
 typedef struct stack_acc {
     u64map m; /* stack id -> summed value */
@@ -622,8 +639,7 @@ static td_status resolve_loc(resolver *r, uint64_t id, size_t *idx, td_err *err)
         return nomem(err);
     }
     td_ploc *l = &r->ploc[r->nploc];
-    if (td_pstore_location(r->q->p->ps, r->q->ts.names[r->tenant], id, r->q->a, l, err) !=
-        TD_OK) {
+    if (td_pstore_location(r->q->p->ps, r->q->ts.names[r->tenant], id, r->q->a, l, err) != TD_OK) {
         return err->code;
     }
     *slot = (int64_t)++r->nploc;
@@ -651,9 +667,33 @@ static const char *frame_name(const td_ploc *l)
     return "unknown";
 }
 
+/* Does the stack (frames leaf first) start, root first, with m's call site? */
+static td_status call_site_match(resolver *r, const uint64_t *locs, size_t n, const mq *m,
+                                 bool *match, td_err *err)
+{
+    *match = false;
+    if (n < m->ncall_site) {
+        return TD_OK;
+    }
+    for (size_t i = 0; i < m->ncall_site; i++) {
+        size_t idx;
+        if (resolve_loc(r, locs[n - 1 - i], &idx, err) != TD_OK) {
+            return err->code == TD_NOT_FOUND
+                       ? td_err_set(err, TD_CORRUPT, "location %" PRIu64 " is missing",
+                                    locs[n - 1 - i])
+                       : err->code;
+        }
+        if (strcmp(frame_name(&r->ploc[idx]), m->call_site[i]) != 0) {
+            return TD_OK;
+        }
+    }
+    *match = true;
+    return TD_OK;
+}
+
 /* Callback per distinct stack of a merge: frames are location indices (leaf first). */
-typedef td_status (*stack_fn)(void *ud, resolver *r, const uint64_t *locs, size_t n,
-                              int64_t value, td_err *err);
+typedef td_status (*stack_fn)(void *ud, resolver *r, const uint64_t *locs, size_t n, int64_t value,
+                              td_err *err);
 
 /*
  * Run merge query m: series, samples aggregated per stack, then fn once per
@@ -701,7 +741,11 @@ static td_status merge(qctx *q, const mq *m, stack_fn fn, void *ud, td_err *err)
             if (st == TD_NOT_FOUND) {
                 st = td_err_set(err, TD_CORRUPT, "stack %" PRIu64 " is missing", acc.m.k[i]);
             }
-            if (st == TD_OK) {
+            bool keep = true;
+            if (st == TD_OK && m->ncall_site) {
+                st = call_site_match(&r, r.buf, n, m, &keep, err);
+            }
+            if (st == TD_OK && keep) {
                 st = fn(ud, &r, r.buf, n, acc.m.v[i], err);
             }
         }
@@ -780,7 +824,7 @@ static td_status merge_fg(qctx *q, const mq *m, td__fg *t, int side, td_err *err
 /* ---- handlers ---- */
 
 #define H(name)                                                                                    \
-    static td_status name(void *ud, td_connect_call *call, const ProtobufCMessage *in_,           \
+    static td_status name(void *ud, td_connect_call *call, const ProtobufCMessage *in_,            \
                           ProtobufCMessage **out_, td_err *err)
 
 #define NEW(type, init, var)                                                                       \
@@ -1029,13 +1073,13 @@ H(h_select_merge_stacktraces)
     mq m;
     int64_t maxn = TD_FG_DEFAULT_MAX_NODES;
     if (qctx_init(&q, ud, call->req->org_id, call->arena, err) != TD_OK ||
-        mq_init(&q, &m, in->profile_typeid, in->label_selector, in->start, in->end, err) !=
-            TD_OK ||
+        mq_init(&q, &m, in->profile_typeid, in->label_selector, in->start, in->end, err) != TD_OK ||
         max_nodes_of(in->max_nodes, &maxn, err) != TD_OK ||
         filt_parse(q.a, in->span_selector, in->n_span_selector, in->trace_id_selector,
                    in->n_trace_id_selector, &m.f, err) != TD_OK) {
         return err->code;
     }
+    mq_call_site(q.a, &m, in->stack_trace_selector);
     td__fg *t = td__fg_new(q.a);
     if (!t) {
         return nomem(err);
@@ -1057,8 +1101,7 @@ H(h_select_merge_span_profile)
     mq m;
     int64_t maxn = TD_FG_DEFAULT_MAX_NODES;
     if (qctx_init(&q, ud, call->req->org_id, call->arena, err) != TD_OK ||
-        mq_init(&q, &m, in->profile_typeid, in->label_selector, in->start, in->end, err) !=
-            TD_OK ||
+        mq_init(&q, &m, in->profile_typeid, in->label_selector, in->start, in->end, err) != TD_OK ||
         max_nodes_of(in->max_nodes, &maxn, err) != TD_OK ||
         filt_parse(q.a, in->span_selector, in->n_span_selector, NULL, 0, &m.f, err) != TD_OK) {
         return err->code;
@@ -1093,6 +1136,7 @@ static td_status diff_side(qctx *q, const Querier__V1__SelectMergeStacktracesReq
                    r->n_trace_id_selector, &m.f, err) != TD_OK) {
         return err->code;
     }
+    mq_call_site(q->a, &m, r->stack_trace_selector);
     return merge_fg(q, &m, t, side, err);
 }
 
@@ -1126,32 +1170,107 @@ H(h_diff)
 
 /* ---- SelectSeries ---- */
 
+/* A sample kept for a call-site filtered SelectSeries: resolved after the read. */
+typedef struct sentry {
+    uint64_t stack;
+    int64_t group, k, value;
+} sentry;
+
 typedef struct series_acc {
-    u64map group; /* series id -> group index (per tenant, reset between tenants) */
+    u64map group;   /* series id -> group index (per tenant, reset between tenants) */
     u64map *points; /* per group: step index -> summed value */
     int64_t start, end, step;
+    sentry *ents; /* call-site filter: samples to check once the read is over */
+    size_t nents, capents;
     bool nomem;
 } series_acc;
+
+/* Step index of a profile of series at time_ns, or -1; *g its group. */
+static int64_t series_step(series_acc *s, uint64_t series, int64_t time_ns, int64_t *g)
+{
+    const int64_t *gp = u64map_get(&s->group, series);
+    int64_t ts = time_ns / 1000000;
+    if (!gp || ts >= s->end) { /* end excluded */
+        return -1;
+    }
+    *g = *gp;
+    return td__pyro_step_index(s->start, s->end, s->step, ts);
+}
+
+static bool on_series_sample(void *ud, const td_psample_out *smp)
+{
+    series_acc *s = ud;
+    int64_t g;
+    int64_t k = series_step(s, smp->series, smp->time_ns, &g);
+    if (k < 0) {
+        return true;
+    }
+    if (s->nents == s->capents) {
+        size_t cap = s->capents ? s->capents * 2 : 1024;
+        sentry *ne = td_realloc(s->ents, cap * sizeof(*ne));
+        if (!ne) {
+            s->nomem = true;
+            return false;
+        }
+        s->ents = ne;
+        s->capents = cap;
+    }
+    s->ents[s->nents++] = (sentry){.stack = smp->stack, .group = g, .k = k, .value = smp->value};
+    return true;
+}
 
 static bool on_series_profile(void *ud, uint64_t series, int64_t time_ns, int64_t total)
 {
     series_acc *s = ud;
-    const int64_t *g = u64map_get(&s->group, series);
-    int64_t ts = time_ns / 1000000;
-    if (!g || ts >= s->end) { /* end excluded */
-        return true;
-    }
-    int64_t k = td__pyro_step_index(s->start, s->end, s->step, ts);
+    int64_t g;
+    int64_t k = series_step(s, series, time_ns, &g);
     if (k < 0) {
         return true;
     }
-    int64_t *v = u64map_slot(&s->points[*g], (uint64_t)k, NULL);
+    int64_t *v = u64map_slot(&s->points[g], (uint64_t)k, NULL);
     if (!v) {
         s->nomem = true;
         return false;
     }
     *v += total;
     return true;
+}
+
+/* Add the kept samples of tenant t whose stack starts with m's call site to their points. */
+static td_status series_call_site(qctx *q, const mq *m, size_t t, series_acc *acc, td_err *err)
+{
+    resolver r = {.q = q, .tenant = t};
+    u64map verdict = {0}; /* stack -> 1 match, 2 no match */
+    td_status st = TD_OK;
+    for (size_t i = 0; st == TD_OK && i < acc->nents; i++) {
+        const sentry *e = &acc->ents[i];
+        bool isnew;
+        int64_t *vd = u64map_slot(&verdict, e->stack, &isnew);
+        if (!vd) {
+            st = nomem(err);
+            break;
+        }
+        if (isnew) {
+            size_t n;
+            bool keep = false;
+            st = resolve_stack(&r, e->stack, &n, err);
+            if (st == TD_OK) {
+                st = call_site_match(&r, r.buf, n, m, &keep, err);
+            }
+            *vd = keep ? 1 : 2;
+        }
+        if (st == TD_OK && *vd == 1) {
+            int64_t *v = u64map_slot(&acc->points[e->group], (uint64_t)e->k, NULL);
+            if (!v) {
+                st = nomem(err);
+                break;
+            }
+            *v += e->value;
+        }
+    }
+    u64map_free(&verdict);
+    resolver_release(&r);
+    return st;
 }
 
 typedef struct group {
@@ -1186,8 +1305,8 @@ static int cmp_i64(const void *a, const void *b)
  * Fills *out (sorted by labels; top `limit` by total when limit > 0).
  */
 static td_status select_series(qctx *q, const mq *m, char *const *group_by, size_t ngroup,
-                               double step_s, int64_t limit, Types__V1__Series ***out,
-                               size_t *nout, td_err *err)
+                               double step_s, int64_t limit, Types__V1__Series ***out, size_t *nout,
+                               td_err *err)
 {
     if (!(step_s >= 0.001) || step_s > 1e12) {
         return td_err_set(err, TD_INVALID, "step must be at least 1ms, got %g seconds", step_s);
@@ -1272,12 +1391,19 @@ static td_status select_series(qctx *q, const mq *m, char *const *group_by, size
         if (st != TD_OK || !nids) {
             continue;
         }
-        td_pvisit v = {.profile = on_series_profile, .sample = NULL, .ud = &acc};
+        td_pvisit v = {.profile = m->ncall_site ? on_profile_any : on_series_profile,
+                       .sample = m->ncall_site ? on_series_sample : NULL,
+                       .ud = &acc};
+        acc.nents = 0;
         st = td_pstore_select(q->p->ps, q->ts.names[t], ids, nids, m->start, m->end, &v, err);
         if (st == TD_OK && acc.nomem) {
             st = nomem(err);
         }
+        if (st == TD_OK && m->ncall_site) {
+            st = series_call_site(q, m, t, &acc, err);
+        }
     }
+    td_free(acc.ents);
     u64map_free(&acc.group);
     group *gs = st == TD_OK ? td_arena_alloc(q->a, (ng ? ng : 1) * sizeof(*gs)) : NULL;
     if (st == TD_OK && !gs) {
@@ -1349,10 +1475,10 @@ H(h_select_series)
     qctx q;
     mq m;
     if (qctx_init(&q, ud, call->req->org_id, call->arena, err) != TD_OK ||
-        mq_init(&q, &m, in->profile_typeid, in->label_selector, in->start, in->end, err) !=
-            TD_OK) {
+        mq_init(&q, &m, in->profile_typeid, in->label_selector, in->start, in->end, err) != TD_OK) {
         return err->code;
     }
+    mq_call_site(q.a, &m, in->stack_trace_selector);
     NEW(Querier__V1__SelectSeriesResponse, querier__v1__select_series_response__init, out);
     if (select_series(&q, &m, in->group_by, in->n_group_by, in->step, in->limit, &out->series,
                       &out->n_series, err) != TD_OK) {
@@ -1368,10 +1494,10 @@ typedef struct pp {
     td_arena *a;
     Google__V1__Profile *p;
     size_t cap_sample, cap_loc, cap_fn, cap_str, cap_map;
-    u64map strs;  /* string hash -> index + 1 (collisions resolved by scanning) */
-    u64map locs;  /* (tenant << 48 ^ location id) -> pprof location id */
-    u64map fns;   /* hash of (name, system name, file) -> function id */
-    u64map maps;  /* hash of the mapping file name -> mapping id */
+    u64map strs; /* string hash -> index + 1 (collisions resolved by scanning) */
+    u64map locs; /* (tenant << 48 ^ location id) -> pprof location id */
+    u64map fns;  /* hash of (name, system name, file) -> function id */
+    u64map maps; /* hash of the mapping file name -> mapping id */
 } pp;
 
 static uint64_t hash_str(const char *s, uint64_t h)
@@ -1444,8 +1570,8 @@ static int64_t pp_mapping(pp *x, const char *file, td_err *err)
 static int64_t pp_function(pp *x, const td_ploc *l, td_err *err)
 {
     const char *name = frame_name(l);
-    uint64_t h = hash_str(l->file ? l->file : "", hash_str(l->system_name ? l->system_name : "",
-                                                           hash_str(name, 0)));
+    uint64_t h = hash_str(l->file ? l->file : "",
+                          hash_str(l->system_name ? l->system_name : "", hash_str(name, 0)));
     bool isnew;
     int64_t *slot = u64map_slot(&x->fns, h, &isnew);
     if (!slot) {
@@ -1456,8 +1582,7 @@ static int64_t pp_function(pp *x, const td_ploc *l, td_err *err)
         return *slot;
     }
     Google__V1__Function *f = td_arena_alloc(x->a, sizeof(*f));
-    if (!f ||
-        !agrow(x->a, (void **)&x->p->function, &x->cap_fn, x->p->n_function + 1, sizeof(f))) {
+    if (!f || !agrow(x->a, (void **)&x->p->function, &x->cap_fn, x->p->n_function + 1, sizeof(f))) {
         nomem(err);
         return -1;
     }
@@ -1499,8 +1624,7 @@ static td_status pp_stack(void *ud, resolver *r, const uint64_t *locs, size_t n,
             size_t idx;
             if (resolve_loc(r, locs[i], &idx, err) != TD_OK) {
                 return err->code == TD_NOT_FOUND
-                           ? td_err_set(err, TD_CORRUPT, "location %" PRIu64 " is missing",
-                                        locs[i])
+                           ? td_err_set(err, TD_CORRUPT, "location %" PRIu64 " is missing", locs[i])
                            : err->code;
             }
             const td_ploc *pl = &r->ploc[idx];
@@ -1601,8 +1725,7 @@ H(h_select_merge_profile)
     qctx q;
     mq m;
     if (qctx_init(&q, ud, call->req->org_id, call->arena, err) != TD_OK ||
-        mq_init(&q, &m, in->profile_typeid, in->label_selector, in->start, in->end, err) !=
-            TD_OK ||
+        mq_init(&q, &m, in->profile_typeid, in->label_selector, in->start, in->end, err) != TD_OK ||
         filt_parse(q.a, NULL, 0, in->trace_id_selector, in->n_trace_id_selector, &m.f, err) !=
             TD_OK) {
         return err->code;
@@ -1611,6 +1734,7 @@ H(h_select_merge_profile)
         int64_t dummy;
         return max_nodes_of(in->max_nodes, &dummy, err);
     }
+    mq_call_site(q.a, &m, in->stack_trace_selector);
     Google__V1__Profile *p = NULL;
     if (merge_pprof(&q, &m, &p, err) != TD_OK) {
         return err->code;
@@ -1736,7 +1860,7 @@ static bool parse_attime(const char *s, int64_t now, int64_t *out)
         default:
             return false;
         }
-        if (v > 1000000000LL / 1) {
+        if (v > 1000000000LL) {
             return false;
         }
         *out = d[3] == '-' ? now - v * mul : now + v * mul;
@@ -1844,8 +1968,8 @@ static void fb_metadata(td_json *j, const ptype *pt, const char *format)
 {
     const char *st = pt->part[1], *units = pt->part[2];
     int64_t rate = 100;
-    if (!strcmp(st, "inuse_objects") || !strcmp(st, "alloc_objects") ||
-        !strcmp(st, "goroutine") || !strcmp(st, "samples")) {
+    if (!strcmp(st, "inuse_objects") || !strcmp(st, "alloc_objects") || !strcmp(st, "goroutine") ||
+        !strcmp(st, "samples")) {
         units = "objects";
     } else if (!strcmp(st, "cpu")) {
         units = "samples";
@@ -1922,8 +2046,8 @@ void td__pyro_render(td__pyro *p, const char *org_id, td__pyro_arg_fn arg, void 
     char *gb = group_by && *group_by ? (char *)group_by : NULL;
     Types__V1__Series **ser = NULL;
     size_t nser = 0;
-    if (select_series(&q, &m, gb ? &gb : NULL, gb ? 1 : 0, (double)step, 0, &ser, &nser,
-                      &err) != TD_OK) {
+    if (select_series(&q, &m, gb ? &gb : NULL, gb ? 1 : 0, (double)step, 0, &ser, &nser, &err) !=
+        TD_OK) {
         legacy_error(rp, err.code, err.msg);
         goto out;
     }

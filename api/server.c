@@ -107,7 +107,7 @@ typedef struct pending {
 struct td_api {
     td_api_opts o; /* copy; o.listen and o.pyroscope_listen are owned */
     td_store *store;
-    td__pyro pyro; /* the Pyroscope routes' view of the api (pyro.ps = the profile store) */
+    td__pyro pyro;     /* the Pyroscope routes' view of the api (pyro.ps = the profile store) */
     td_pstore *pstore; /* profile store of the ingest routes (not owned); NULL: 503 */
     struct MHD_Daemon *d;
     struct MHD_Daemon *d_pyro; /* pyroscope-listen, NULL when off */
@@ -528,8 +528,7 @@ static void h_connect(req *r)
         r->allow = "POST";
     }
     if (rp.status >= 500 && rp.status != 501) {
-        TD_LOG_THROTTLED(TD_LOG_ERROR, MOD, "%s failed: %s", r->url,
-                         td_connect_code_name(rp.code));
+        TD_LOG_THROTTLED(TD_LOG_ERROR, MOD, "%s failed: %s", r->url, td_connect_code_name(rp.code));
     }
     td_arena_release(&a);
 }
@@ -1233,13 +1232,13 @@ static td_status pyro_listener_start(td_api *api, unsigned pool, td_err *err)
     /* MHD wants a blocking listening socket with its internal threads */
     int fl = fcntl(fd, F_GETFL);
     fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
-                     MHD_USE_ITC;
-    api->d_pyro = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, (void *)api,
-        MHD_OPTION_THREAD_POOL_SIZE, pool > 1 ? pool : 0u, MHD_OPTION_CONNECTION_TIMEOUT, 120u,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
-        MHD_OPTION_END);
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    api->d_pyro =
+        MHD_start_daemon(flags, 0, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+                         (void *)api, MHD_OPTION_THREAD_POOL_SIZE, pool > 1 ? pool : 0u,
+                         MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_NOTIFY_COMPLETED,
+                         on_completed, NULL, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_END);
     if (!api->d_pyro) {
         close(fd);
         return td_err_set(err, TD_IO, "cannot start the HTTP server on %s",

@@ -116,8 +116,8 @@ int main(int argc, char **argv)
         perror("mkdtemp");
         return 1;
     }
-    td_store_opts o = {.dir = (char *)dir, .cache_bytes = 256u << 20,
-                       .write_buffer_bytes = 16u << 20};
+    td_store_opts o = {
+        .dir = (char *)dir, .cache_bytes = 256u << 20, .write_buffer_bytes = 16u << 20};
     td_pstore *s;
     td_err err;
     td_err_init(&err);
@@ -127,7 +127,7 @@ int main(int argc, char **argv)
 
     /* symbols: per service NLOCS functions and nstacks stacks */
     td_ploc *locs = td_xcalloc(NLOCS, sizeof(*locs));
-    char (*names)[40] = td_xcalloc(NLOCS, 40);
+    char(*names)[40] = td_xcalloc(NLOCS, 40);
     td_pstack *stacks = td_xcalloc((size_t)nstacks, sizeof(*stacks));
     uint32_t *frames = td_xcalloc((size_t)nstacks * 40, sizeof(*frames));
     td_psample *smp = td_xcalloc((size_t)nsamples, sizeof(*smp));
@@ -160,8 +160,15 @@ int main(int argc, char **argv)
                 smp[i].value = (int64_t)(1 + rnd() % 20) * 10000000;
                 smp[i].span_id = rnd() % 3 == 0 ? 0x1000 + rnd() % 16 : 0;
             }
-            td_pwrite w = {"bench", (t0 + p * 10000) * 1000000, 10000000000, locs, NLOCS,
-                           stacks, (size_t)nstacks, &se, 1};
+            td_pwrite w = {"bench",
+                           (t0 + p * 10000) * 1000000,
+                           10000000000,
+                           locs,
+                           NLOCS,
+                           stacks,
+                           (size_t)nstacks,
+                           &se,
+                           1};
             if (td_pstore_write(s, &w, &err)) {
                 die("write", &err);
             }

@@ -1093,8 +1093,8 @@ static bool translate(rx *x)
     return true;
 }
 
-td_status td_regex_translate(const char *src, size_t n, td_arena *a, const char **out,
-                                  char *why, size_t whylen)
+td_status td_regex_translate(const char *src, size_t n, td_arena *a, const char **out, char *why,
+                             size_t whylen)
 {
     if (n > TD_REGEX_MAX) {
         snprintf(why, whylen, "regex longer than %d bytes", TD_REGEX_MAX);

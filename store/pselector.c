@@ -51,7 +51,8 @@ static size_t char_pos(const char *s, size_t off)
     return c;
 }
 
-static td_status perr(sp *p, size_t off, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static td_status perr(sp *p, size_t off, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static td_status perr(sp *p, size_t off, const char *fmt, ...)
 {
     char msg[200];
@@ -441,8 +442,8 @@ static td_status parse(sp *p, td_pselector *out)
     skip_ws(p);
     if (p->i < p->n && (is_alpha_(p->s[p->i]) || p->s[p->i] == ':')) {
         size_t at = p->i;
-        while (p->i < p->n && (is_alpha_(p->s[p->i]) || is_digit(p->s[p->i]) ||
-                               p->s[p->i] == ':' || p->s[p->i] == '.')) {
+        while (p->i < p->n && (is_alpha_(p->s[p->i]) || is_digit(p->s[p->i]) || p->s[p->i] == ':' ||
+                               p->s[p->i] == '.')) {
             p->i++;
         }
         out->profile_type = td_arena_strndup(p->a, p->s + at, p->i - at);

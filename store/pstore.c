@@ -18,6 +18,7 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/metrics.h"
 #include "store/pkeys.h"
 
 #include <leveldb/c.h>
@@ -58,6 +59,10 @@ typedef struct tenant_ids {
 } tenant_ids;
 
 enum { CNT_SERIES, CNT_LOC, CNT_STACK };
+/* How a symbol was interned (traced_profile_symbols_total's outcome). */
+enum { SYM_CACHED, SYM_FOUND, SYM_WRITTEN };
+static const char *const sym_kind[3] = {"series", "location", "stack"};
+static const char *const sym_outcome[3] = {"cached", "found", "written"};
 static const uint8_t cnt_kind[3] = {TD__PK_CNT_SERIES, TD__PK_CNT_LOC, TD__PK_CNT_STACK};
 
 struct td_pstore {
@@ -72,7 +77,8 @@ struct td_pstore {
     seen_ent seen[SEEN_SETS][2];
     tenant_ids *tenants;
     size_t ntenants, tenants_cap;
-    uint32_t nonce; /* next profile key nonce */
+    uint32_t nonce;                                  /* next profile key nonce */
+    td_metric *m_profiles, *m_samples, *m_sym[3][3]; /* [counter index][SYM_*] */
 };
 
 /* ---- small helpers ---- */
@@ -174,6 +180,12 @@ static td_status mkdir_p(const char *dir, td_err *err)
     return st;
 }
 
+static int64_t size_gauge(void *ud)
+{
+    uint64_t n = td_pstore_approx_size(ud);
+    return n > INT64_MAX ? INT64_MAX : (int64_t)n;
+}
+
 static void pstore_free(td_pstore *s)
 {
     if (s->db) {
@@ -219,9 +231,8 @@ td_status td_pstore_open(const td_store_opts *o, td_pstore **out, td_err *err)
     s->opts = leveldb_options_create();
     leveldb_options_set_create_if_missing(s->opts, 1);
     leveldb_options_set_cache(s->opts, s->cache);
-    leveldb_options_set_write_buffer_size(s->opts, (size_t)(o->write_buffer_bytes
-                                                                ? o->write_buffer_bytes
-                                                                : 4u << 20));
+    leveldb_options_set_write_buffer_size(
+        s->opts, (size_t)(o->write_buffer_bytes ? o->write_buffer_bytes : 4u << 20));
     leveldb_options_set_compression(s->opts, leveldb_snappy_compression);
     leveldb_options_set_max_open_files(s->opts, 256);
     s->ropts = leveldb_readoptions_create();
@@ -241,6 +252,15 @@ td_status td_pstore_open(const td_store_opts *o, td_pstore **out, td_err *err)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     s->nonce = (uint32_t)((uint64_t)ts.tv_sec * 1000003u + (uint64_t)ts.tv_nsec);
+    s->m_profiles = td_metric_series(TD_M_PROFILES_WRITTEN, NULL, NULL, NULL);
+    s->m_samples = td_metric_series(TD_M_PROFILE_SAMPLES_WRITTEN, NULL, NULL, NULL);
+    for (int k = 0; k < 3; k++) {
+        for (int h = 0; h < 3; h++) {
+            s->m_sym[k][h] =
+                td_metric_series(TD_M_PROFILE_SYMBOLS, sym_kind[k], sym_outcome[h], NULL);
+        }
+    }
+    td_metric_gauge_fn(TD_M_PROFILE_STORE_SIZE, size_gauge, s);
     td_log(TD_LOG_INFO, MODULE, "opened profile store %s", s->path);
     *out = s;
     return TD_OK;
@@ -249,6 +269,8 @@ td_status td_pstore_open(const td_store_opts *o, td_pstore **out, td_err *err)
 void td_pstore_close(td_pstore *s)
 {
     if (s) {
+        /* after this returns no scrape can be inside size_gauge with s */
+        td_metric_gauge_fn(TD_M_PROFILE_STORE_SIZE, NULL, s);
         pstore_free(s);
     }
 }
@@ -341,17 +363,17 @@ static td_status tenant_get(td_pstore *s, const char *tenant, size_t tlen, tenan
  * and rkey types: the hash -> ID and ID -> content record types). If it is
  * neither in the recently-seen table nor in the store, a new ID is taken from
  * the tenant's counter and both records are put into wb (content: rec, rlen).
- * *fresh tells whether it was new.
+ * *how is SYM_CACHED, SYM_FOUND or SYM_WRITTEN.
  */
 static td_status intern(td_pstore *s, leveldb_writebatch_t *wb, tenant_ids *t, int kind,
                         uint8_t htype, uint8_t rtype, const uint8_t h[16], const uint8_t *rec,
-                        size_t rlen, uint64_t *id, bool *fresh, td_err *err)
+                        size_t rlen, uint64_t *id, int *how, td_err *err)
 {
     size_t tlen = strlen(t->tenant);
     uint8_t hk[TD__PK_KEY_MAX];
     size_t hklen = td__pk_hash_key(hk, htype, t->tenant, tlen, h);
     uint64_t d[2];
-    *fresh = false;
+    *how = SYM_CACHED;
     if (seen_get(s, hk, hklen, d, id)) {
         return TD_OK;
     }
@@ -371,11 +393,12 @@ static td_status intern(td_pstore *s, leveldb_writebatch_t *wb, tenant_ids *t, i
             return td_err_set(err, TD_CORRUPT, "malformed profile hash record (%zu bytes)", vlen);
         }
         seen_put(s, d, *id);
+        *how = SYM_FOUND;
         return TD_OK;
     }
     *id = t->next[kind]++;
     t->dirty[kind] = true;
-    *fresh = true;
+    *how = SYM_WRITTEN;
     uint8_t idv[8];
     td__pk_put_be64(idv, *id);
     uint8_t rk[TD__PK_KEY_MAX];
@@ -487,17 +510,17 @@ static uint32_t trace_index(const uint8_t *const *tab, size_t n, const uint8_t *
 
 /*
  * Encode one series' samples (stack IDs already resolved into ws) as a v1
- * profile value into out. ws is sorted and merged in place. Returns false
- * (nothing to store) when every value is zero. Scratch comes from td_malloc.
+ * profile value into out. ws is sorted and merged in place. *stored is the
+ * number of samples encoded: 0 (nothing to store) when every value is zero.
  */
 static td_status encode_profile(wsample *ws, size_t n, int64_t duration_ns, td_buf *out,
-                                bool *any, td_err *err)
+                                size_t *stored, td_err *err)
 {
     td_status st = TD_OK;
     uint64_t *spans = NULL;
     const uint8_t **traces = NULL;
     size_t nspans = 0, ntraces = 0;
-    *any = false;
+    *stored = 0;
     if (n == 0) {
         return TD_OK; /* (ws may be NULL: qsort must not see it) */
     }
@@ -570,8 +593,8 @@ static td_status encode_profile(wsample *ws, size_t n, int64_t duration_ns, td_b
     }
     /* the value's size comes from the wire: reserve its bound with a checked grow */
     size_t bound, per = 40; /* four varints per sample at most */
-    if (!td_size_mul(n, per, &bound) || !td_size_add(bound, 64 + nspans * 8 + ntraces * 16,
-                                                      &bound)) {
+    if (!td_size_mul(n, per, &bound) ||
+        !td_size_add(bound, 64 + nspans * 8 + ntraces * 16, &bound)) {
         st = td_err_set(err, TD_NOMEM, "profile too large to encode");
         goto done;
     }
@@ -580,7 +603,7 @@ static td_status encode_profile(wsample *ws, size_t n, int64_t duration_ns, td_b
         st = td_err_set(err, TD_NOMEM, "out of memory writing a profile");
         goto done;
     }
-    *any = true;
+    *stored = n;
     uint8_t hdr[2] = {TD__PK_V1, (uint8_t)((has_spans ? TD__PK_F_SPANS : 0) |
                                            (has_traces ? TD__PK_F_TRACES : 0))};
     td_buf_add(out, hdr, 2);
@@ -697,6 +720,8 @@ typedef struct wstate {
     uint64_t *loc_ids;   /* 0 = not interned yet */
     uint64_t *stack_ids; /* 0 = not interned yet */
     td_buf rec, rec2;
+    uint64_t sym[3][3];           /* symbols by counter index and SYM_* (metrics) */
+    uint64_t nprofiles, nsamples; /* stored (metrics) */
 } wstate;
 
 static td_status intern_stack(wstate *x, uint32_t si, td_err *err)
@@ -711,13 +736,13 @@ static td_status intern_stack(wstate *x, uint32_t si, td_err *err)
         encode_loc(&x->rec, &x->w->locs[li]);
         uint8_t h[16];
         td_hash128(x->rec.data, x->rec.len, h);
-        bool fresh;
+        int how;
         td_status st = intern(x->s, x->wb, x->t, CNT_LOC, TD__PK_LOC_HASH, TD__PK_LOC, h,
-                              (const uint8_t *)x->rec.data, x->rec.len, &x->loc_ids[li], &fresh,
-                              err);
+                              (const uint8_t *)x->rec.data, x->rec.len, &x->loc_ids[li], &how, err);
         if (st) {
             return st;
         }
+        x->sym[CNT_LOC][how]++;
     }
     /* hash over the fixed-width IDs; the record holds them as varints */
     td_buf_reset(&x->rec);
@@ -733,9 +758,13 @@ static td_status intern_stack(wstate *x, uint32_t si, td_err *err)
     }
     uint8_t h[16];
     td_hash128(x->rec.data, x->rec.len, h);
-    bool fresh;
-    return intern(x->s, x->wb, x->t, CNT_STACK, TD__PK_STACK_HASH, TD__PK_STACK, h,
-                  (const uint8_t *)x->rec2.data, x->rec2.len, &x->stack_ids[si], &fresh, err);
+    int how;
+    td_status st = intern(x->s, x->wb, x->t, CNT_STACK, TD__PK_STACK_HASH, TD__PK_STACK, h,
+                          (const uint8_t *)x->rec2.data, x->rec2.len, &x->stack_ids[si], &how, err);
+    if (!st) {
+        x->sym[CNT_STACK][how]++;
+    }
+    return st;
 }
 
 /* Series ID of labels; a new series also gets its postings. */
@@ -744,11 +773,15 @@ static td_status intern_series(wstate *x, const td_pseries_in *se, uint64_t *id,
     encode_labels(&x->rec, se->labels, se->nlabels);
     uint8_t h[16];
     td_hash128(x->rec.data, x->rec.len, h);
-    bool fresh;
+    int how;
     td_status st = intern(x->s, x->wb, x->t, CNT_SERIES, TD__PK_SERIES_HASH, TD__PK_SERIES, h,
-                          (const uint8_t *)x->rec.data, x->rec.len, id, &fresh, err);
-    if (st || !fresh) {
+                          (const uint8_t *)x->rec.data, x->rec.len, id, &how, err);
+    if (st) {
         return st;
+    }
+    x->sym[CNT_SERIES][how]++;
+    if (how != SYM_WRITTEN) {
+        return TD_OK;
     }
     size_t tlen = strlen(x->t->tenant);
     for (size_t j = 0; j < se->nlabels; j++) {
@@ -798,15 +831,19 @@ static td_status write_locked(wstate *x, td_err *err)
             if (!x->stack_ids[p->stack]) {
                 st = intern_stack(x, p->stack, err);
             }
-            ws[n++] = (wsample){x->stack_ids[p->stack], p->span_id,
-                                trace_zero(p->trace_id) ? NULL : p->trace_id, 0, 0, p->value};
+            ws[n++] = (wsample){x->stack_ids[p->stack],
+                                p->span_id,
+                                trace_zero(p->trace_id) ? NULL : p->trace_id,
+                                0,
+                                0,
+                                p->value};
         }
         if (st) {
             break;
         }
-        bool any;
-        st = encode_profile(ws, n, w->duration_ns, &val, &any, err);
-        if (st || !any) {
+        size_t stored;
+        st = encode_profile(ws, n, w->duration_ns, &val, &stored, err);
+        if (st || !stored) {
             continue;
         }
         uint64_t sid;
@@ -819,6 +856,8 @@ static td_status write_locked(wstate *x, td_err *err)
         leveldb_writebatch_put(x->wb, (const char *)k, klen, "", 0);
         klen = td__pk_profile_key(k, x->t->tenant, tlen, sid, w->time_ns, s->nonce++);
         leveldb_writebatch_put(x->wb, (const char *)k, klen, val.data, val.len);
+        x->nprofiles++;
+        x->nsamples += stored;
     }
     td_free(ws);
     td_buf_release(&val);
@@ -877,6 +916,15 @@ td_status td_pstore_write(td_pstore *s, const td_pwrite *w, td_err *err)
         memset(s->seen, 0, sizeof(s->seen));
     }
     pthread_mutex_unlock(&s->write_lock);
+    if (!st) {
+        td_metric_add(s->m_profiles, x.nprofiles);
+        td_metric_add(s->m_samples, x.nsamples);
+        for (int k = 0; k < 3; k++) {
+            for (int o = 0; o < 3; o++) {
+                td_metric_add(s->m_sym[k][o], x.sym[k][o]);
+            }
+        }
+    }
     leveldb_writebatch_destroy(x.wb);
     td_buf_release(&x.rec);
     td_buf_release(&x.rec2);
@@ -1142,8 +1190,8 @@ static td_status decode_series(const uint8_t *v, size_t vlen, series_rec *r, td_
 }
 
 /* Whether series id has a profile with a time (ms) in [start_ms, end_ms]. */
-static td_status has_time(td_pstore *s, leveldb_iterator_t *it, const char *tenant, size_t tlen,
-                          uint64_t id, int64_t start_ms, int64_t end_ms, bool *yes, td_err *err)
+static td_status has_time(leveldb_iterator_t *it, const char *tenant, size_t tlen, uint64_t id,
+                          int64_t start_ms, int64_t end_ms, bool *yes, td_err *err)
 {
     uint8_t k[TD__PK_KEY_MAX];
     size_t klen = td__pk_time_key(k, tenant, tlen, id, start_ms);
@@ -1160,13 +1208,12 @@ static td_status has_time(td_pstore *s, leveldb_iterator_t *it, const char *tena
             *yes = td__pk_get_time(f + plen) <= end_ms;
         }
     }
-    (void)s;
     return iter_status(it, err);
 }
 
-td_status td_pstore_series(td_pstore *s, const char *tenant, const td_pselector *sels,
-                           size_t nsels, int64_t start_ms, int64_t end_ms, td_pseries_cb cb,
-                           void *ud, td_err *err)
+td_status td_pstore_series(td_pstore *s, const char *tenant, const td_pselector *sels, size_t nsels,
+                           int64_t start_ms, int64_t end_ms, td_pseries_cb cb, void *ud,
+                           td_err *err)
 {
     size_t tlen;
     td_status st = check_tenant(&tenant, &tlen, err);
@@ -1195,7 +1242,7 @@ td_status td_pstore_series(td_pstore *s, const char *tenant, const td_pselector 
     for (size_t i = 0; i < ids.n && !st; i++) {
         if (end_ms != 0) {
             bool yes;
-            st = has_time(s, it, tenant, tlen, ids.v[i], start_ms, end_ms, &yes, err);
+            st = has_time(it, tenant, tlen, ids.v[i], start_ms, end_ms, &yes, err);
             if (st || !yes) {
                 continue;
             }
@@ -1284,8 +1331,8 @@ static bool parse_profile_hdr(const uint8_t *v, size_t vlen, profile_hdr *h)
 }
 
 /* Decode and visit the samples; *stop when the callback said so. */
-static td_status visit_samples(profile_hdr *h, uint64_t series, int64_t time_ns,
-                               const td_pvisit *v, bool *stop, td_err *err)
+static td_status visit_samples(profile_hdr *h, uint64_t series, int64_t time_ns, const td_pvisit *v,
+                               bool *stop, td_err *err)
 {
     uint64_t stack = 0;
     for (uint64_t i = 0; i < h->nsamples; i++) {
@@ -1316,9 +1363,8 @@ static td_status visit_samples(profile_hdr *h, uint64_t series, int64_t time_ns,
     return TD_OK;
 }
 
-td_status td_pstore_select(td_pstore *s, const char *tenant, const uint64_t *series,
-                           size_t nseries, int64_t start_ms, int64_t end_ms, const td_pvisit *v,
-                           td_err *err)
+td_status td_pstore_select(td_pstore *s, const char *tenant, const uint64_t *series, size_t nseries,
+                           int64_t start_ms, int64_t end_ms, const td_pvisit *v, td_err *err)
 {
     size_t tlen;
     td_status st = check_tenant(&tenant, &tlen, err);
@@ -1382,8 +1428,8 @@ td_status td_pstore_select(td_pstore *s, const char *tenant, const uint64_t *ser
     return st;
 }
 
-td_status td_pstore_stack(td_pstore *s, const char *tenant, uint64_t id, uint64_t *locs,
-                          size_t max, size_t *n, td_err *err)
+td_status td_pstore_stack(td_pstore *s, const char *tenant, uint64_t id, uint64_t *locs, size_t max,
+                          size_t *n, td_err *err)
 {
     size_t tlen;
     td_status st = check_tenant(&tenant, &tlen, err);

@@ -203,8 +203,8 @@ static int call_json(const td_ctl_opts *o, const char *method, json_t *req, json
     td_ctl_http_resp resp;
     td_err err;
     td_err_init(&err);
-    td_status st = td_ctl_http_post(o, path, ACCEPT_JSON, "application/json", body, strlen(body),
-                                    &resp, &err);
+    td_status st =
+        td_ctl_http_post(o, path, ACCEPT_JSON, "application/json", body, strlen(body), &resp, &err);
     free(body);
     if (st != TD_OK) {
         return td_ctl_http_fail(o, &err);
@@ -244,8 +244,7 @@ static int print_strings(json_t *root, const char *key, const char *field)
     json_t *arr = json_object_get(root, key);
     size_t n = 0, i;
     json_t *v;
-    json_array_foreach(arr, i, v)
-    {
+    json_array_foreach (arr, i, v) {
         size_t len;
         const char *s = field ? td_ctl_json_str(v, field, &len) : json_string_value(v);
         if (s) {
@@ -443,8 +442,7 @@ static int run_top(td_ctl_opts *o, const pargs *a)
         return td_ctl_usage_error("profiles", "invalid --limit '%s'", a->limit);
     }
     if (a->max_nodes && !parse_u64(a->max_nodes, 1048576, &maxn)) {
-        return td_ctl_usage_error("profiles", "invalid --max-nodes '%s': 0-1048576",
-                                  a->max_nodes);
+        return td_ctl_usage_error("profiles", "invalid --max-nodes '%s': 0-1048576", a->max_nodes);
     }
     json_t *req = range(a);
     json_object_set_new(req, "profileTypeID", json_string(a->type));
@@ -460,8 +458,8 @@ static int run_top(td_ctl_opts *o, const pargs *a)
         json_object_set_new(req, "spanSelector", s);
     }
     json_t *root;
-    int rc = call_json(o, a->nspans ? "SelectMergeSpanProfile" : "SelectMergeStacktraces", req,
-                       &root);
+    int rc =
+        call_json(o, a->nspans ? "SelectMergeSpanProfile" : "SelectMergeStacktraces", req, &root);
     if (rc != TD_CTL_EXIT_OK || !root) {
         return rc;
     }
@@ -605,8 +603,9 @@ static int profiles_run(td_ctl_opts *o, int argc, char **argv)
     }
     bool needs_type = strcmp(sub, "top") == 0 || strcmp(sub, "export") == 0;
     if (needs_type && (!a.type || !*a.type)) {
-        return td_ctl_usage_error("profiles", "%s needs --type PROFILE_TYPE_ID (see 'tracectl "
-                                              "profiles types')",
+        return td_ctl_usage_error("profiles",
+                                  "%s needs --type PROFILE_TYPE_ID (see 'tracectl "
+                                  "profiles types')",
                                   sub);
     }
     if (strcmp(sub, "labels") != 0 && a.positional) {

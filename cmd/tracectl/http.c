@@ -163,8 +163,8 @@ td_status td_ctl_http_get(const td_ctl_opts *o, const char *path, const char *ac
 }
 
 td_status td_ctl_http_post(const td_ctl_opts *o, const char *path, const char *accept,
-                           const char *ctype, const void *body, size_t len,
-                           td_ctl_http_resp *resp, td_err *err)
+                           const char *ctype, const void *body, size_t len, td_ctl_http_resp *resp,
+                           td_err *err)
 {
     return http_do(o, path, accept, ctype, body, len, resp, err);
 }

@@ -115,6 +115,19 @@ else
     fail "go is not installed (scripts/setup-debian.sh installs golang-go)"
 fi
 
+# ---- the remaining methods in JSON, as the Drilldown app sends them ----
+expect_eq "SelectSeries (JSON)" "$(jcall SelectSeries '{"profileTypeID":"'$PT'","labelSelector":"{}",'"$RANGE"',"step":15,"aggregation":"TIME_SERIES_AGGREGATION_TYPE_SUM"}' serj)" 200
+check "SelectSeries JSON point value 6" grep -q '"value":6,"timestamp":"' "$E2E_TMP/serj.body"
+expect_eq "SelectMergeSpanProfile (JSON)" "$(jcall SelectMergeSpanProfile '{"profileTypeID":"'$PT'","labelSelector":"{}","spanSelector":["0000000000002222"],'"$RANGE"'}' spanj)" 200
+check "span profile JSON has only c" grep -q '"names":\["total","main","c"\]' "$E2E_TMP/spanj.body"
+expect_eq "SelectMergeProfile (JSON)" "$(jcall SelectMergeProfile '{"profileTypeID":"'$PT'",'"$RANGE"'}' mergedj)" 200
+check "SelectMergeProfile JSON is a pprof in protojson" \
+    grep -q '"sampleType":\[{"type":"[0-9]*","unit":"[0-9]*"}\]' "$E2E_TMP/mergedj.body"
+expect_eq "LabelNames (JSON, Drilldown Accept)" \
+    "$(http namesj -X POST -H 'Content-Type: application/json' -H 'Accept: application/json; allow-utf8-labelnames=true' \
+        -d '{"matchers":["{}"],'"$RANGE"'}' "$QUERY/querier.v1.QuerierService/LabelNames")" 200
+check "LabelNames JSON lists service_name" grep -q '"service_name"' "$E2E_TMP/namesj.body"
+
 # ---- diff, stats ----
 expect_eq "Diff (JSON)" "$(jcall Diff '{"left":{"profileTypeID":"'$PT'",'"$RANGE"'},"right":{"profileTypeID":"'$PT'","labelSelector":"{env=\"dev\"}",'"$RANGE"'}}' diff)" 200
 check "Diff ticks" grep -q '"leftTicks":"6"' "$E2E_TMP/diff.body"
@@ -183,4 +196,20 @@ expect_eq "gzip request body -> 200" \
 check "daemon still ready" curl -sf -o /dev/null --max-time 5 "$QUERY/ready"
 
 check "traced stops cleanly" traced_stop
+
+# ---- tenants (§9): the same data with --multitenancy ----
+start_or_bail --multitenancy
+types() {
+    http "$1" -X POST -H 'Content-Type: application/json' ${2:+-H "X-Scope-OrgID: $2"} \
+        -d "{$RANGE}" "$QUERY/querier.v1.QuerierService/ProfileTypes"
+}
+expect_eq "multitenancy: no X-Scope-OrgID -> 401" "$(types mt0)" 401
+check "401 is Connect unauthenticated" grep -q '"code":"unauthenticated"' "$E2E_TMP/mt0.body"
+expect_eq "another tenant sees nothing" "$(types mt1 other)" 200
+check "another tenant: empty answer" body_is mt1 '{}'
+expect_eq "the writing tenant sees its data" "$(types mt2 single-tenant)" 200
+check "writing tenant: the cpu type" grep -q "\"ID\":\"$PT\"" "$E2E_TMP/mt2.body"
+expect_eq "a|b reads the union" "$(types mt3 'other|single-tenant')" 200
+check "union: the cpu type" grep -q "\"ID\":\"$PT\"" "$E2E_TMP/mt3.body"
+check "traced stops cleanly (multitenancy)" traced_stop
 finish

@@ -12,13 +12,14 @@
 #include "core/arena.h"
 #include "core/buf.h"
 #include "core/mem.h"
+#include "core/metrics.h"
 #include "store/pkeys.h"
 #include "store/pstore.h"
 #include "td_test.h"
 
 #include <ftw.h>
-#include <pthread.h>
 #include <leveldb/c.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,7 +159,8 @@ static void test_selector_parse(void)
         {"{otel.scope.name=\"x\",_b1=\"\"}", "-|otel.scope.name=<x>;_b1=<>"},
         {"{a=`x\\n\"y`}", "-|a=<x\\n\"y>"},
         {"{a=\"\\t\\\"\\\\\\u00e9\\x41\\101\\U0001F600\\a\\b\\f\\n\\r\\v\"}",
-         "-|a=<\t\"\\\xc3\xa9" "AA\xf0\x9f\x98\x80\a\b\f\n\r\v>"},
+         "-|a=<\t\"\\\xc3\xa9"
+         "AA\xf0\x9f\x98\x80\a\b\f\n\r\v>"},
         {"{a='it\\'s \"q\"'}", "-|a=<it's \"q\">"},
         {"process_cpu:cpu:nanoseconds:cpu:nanoseconds{service_name=\"shop\"}",
          "process_cpu:cpu:nanoseconds:cpu:nanoseconds|service_name=<shop>"},
@@ -338,12 +340,12 @@ static void test_selector_match(void)
         {"{missing=~\".*\"}", true},
         {"{missing=~\".+\"}", false},
         {"{missing!~\".+\"}", true},
-        {"{c=~\"fo\"}", false},   /* anchored at the end */
-        {"{c=~\"oo\"}", false},   /* anchored at the start */
+        {"{c=~\"fo\"}", false}, /* anchored at the end */
+        {"{c=~\"oo\"}", false}, /* anchored at the start */
         {"{c=~\"f.*\"}", true},
         {"{c=~\"(?i)FOO\"}", true},
         {"{c=~\"FOO\"}", false},
-        {"{d=~\"line1.line2\"}", true}, /* . matches newline */
+        {"{d=~\"line1.line2\"}", true},     /* . matches newline */
         {"{service_name=~\"sh.p\"}", true}, /* . is one UTF-8 character */
         {"{service_name=~\"sh..p\"}", false},
         {"{a=\"x\",c=\"foo\"}", true},
@@ -445,8 +447,8 @@ static bool on_series(void *ud, const td_pseries *s)
     return true;
 }
 
-static got_series series_of(td_pstore *s, const char *tenant, const char *const *sels,
-                            size_t nsels, int64_t start, int64_t end)
+static got_series series_of(td_pstore *s, const char *tenant, const char *const *sels, size_t nsels,
+                            int64_t start, int64_t end)
 {
     td_arena a;
     td_arena_init(&a, 0, 0);
@@ -680,14 +682,26 @@ static void test_roundtrip(void)
     tmp_remove();
 }
 
+static uint64_t sym_metric(const char *kind, const char *outcome)
+{
+    return td_metric_get(td_metric_series(TD_M_PROFILE_SYMBOLS, kind, outcome, NULL));
+}
+
 static void test_dedup_and_reopen(void)
 {
     tmp_make();
+    uint64_t st_written = sym_metric("stack", "written"), st_cached = sym_metric("stack", "cached");
+    uint64_t st_found = sym_metric("stack", "found");
+    uint64_t profiles = td_metric_get(td_metric_series(TD_M_PROFILES_WRITTEN, NULL, NULL, NULL));
     td_pstore *s = open_ps();
     write_three(s, "t1", T0, 1);
     write_three(s, "t1", T0 + 10000, 2);
     write_three(s, "t2", T0, 1); /* same symbols, other tenant: interned again */
     td_pstore_close(s);
+    TD_ASSERT_EQ_U64(sym_metric("stack", "written") - st_written, 8);
+    TD_ASSERT_EQ_U64(sym_metric("stack", "cached") - st_cached, 4);
+    TD_ASSERT_EQ_U64(
+        td_metric_get(td_metric_series(TD_M_PROFILES_WRITTEN, NULL, NULL, NULL)) - profiles, 9);
     TD_ASSERT_EQ_INT(count_type(TD__PK_LOC, NULL), 10);
     TD_ASSERT_EQ_INT(count_type(TD__PK_LOC_HASH, NULL), 10);
     TD_ASSERT_EQ_INT(count_type(TD__PK_STACK, NULL), 8);
@@ -698,6 +712,8 @@ static void test_dedup_and_reopen(void)
     /* a new process finds the symbols in the store instead of writing new ones */
     s = open_ps();
     write_three(s, "t1", T0 + 20000, 3);
+    TD_ASSERT_EQ_U64(sym_metric("stack", "found") - st_found, 4);
+    TD_ASSERT_EQ_U64(sym_metric("stack", "written") - st_written, 8);
     got_series g = series_of(s, "t1", NULL, 0, 0, 0);
     TD_ASSERT_EQ_INT(g.n, 3);
     got_prof p = select_of(s, "t1", g.id, g.n, T0, T0 + 20000, true);
@@ -900,12 +916,12 @@ static void test_corrupt(void)
         const char *v;
         size_t len;
     } cases[] = {
-        {TD__PK_PROFILE, "\x02\x00\x00\x00\x01\x01", 6},         /* unknown version */
-        {TD__PK_PROFILE, "\x01\x80\x00\x00\x01\x01", 6},         /* unknown flag */
-        {TD__PK_PROFILE, "\x01\x00\x00\x02\x02\x01\x05\x02", 8}, /* says two, has one */
-        {TD__PK_PROFILE, "\x01\x00\x00\x02\x01\x01\x05\x02\x00", 9}, /* trailing byte */
-        {TD__PK_PROFILE, "\x01\x00\x00\x02\x01\x01\x05", 7},     /* cut short */
-        {TD__PK_PROFILE, "\x01\x00\x00\x02\x01\x00\x05\x02", 8}, /* gcd 0 */
+        {TD__PK_PROFILE, "\x02\x00\x00\x00\x01\x01", 6},                  /* unknown version */
+        {TD__PK_PROFILE, "\x01\x80\x00\x00\x01\x01", 6},                  /* unknown flag */
+        {TD__PK_PROFILE, "\x01\x00\x00\x02\x02\x01\x05\x02", 8},          /* says two, has one */
+        {TD__PK_PROFILE, "\x01\x00\x00\x02\x01\x01\x05\x02\x00", 9},      /* trailing byte */
+        {TD__PK_PROFILE, "\x01\x00\x00\x02\x01\x01\x05", 7},              /* cut short */
+        {TD__PK_PROFILE, "\x01\x00\x00\x02\x01\x00\x05\x02", 8},          /* gcd 0 */
         {TD__PK_PROFILE, "\x01\x01\x00\x02\x01\x01\x00\x05\x02\x01", 10}, /* span ix > table */
         {TD__PK_PROFILE, "", 0},
         {TD__PK_SERIES, "\x01\x05\x01", 3},
@@ -1048,8 +1064,7 @@ static void test_bytes_per_sample(void)
            "compaction; symbols: %llu bytes of stacks, %llu of locations\n",
            per, (unsigned long long)pbytes, (unsigned long long)nsamples, nprof,
            (double)pbytes / (double)entries, (unsigned long long)entries,
-           (double)disk / (double)nsamples, (unsigned long long)sbytes,
-           (unsigned long long)lbytes);
+           (double)disk / (double)nsamples, (unsigned long long)sbytes, (unsigned long long)lbytes);
     TD_CHECK(per <= 8.0);
     tmp_remove();
 }

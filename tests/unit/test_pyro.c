@@ -36,8 +36,8 @@ static void test_protojson_decode(void)
                      "\"frameFilter\":{\"x\":[1,2]},\"spanSelector\":[\"00000000000000aa\"],"
                      "\"stackTraceSelector\":null}";
     ProtobufCMessage *m = NULL;
-    TD_ASSERT_OK(td_protojson_decode(&querier__v1__select_merge_stacktraces_request__descriptor,
-                                     js, strlen(js), &a, &m, &err));
+    TD_ASSERT_OK(td_protojson_decode(&querier__v1__select_merge_stacktraces_request__descriptor, js,
+                                     strlen(js), &a, &m, &err));
     const Querier__V1__SelectMergeStacktracesRequest *r = (const void *)m;
     TD_ASSERT_EQ_STR(r->profile_typeid, "a:b:c:d:e");
     TD_ASSERT_EQ_STR(r->label_selector, "{x=\"1\"}");
@@ -51,14 +51,14 @@ static void test_protojson_decode(void)
 
     /* the proto field name works too; enums by name or number */
     js = "{\"profile_typeID\":\"p\",\"format\":\"PROFILE_FORMAT_TREE\"}";
-    TD_ASSERT_OK(td_protojson_decode(&querier__v1__select_merge_stacktraces_request__descriptor,
-                                     js, strlen(js), &a, &m, &err));
+    TD_ASSERT_OK(td_protojson_decode(&querier__v1__select_merge_stacktraces_request__descriptor, js,
+                                     strlen(js), &a, &m, &err));
     r = (const void *)m;
     TD_ASSERT_EQ_STR(r->profile_typeid, "p");
     TD_ASSERT_EQ_INT(r->format, 2);
     js = "{\"format\":3,\"end\":\"-5\"}";
-    TD_ASSERT_OK(td_protojson_decode(&querier__v1__select_merge_stacktraces_request__descriptor,
-                                     js, strlen(js), &a, &m, &err));
+    TD_ASSERT_OK(td_protojson_decode(&querier__v1__select_merge_stacktraces_request__descriptor, js,
+                                     strlen(js), &a, &m, &err));
     r = (const void *)m;
     TD_ASSERT_EQ_INT(r->format, 3);
     TD_ASSERT_EQ_INT(r->end, -5);
@@ -79,17 +79,21 @@ static void test_protojson_decode(void)
 
     /* errors name the field */
     static const char *const bad[] = {
-        "{\"start\":\"12x\"}",       "{\"start\":\"99999999999999999999\"}",
-        "{\"start\":1.5}",           "{\"labelSelector\":5}",
-        "{\"spanSelector\":\"x\"}", "[]",
-        "{\"start\":",               "{\"stackTraceSelector\":5}",
+        "{\"start\":\"12x\"}",
+        "{\"start\":\"99999999999999999999\"}",
+        "{\"start\":1.5}",
+        "{\"labelSelector\":5}",
+        "{\"spanSelector\":\"x\"}",
+        "[]",
+        "{\"start\":",
+        "{\"stackTraceSelector\":5}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         td_err_init(&err);
-        TD_ASSERT_EQ_INT(td_protojson_decode(
-                             &querier__v1__select_merge_stacktraces_request__descriptor, bad[i],
-                             strlen(bad[i]), &a, &m, &err),
-                         TD_INVALID);
+        TD_ASSERT_EQ_INT(
+            td_protojson_decode(&querier__v1__select_merge_stacktraces_request__descriptor, bad[i],
+                                strlen(bad[i]), &a, &m, &err),
+            TD_INVALID);
         TD_CHECK(err.msg[0] != '\0');
     }
     TD_CHECK(strstr(err.msg, "stack_trace_selector") != NULL);
@@ -122,8 +126,9 @@ static void test_protojson_encode(void)
         QUERIER__V1__SELECT_MERGE_STACKTRACES_RESPONSE__INIT;
     r.flamegraph = &fg;
     TD_ASSERT_OK(td_protojson_encode(&r.base, &b, &err));
-    TD_ASSERT_EQ_STR(b.data, "{\"flamegraph\":{\"names\":[\"total\"],\"levels\":[{\"values\":[\"0\","
-                             "\"6\",\"0\",\"0\"]}],\"total\":\"6\",\"maxSelf\":\"3\"}}");
+    TD_ASSERT_EQ_STR(b.data,
+                     "{\"flamegraph\":{\"names\":[\"total\"],\"levels\":[{\"values\":[\"0\","
+                     "\"6\",\"0\",\"0\"]}],\"total\":\"6\",\"maxSelf\":\"3\"}}");
 
     /* ID stays ID; bytes as base64; bools; doubles as numbers; uint64 strings */
     td_buf_reset(&b);
@@ -173,8 +178,8 @@ static void test_protojson_encode(void)
                              "\"aggregation\":\"TIME_SERIES_AGGREGATION_TYPE_AVERAGE\","
                              "\"exemplarType\":\"EXEMPLAR_TYPE_NONE\"}");
     ProtobufCMessage *m;
-    TD_ASSERT_OK(td_protojson_decode(&querier__v1__select_series_request__descriptor, b.data,
-                                     b.len, &a, &m, &err));
+    TD_ASSERT_OK(td_protojson_decode(&querier__v1__select_series_request__descriptor, b.data, b.len,
+                                     &a, &m, &err));
     const Querier__V1__SelectSeriesRequest *back = (const void *)m;
     TD_ASSERT_EQ_STR(back->profile_typeid, "x:y:z:u:v");
     TD_ASSERT_EQ_INT(back->end, INT64_MAX);
@@ -249,9 +254,8 @@ static void test_connect_calls(void)
     TD_ASSERT_EQ_STR(ct, "application/json");
     TD_ASSERT_EQ_STR(b.data, "{\"names\":[\"x\"]}");
     /* proto: empty body = empty message, empty reply = 0 bytes */
-    TD_ASSERT_EQ_INT(serve("/types.v1.Test/Echo", "POST", "application/proto", NULL, "", 0, &b,
-                           &ct),
-                     200);
+    TD_ASSERT_EQ_INT(
+        serve("/types.v1.Test/Echo", "POST", "application/proto", NULL, "", 0, &b, &ct), 200);
     TD_ASSERT_EQ_STR(ct, "application/proto");
     TD_ASSERT_EQ_INT(b.len, 0);
     /* proto with a gzip body */
@@ -260,49 +264,42 @@ static void test_connect_calls(void)
     td_err err;
     td_err_init(&err);
     TD_ASSERT_OK(td_gzip(pb, sizeof(pb), &gz, &err));
-    TD_ASSERT_EQ_INT(serve("/types.v1.Test/Echo", "POST", "application/proto", "gzip", gz.data,
-                           gz.len, &b, &ct),
-                     200);
+    TD_ASSERT_EQ_INT(
+        serve("/types.v1.Test/Echo", "POST", "application/proto", "gzip", gz.data, gz.len, &b, &ct),
+        200);
     TD_ASSERT_EQ_INT(b.len, 4);
     TD_ASSERT_EQ_MEM(b.data, "\x0a\x02hi", 4);
     td_buf_release(&gz);
     /* errors */
-    TD_ASSERT_EQ_INT(serve("/types.v1.Test/Echo", "GET", "application/json", NULL, "{}", 2, &b,
-                           NULL),
-                     405);
+    TD_ASSERT_EQ_INT(
+        serve("/types.v1.Test/Echo", "GET", "application/json", NULL, "{}", 2, &b, NULL), 405);
     TD_ASSERT_EQ_INT(serve("/types.v1.Test/Echo", "POST", NULL, NULL, "{}", 2, &b, NULL), 415);
     TD_ASSERT_EQ_INT(serve("/types.v1.Test/Echo", "POST", "text/plain", NULL, "{}", 2, &b, NULL),
                      415);
-    TD_ASSERT_EQ_INT(serve("/types.v1.Test/Echo", "POST", "application/json", NULL, "", 0, &b,
-                           &ct),
+    TD_ASSERT_EQ_INT(serve("/types.v1.Test/Echo", "POST", "application/json", NULL, "", 0, &b, &ct),
                      400);
     TD_ASSERT_EQ_STR(ct, "application/json");
     TD_CHECK(strncmp(b.data, "{\"code\":\"invalid_argument\"", 26) == 0);
-    TD_ASSERT_EQ_INT(serve("/types.v1.Test/Echo", "POST", "application/json", "br", "{}", 2, &b,
-                           NULL),
-                     501);
+    TD_ASSERT_EQ_INT(
+        serve("/types.v1.Test/Echo", "POST", "application/json", "br", "{}", 2, &b, NULL), 501);
     TD_CHECK(strstr(b.data, "\"unimplemented\"") != NULL);
-    TD_ASSERT_EQ_INT(serve("/types.v1.Test/Echo", "POST", "application/json", "gzip", "xx", 2, &b,
-                           NULL),
-                     400);
-    TD_ASSERT_EQ_INT(serve("/types.v1.Test/Echo", "POST", "application/proto", NULL, "\xff", 1,
-                           &b, NULL),
-                     400);
+    TD_ASSERT_EQ_INT(
+        serve("/types.v1.Test/Echo", "POST", "application/json", "gzip", "xx", 2, &b, NULL), 400);
+    TD_ASSERT_EQ_INT(
+        serve("/types.v1.Test/Echo", "POST", "application/proto", NULL, "\xff", 1, &b, NULL), 400);
     js = "{\"name\":\"bad\"}";
-    TD_ASSERT_EQ_INT(serve("/types.v1.Test/Echo", "POST", "application/json", NULL, js,
-                           strlen(js), &b, NULL),
-                     400);
+    TD_ASSERT_EQ_INT(
+        serve("/types.v1.Test/Echo", "POST", "application/json", NULL, js, strlen(js), &b, NULL),
+        400);
     TD_ASSERT_EQ_STR(b.data, "{\"code\":\"invalid_argument\",\"message\":\"bad name\"}");
     js = "{\"name\":\"unimpl\"}";
-    TD_ASSERT_EQ_INT(serve("/types.v1.Test/Echo", "POST", "application/json", NULL, js,
-                           strlen(js), &b, NULL),
-                     501);
-    TD_ASSERT_EQ_INT(serve("/types.v1.Test/Nope", "POST", "application/json", NULL, "{}", 2, &b,
-                           NULL),
-                     501);
-    TD_ASSERT_EQ_INT(serve("/types.v1.Test/Other", "POST", "application/json", NULL, "{}", 2, &b,
-                           NULL),
-                     501);
+    TD_ASSERT_EQ_INT(
+        serve("/types.v1.Test/Echo", "POST", "application/json", NULL, js, strlen(js), &b, NULL),
+        501);
+    TD_ASSERT_EQ_INT(
+        serve("/types.v1.Test/Nope", "POST", "application/json", NULL, "{}", 2, &b, NULL), 501);
+    TD_ASSERT_EQ_INT(
+        serve("/types.v1.Test/Other", "POST", "application/json", NULL, "{}", 2, &b, NULL), 501);
     td_buf_release(&b);
 }
 
@@ -549,12 +546,9 @@ static td_pstore *store_with_data(void)
     TD_ASSERT_OK(td_pstore_write(ps, &w, &err));
     /* another service with a memory profile */
     static const td_plabel mlabels[] = {
-        {"__name__", "memory"},
-        {"__period_type__", "space"},
-        {"__period_unit__", "bytes"},
-        {"__profile_type__", "memory:alloc_space:bytes:space:bytes"},
-        {"__type__", "alloc_space"},
-        {"__unit__", "bytes"},
+        {"__name__", "memory"},       {"__period_type__", "space"},
+        {"__period_unit__", "bytes"}, {"__profile_type__", "memory:alloc_space:bytes:space:bytes"},
+        {"__type__", "alloc_space"},  {"__unit__", "bytes"},
         {"service_name", "cart"},
     };
     static const td_psample s3[] = {{.stack = 2, .value = 100}};
@@ -617,29 +611,28 @@ static void test_querier_methods(void)
                      "\"periodType\":\"cpu\",\"periodUnit\":\"nanoseconds\"}]}");
 
     /* LabelNames hides dotted names unless the client allows UTF-8 names */
-    TD_ASSERT_EQ_INT(q(&p, "LabelNames", "{\"matchers\":[\"{service_name=\\\"shop\\\"}\"]}", NULL,
-                       &b),
-                     200);
+    TD_ASSERT_EQ_INT(
+        q(&p, "LabelNames", "{\"matchers\":[\"{service_name=\\\"shop\\\"}\"]}", NULL, &b), 200);
     TD_ASSERT_EQ_STR(b.data, "{\"names\":[\"__name__\",\"__period_type__\",\"__period_unit__\","
                              "\"__profile_type__\",\"__type__\",\"__unit__\",\"service_name\"]}");
     TD_ASSERT_EQ_INT(q(&p, "LabelNames", "{\"matchers\":[\"{service_name=\\\"shop\\\"}\"]}",
                        "application/json; allow-utf8-labelnames=true", &b),
                      200);
     TD_CHECK(strstr(b.data, "\"service.namespace\"") != NULL);
-    TD_ASSERT_EQ_INT(q(&p, "LabelValues", "{\"name\":\"service_name\",\"matchers\":[\"\"]}", NULL,
-                       &b),
-                     200);
+    TD_ASSERT_EQ_INT(
+        q(&p, "LabelValues", "{\"name\":\"service_name\",\"matchers\":[\"\"]}", NULL, &b), 200);
     TD_ASSERT_EQ_STR(b.data, "{\"names\":[\"cart\",\"shop\"]}");
     TD_ASSERT_EQ_INT(
         q(&p, "LabelValues", "{\"name\":\"__profile_type__\",\"matchers\":[\"{}\"]}", NULL, &b),
         200);
     TD_ASSERT_EQ_STR(b.data, "{\"names\":[\"memory:alloc_space:bytes:space:bytes\","
                              "\"process_cpu:cpu:nanoseconds:cpu:nanoseconds\"]}");
-    TD_ASSERT_EQ_INT(q(&p, "Series",
-                       "{\"matchers\":[\"{service_name=~\\\"s.*\\\"}\",\"{service_name=\\\"cart\\\"}\"],"
-                       "\"labelNames\":[\"service_name\",\"__name__\"]}",
-                       NULL, &b),
-                     200);
+    TD_ASSERT_EQ_INT(
+        q(&p, "Series",
+          "{\"matchers\":[\"{service_name=~\\\"s.*\\\"}\",\"{service_name=\\\"cart\\\"}\"],"
+          "\"labelNames\":[\"service_name\",\"__name__\"]}",
+          NULL, &b),
+        200);
     TD_ASSERT_EQ_STR(b.data, "{\"labelsSet\":[{\"labels\":[{\"name\":\"__name__\",\"value\":"
                              "\"memory\"},{\"name\":\"service_name\",\"value\":\"cart\"}]},"
                              "{\"labels\":[{\"name\":\"__name__\",\"value\":\"process_cpu\"},"
@@ -651,30 +644,48 @@ static void test_querier_methods(void)
                        "\"start\":\"999000\",\"end\":\"1000005\"}",
                        NULL, &b),
                      200);
-    TD_ASSERT_EQ_STR(b.data,
-                     "{\"flamegraph\":{\"names\":[\"total\",\"main\",\"c\",\"a\",\"b\"],\"levels\":["
-                     "{\"values\":[\"0\",\"6\",\"0\",\"0\"]},{\"values\":[\"0\",\"6\",\"0\",\"1\"]},"
-                     "{\"values\":[\"0\",\"4\",\"1\",\"3\",\"0\",\"2\",\"2\",\"2\"]},"
-                     "{\"values\":[\"1\",\"3\",\"3\",\"4\"]}],\"total\":\"6\",\"maxSelf\":\"3\"}}");
+    TD_ASSERT_EQ_STR(
+        b.data, "{\"flamegraph\":{\"names\":[\"total\",\"main\",\"c\",\"a\",\"b\"],\"levels\":["
+                "{\"values\":[\"0\",\"6\",\"0\",\"0\"]},{\"values\":[\"0\",\"6\",\"0\",\"1\"]},"
+                "{\"values\":[\"0\",\"4\",\"1\",\"3\",\"0\",\"2\",\"2\",\"2\"]},"
+                "{\"values\":[\"1\",\"3\",\"3\",\"4\"]}],\"total\":\"6\",\"maxSelf\":\"3\"}}");
     /* no data: the single root node */
     TD_ASSERT_EQ_INT(q(&p, "SelectMergeStacktraces",
                        "{" CPU ",\"labelSelector\":\"{service_name=\\\"none\\\"}\","
                        "\"start\":\"999000\",\"end\":\"1000005\"}",
                        NULL, &b),
                      200);
-    TD_ASSERT_EQ_STR(b.data, "{\"flamegraph\":{\"names\":[\"total\"],\"levels\":[{\"values\":[\"0\","
-                             "\"0\",\"0\",\"0\"]}]}}");
+    TD_ASSERT_EQ_STR(b.data,
+                     "{\"flamegraph\":{\"names\":[\"total\"],\"levels\":[{\"values\":[\"0\","
+                     "\"0\",\"0\",\"0\"]}]}}");
     /* span profile: only the samples of span 0x1111 */
     const char *span = "{" CPU ",\"labelSelector\":\"{}\",\"spanSelector\":[\"0000000000001111\"],"
                        "\"start\":\"999000\",\"end\":\"1000005\"}";
     TD_ASSERT_EQ_INT(q(&p, "SelectMergeSpanProfile", span, NULL, &b), 200);
-    TD_ASSERT_EQ_STR(b.data,
-                     "{\"flamegraph\":{\"names\":[\"total\",\"main\",\"a\",\"b\"],\"levels\":["
-                     "{\"values\":[\"0\",\"3\",\"0\",\"0\"]},{\"values\":[\"0\",\"3\",\"0\",\"1\"]},"
-                     "{\"values\":[\"0\",\"3\",\"0\",\"2\"]},{\"values\":[\"0\",\"3\",\"3\",\"3\"]}],"
-                     "\"total\":\"3\",\"maxSelf\":\"3\"}}");
+    TD_ASSERT_EQ_STR(
+        b.data, "{\"flamegraph\":{\"names\":[\"total\",\"main\",\"a\",\"b\"],\"levels\":["
+                "{\"values\":[\"0\",\"3\",\"0\",\"0\"]},{\"values\":[\"0\",\"3\",\"0\",\"1\"]},"
+                "{\"values\":[\"0\",\"3\",\"0\",\"2\"]},{\"values\":[\"0\",\"3\",\"3\",\"3\"]}],"
+                "\"total\":\"3\",\"maxSelf\":\"3\"}}");
     TD_ASSERT_EQ_INT(q(&p, "SelectMergeStacktraces", span, NULL, &b), 200);
     TD_CHECK(strstr(b.data, "\"total\":\"3\"") != NULL);
+
+    /* stack_trace_selector: only stacks starting (root first) with main;a */
+    TD_ASSERT_EQ_INT(q(&p, "SelectMergeStacktraces",
+                       "{" CPU ",\"start\":\"999000\",\"end\":\"1000005\",\"stackTraceSelector\":"
+                       "{\"callSite\":[{\"name\":\"main\"},{\"name\":\"a\"}]}}",
+                       NULL, &b),
+                     200);
+    TD_CHECK(strstr(b.data, "\"names\":[\"total\",\"main\",\"a\",\"b\"]") != NULL);
+    TD_CHECK(strstr(b.data, "\"total\":\"4\"") != NULL);
+    TD_ASSERT_EQ_INT(
+        q(&p, "SelectSeries",
+          "{" CPU ",\"start\":\"999990\",\"end\":\"1000030\",\"step\":0.01,"
+          "\"stackTraceSelector\":{\"callSite\":[{\"name\":\"main\"},{\"name\":\"c\"}]}}",
+          NULL, &b),
+        200);
+    TD_ASSERT_EQ_STR(b.data,
+                     "{\"series\":[{\"points\":[{\"value\":2,\"timestamp\":\"1000000\"}]}]}");
 
     /* SelectSeries: points at start + k*step for (t - step, t] */
     TD_ASSERT_EQ_INT(q(&p, "SelectSeries",
@@ -688,7 +699,8 @@ static void test_querier_methods(void)
     TD_ASSERT_EQ_INT(q(&p, "SelectSeries",
                        "{" CPU ",\"start\":\"999000\",\"end\":\"1002000\",\"step\":2}", NULL, &b),
                      200);
-    TD_ASSERT_EQ_STR(b.data, "{\"series\":[{\"points\":[{\"value\":10,\"timestamp\":\"1001000\"}]}]}");
+    TD_ASSERT_EQ_STR(b.data,
+                     "{\"series\":[{\"points\":[{\"value\":10,\"timestamp\":\"1001000\"}]}]}");
 
     /* Diff between the two cpu profiles */
     TD_ASSERT_EQ_INT(q(&p, "Diff",
@@ -720,16 +732,15 @@ static void test_querier_methods(void)
                        &b),
                      400);
     TD_ASSERT_EQ_INT(q(&p, "SelectSeries", "{" CPU ",\"step\":0.0001}", NULL, &b), 400);
-    TD_ASSERT_EQ_INT(q(&p, "LabelNames", "{\"matchers\":[\"{service_name=~\\\"(\\\"}\"]}", NULL,
-                       &b),
-                     400);
+    TD_ASSERT_EQ_INT(
+        q(&p, "LabelNames", "{\"matchers\":[\"{service_name=~\\\"(\\\"}\"]}", NULL, &b), 400);
     TD_ASSERT_EQ_INT(q(&p, "SelectHeatmap", "{}", NULL, &b), 501);
 
     /* SelectMergeProfile: a pprof with the one sample type */
     td_arena a;
     td_arena_init(&a, 4096, 0);
-    const td_connect_method *m = td_connect_find(
-        td__pyro_methods, td__pyro_nmethods, "/querier.v1.QuerierService/SelectMergeProfile");
+    const td_connect_method *m = td_connect_find(td__pyro_methods, td__pyro_nmethods,
+                                                 "/querier.v1.QuerierService/SelectMergeProfile");
     Querier__V1__SelectMergeProfileRequest req = QUERIER__V1__SELECT_MERGE_PROFILE_REQUEST__INIT;
     req.profile_typeid = "process_cpu:cpu:nanoseconds:cpu:nanoseconds";
     req.start = 999000;
@@ -743,8 +754,7 @@ static void test_querier_methods(void)
     td_connect_serve(m, &p, &rq, &a, &rp);
     b = rp.body;
     TD_ASSERT_EQ_INT(rp.status, 200);
-    Google__V1__Profile *prof =
-        google__v1__profile__unpack(NULL, b.len, (const uint8_t *)b.data);
+    Google__V1__Profile *prof = google__v1__profile__unpack(NULL, b.len, (const uint8_t *)b.data);
     TD_CHECK(prof != NULL);
     TD_ASSERT_EQ_INT(prof->n_sample_type, 1);
     TD_ASSERT_EQ_STR(prof->string_table[0], "");
