@@ -1,8 +1,9 @@
 /*
  * api.h - the query port (default 3200): Tempo trace-by-ID routes, /api/search, /api/echo,
  * /api/status/buildinfo, /ready, /health and /metrics; the Pyroscope query API
- * (querier.v1 over Connect, /pyroscope/render...) when a profile store is set, also on
- * the optional second listener `pyroscope-listen` (Pyroscope's port 4040).
+ * (querier.v1 over Connect, /pyroscope/render...) and Pyroscope ingest (/ingest,
+ * push.v1 Push; api/pyro_ingest.c) when a profile store is set, also on the optional
+ * second listener `pyroscope-listen` (Pyroscope's port 4040).
  *
  * Lifecycle: td_api_new -> td_api_start -> td_api_set_ready(true) once every
  * other part is up -> td_api_stop -> td_api_free.

@@ -171,35 +171,6 @@ done:
 
 /* ---- push.v1 over Connect (api/connect.c does the protocol) ---- */
 
-/* The PushRequest as td_profiler's series (strings and bytes borrowed from msg). */
-static td_status push_series(const Push__V1__PushRequest *msg, td_arena *a, td_push_series **out,
-                             td_err *err)
-{
-    td_push_series *v = td_arena_calloc(a, msg->n_series ? msg->n_series : 1, sizeof(*v));
-    if (!v) {
-        return td_err_set(err, TD_NOMEM, "out of memory");
-    }
-    for (size_t i = 0; i < msg->n_series; i++) {
-        const Push__V1__RawProfileSeries *s = msg->series[i];
-        td_plabel *l = td_arena_calloc(a, s->n_labels ? s->n_labels : 1, sizeof(*l));
-        td_slice *p = td_arena_calloc(a, s->n_samples ? s->n_samples : 1, sizeof(*p));
-        if (!l || !p) {
-            return td_err_set(err, TD_NOMEM, "out of memory");
-        }
-        for (size_t k = 0; k < s->n_labels; k++) {
-            l[k] = (td_plabel){s->labels[k]->name, s->labels[k]->value};
-        }
-        for (size_t k = 0; k < s->n_samples; k++) {
-            p[k] = (td_slice){(const char *)s->samples[k]->raw_profile.data,
-                              s->samples[k]->raw_profile.len};
-        }
-        /* annotations (#3) are server-side only: dropped */
-        v[i] = (td_push_series){l, s->n_labels, p, s->n_samples};
-    }
-    *out = v;
-    return TD_OK;
-}
-
 /* What h_push sees of the request; reached tells the caller who counted a refusal. */
 typedef struct push_ctx {
     const td__pyro_ingest_req *rq;
@@ -225,8 +196,9 @@ static td_status h_push(void *ud, td_connect_call *call, const ProtobufCMessage 
         st = td_err_set(err, TD_OVERLOADED, "no profile store configured");
         goto fail;
     }
-    if ((st = push_series(msg, call->arena, &series, err)) != TD_OK ||
-        (st = td_profiler_push(rq->opts, tenant, series, msg->n_series, now_ns(), call->arena,
+    size_t nseries;
+    if ((st = td_profiler_push_series(msg, call->arena, &series, &nseries, err)) != TD_OK ||
+        (st = td_profiler_push(rq->opts, tenant, series, nseries, now_ns(), call->arena,
                                store_write, rq->ps, &res, err)) != TD_OK) {
         goto fail;
     }

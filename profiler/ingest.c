@@ -426,6 +426,36 @@ td_status td_profiler_ingest(const td_profiler_opts *o, const td_pingest_req *r,
 
 /* ---- push.v1 ---- */
 
+td_status td_profiler_push_series(const Push__V1__PushRequest *msg, td_arena *a,
+                                  td_push_series **out, size_t *n, td_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    td_push_series *v = td_arena_calloc(a, msg->n_series ? msg->n_series : 1, sizeof(*v));
+    if (!v) {
+        return td_err_set(err, TD_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < msg->n_series; i++) {
+        const Push__V1__RawProfileSeries *s = msg->series[i];
+        td_plabel *l = td_arena_calloc(a, s->n_labels ? s->n_labels : 1, sizeof(*l));
+        td_slice *p = td_arena_calloc(a, s->n_samples ? s->n_samples : 1, sizeof(*p));
+        if (!l || !p) {
+            return td_err_set(err, TD_NOMEM, "out of memory");
+        }
+        for (size_t k = 0; k < s->n_labels; k++) {
+            l[k] = (td_plabel){s->labels[k]->name, s->labels[k]->value};
+        }
+        for (size_t k = 0; k < s->n_samples; k++) {
+            p[k] = (td_slice){(const char *)s->samples[k]->raw_profile.data,
+                              s->samples[k]->raw_profile.len};
+        }
+        v[i] = (td_push_series){l, s->n_labels, p, s->n_samples};
+    }
+    *out = v;
+    *n = msg->n_series;
+    return TD_OK;
+}
+
 td_status td_profiler_push(const td_profiler_opts *o, const char *tenant, const td_push_series *s,
                            size_t n, int64_t now_ns, td_arena *a, td_pwrite_fn fn, void *ud,
                            td_pingest_result *res, td_err *err)

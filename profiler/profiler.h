@@ -205,10 +205,11 @@ td_status td_profiler_push(const td_profiler_opts *o, const char *tenant, const 
                            td_pingest_result *res, td_err *err);
 
 /*
- * Decode a push.v1.PushRequest body: protobuf (json false) or protojson.
- * Errors: TD_INVALID, TD_NOMEM.
+ * The series of a decoded push.v1.PushRequest (proto/push/v1/push.proto) as
+ * td_push_series: labels and raw profiles are borrowed from msg, the arrays
+ * live in arena a; annotations (server-side only) are dropped. Errors: TD_NOMEM.
  */
-td_status td_profiler_push_decode(const void *body, size_t len, bool json, td_arena *a,
+td_status td_profiler_push_series(const Push__V1__PushRequest *msg, td_arena *a,
                                   td_push_series **out, size_t *n, td_err *err);
 
 /* ---- lower level, for tests and the push path ---- */
@@ -231,7 +232,7 @@ typedef struct td_pnorm {
  * type and label set with __type__, __unit__, __period_type__,
  * __period_unit__, __profile_type__ and __service_name__; zero values dropped;
  * series without samples omitted. *nsamples counts the samples written.
- * Errors: TD_INVALID (a label value that is not valid UTF-8), TD_NOMEM.
+ * Errors: TD_NOMEM.
  */
 td_status td_profiler_pprof_to_write(const td_pnorm *in, td_arena *a, td_pwrite *out,
                                      size_t *nsamples, td_err *err);

@@ -13,7 +13,8 @@ source "$(dirname "$0")/lib.sh"
 e2e_init pyro_ingest
 : "${PSTORE_DUMP_BIN:?PSTORE_DUMP_BIN must point at the pstore_dump tool}"
 
-start_or_bail
+start_or_bail --pyroscope-listen 127.0.0.1:0
+PYRO_PORT=$(_port_of pyroscope "$(_started_line)")
 
 # ---- a Go program profiled with runtime/pprof, posted like pyroscope-go ----
 GOPROF=$E2E_TMP/goprof
@@ -32,6 +33,10 @@ quiet timeout 120 "$GOPROF" -dump "$E2E_TMP/prof"
 # ---- folded text with a legacy suffix ----
 expect_eq "folded text: 200" "$(http folded -X POST --data-binary $'main;work;hotFoldedE2E 3\nmain;idle 1\n' \
     "$QUERY/ingest?name=folded.app.cpu%7Benv%3De2e%7D&sampleRate=100&spyName=pyspy&from=now-10s&until=now")" 200
+
+# ---- Pyroscope's own port (pyroscope-listen, where SDKs point by default) takes /ingest too ----
+expect_eq "folded text on pyroscope-listen: 200" "$(http folded4040 -X POST --data-binary 'main;port4040E2E 2' \
+    "http://127.0.0.1:$PYRO_PORT/ingest?name=port4040app")" 200
 
 # ---- push.v1 (Connect, JSON) with a Go CPU profile ----
 raw=$(base64 -w0 "$E2E_TMP/prof/go_cpu.pb.gz")
@@ -134,6 +139,7 @@ check "folded: process_cpu in ns, app name without the suffix" \
     grep -q '__profile_type__="process_cpu:cpu:nanoseconds:cpu:nanoseconds".*pyroscope_spy="pyspy",service_name="folded.app"} profiles=1 total=40000000' \
     "$E2E_TMP/dump.txt"
 check "folded: frames stored" grep -q 'cum hotFoldedE2E 30000000' "$E2E_TMP/dump.txt"
+check "pyroscope-listen ingest stored" grep -q 'cum port4040E2E 20000000' "$E2E_TMP/dump.txt"
 check "push: series with its labels" grep -q 'k8s.pod="p-1",service_name="pushed"' "$E2E_TMP/dump.txt"
 check "push proto: series stored" grep -q '__name__="process_cpu".*env="e2e",service_name="gopush"' "$E2E_TMP/dump.txt"
 check "nothing from the rejected requests" bash -c "! grep -q 'service_name=\"bad\"' '$E2E_TMP/dump.txt'"

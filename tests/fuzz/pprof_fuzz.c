@@ -7,8 +7,9 @@
  * limit paths run too). When it decodes, the target checks the properties the
  * store relies on: every stack frame indexes a location, every sample a stack,
  * every series has sorted unique labels including __profile_type__. The same
- * bytes are then sent through the whole /ingest path as format=pprof and as the
- * body of a push.v1 PushRequest decoder, which must fail cleanly or succeed.
+ * bytes are then sent through the whole /ingest path as format=pprof and, when
+ * they unpack as a push.v1 PushRequest, through the push path; both must fail
+ * cleanly or succeed.
  * About one input in eight runs with an allocation failure injected.
  */
 #include "core/mem.h"
@@ -88,7 +89,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* the same bytes as a PushRequest (protobuf) */
     td_push_series *ps;
     size_t n;
-    st = td_profiler_push_decode(data, size, false, &a, &ps, &n, &err);
+    ProtobufCAllocator pa;
+    td_proto_allocator_init(&pa, &a);
+    const Push__V1__PushRequest *msg = push__v1__push_request__unpack(&pa, size, data);
+    st = msg ? td_profiler_push_series(msg, &a, &ps, &n, &err) : TD_INVALID;
     TD_ASSERT(st == TD_OK || st == TD_INVALID || st == TD_NOMEM);
     if (st == TD_OK) {
         st = td_profiler_push(&o, "t", ps, n, 1764000000000000000LL, &a, check_write, NULL, &res,

@@ -7,6 +7,7 @@
  * Profiles are built in memory with protobuf-c (pbld below) and packed, so each
  * test states exactly what the client sent.
  */
+#include "api/connect.h"
 #include "core/gzip.h"
 #include "core/mem.h"
 #include "profiler/profiler.h"
@@ -981,10 +982,24 @@ static td_status push(const td_buf *req, bool json, td_arena *a, td_pingest_resu
     size_t n;
     nwrites = 0;
     td_err_init(err);
-    td_status st = td_profiler_push_decode(req->data, req->len, json, a, &s, &n, err);
-    if (st != TD_OK) {
-        return st;
+    const Push__V1__PushRequest *msg;
+    if (json) {
+        ProtobufCMessage *m;
+        td_status st = td_protojson_decode(&push__v1__push_request__descriptor, req->data, req->len,
+                                           a, &m, err);
+        if (st != TD_OK) {
+            return st;
+        }
+        msg = (const Push__V1__PushRequest *)m;
+    } else {
+        ProtobufCAllocator pa;
+        td_proto_allocator_init(&pa, a);
+        msg = push__v1__push_request__unpack(&pa, req->len, (const uint8_t *)req->data);
+        if (!msg) {
+            return td_err_set(err, TD_INVALID, "malformed PushRequest");
+        }
     }
+    TD_ASSERT_OK(td_profiler_push_series(msg, a, &s, &n, err));
     return td_profiler_push(&o, "t", s, n, NOW_NS, a, capture, NULL, res, err);
 }
 
