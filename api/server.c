@@ -20,8 +20,11 @@
  * itself is in tempo_trace.c.
  */
 #include "api/api.h"
+#include "api/connect.h"
 #include "api/grpc_query.h"
 #include "api/json.h"
+#include "api/pyro.h"
+#include "api/pyro_ingest.h"
 #include "api/tempo.h"
 #include "api/tempo_metrics.h"
 #include "api/tempo_tags.h"
@@ -31,6 +34,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -55,6 +59,8 @@
 #define MAX_PENDING 1024          /* connections being classified; beyond: oldest -> HTTP/1.1 */
 #define ACCEPT_BURST 64           /* accepts per wake-up, so classification keeps up */
 #define ACCEPT_PAUSE_MS 100       /* after EMFILE and the like */
+#define BODY_MAX ((size_t)64 << 20) /* request bodies of body routes (Connect), before gunzip */
+#define PYRO_ARENA_LIMIT ((size_t)1 << 30) /* one Pyroscope query's memory */
 
 const td_opt td_api_opt_rows[] = {
     {"query-listen", TD_OPT_STRING, "0.0.0.0:3200", offsetof(td_api_opts, listen),
@@ -86,6 +92,10 @@ const td_opt td_api_opt_rows[] = {
      "stops and answers with what it found so far (completedJobs < totalJobs in its "
      "metrics; metrics queries answer PARTIAL). 0 = unlimited.",
      0, 3600 * 1000},
+    {"pyroscope-listen", TD_OPT_STRING, "", offsetof(td_api_opts, pyroscope_listen),
+     "Optional second listener (Pyroscope's port, e.g. 0.0.0.0:4040) serving the same HTTP "
+     "routes as the query port (Pyroscope query API, /ready...); empty disables.",
+     0, 0},
 };
 const size_t td_api_nopt_rows = sizeof(td_api_opt_rows) / sizeof(td_api_opt_rows[0]);
 
@@ -99,9 +109,13 @@ typedef struct pending {
 } pending;
 
 struct td_api {
-    td_api_opts o; /* copy; o.listen is owned */
+    td_api_opts o; /* copy; o.listen and o.pyroscope_listen are owned */
     td_store *store;
+    td__pyro pyro;     /* the Pyroscope routes' view of the api (pyro.ps = the profile store) */
+    td_pstore *pstore; /* profile store of the ingest routes (not owned); NULL: 503 */
     struct MHD_Daemon *d;
+    struct MHD_Daemon *d_pyro; /* pyroscope-listen, NULL when off */
+    atomic_int pyro_port;
     td__query_grpc *grpc;
     td__grpc_search_ctx search_ctx; /* the Search method's view of the api */
     td__grpc_tags_ctx tags_ctx;     /* the SearchTag* methods' view */
@@ -123,6 +137,10 @@ typedef struct req {
     td_api *api;
     struct MHD_Connection *c;
     const char *arg; /* path remainder after a prefix route */
+    const char *url;
+    const char *method;
+    td_slice in;       /* request body (body routes only) */
+    const char *allow; /* Allow header of a 405 (NULL = "GET, HEAD") */
     const char *reqid;
     int status;
     const char *ctype;
@@ -131,12 +149,30 @@ typedef struct req {
 
 typedef void (*handler_fn)(req *r);
 
+/*
+ * How a route's path matches (false/true keep meaning exact/prefix), plus the
+ * R_BODY flag: the route takes a request body, which the dispatcher collects
+ * (up to BODY_MAX) into req.in, and accepts any method (its handler checks).
+ */
+enum {
+    R_EXACT = 0,
+    R_PREFIX = 1,  /* a non-empty remainder without '/' follows */
+    R_SERVICE = 2, /* "/pkg.Svc/" anywhere in the path (routing prefix), then a method */
+    R_MATCH = 3,   /* mask of the match kind */
+    R_BODY = 8,
+};
+
 typedef struct route {
     const char *path; /* exact path, or the prefix before {id} */
-    bool prefix;      /* a non-empty remainder without '/' follows */
+    int prefix;       /* R_EXACT / R_PREFIX / R_SERVICE, optionally | R_BODY */
     const char *name; /* route label in metrics */
     handler_fn fn;
 } route;
+
+static bool takes_body(const route *rt)
+{
+    return (rt->prefix & R_BODY) != 0;
+}
 
 #define CT_TEXT "text/plain; charset=utf-8"
 #define CT_JSON "application/json"
@@ -473,6 +509,109 @@ out:
     td_arena_release(&a);
 }
 
+/* ---- Pyroscope (pyro_query.c does the work) ---- */
+
+/* POST /querier.v1.QuerierService/<Method> (Connect unary, API-CONTRACT §6.1). */
+static void h_connect(req *r)
+{
+    td_arena a;
+    td_arena_init(&a, 64 * 1024, PYRO_ARENA_LIMIT);
+    td_connect_req rq = {.method = r->method,
+                         .content_type = header(r, MHD_HTTP_HEADER_CONTENT_TYPE),
+                         .content_encoding = header(r, MHD_HTTP_HEADER_CONTENT_ENCODING),
+                         .accept = header(r, MHD_HTTP_HEADER_ACCEPT),
+                         .org_id = header(r, "X-Scope-OrgID"),
+                         .body = r->in.ptr,
+                         .len = r->in.len};
+    const td_connect_method *m = td_connect_find(td__pyro_methods, td__pyro_nmethods, r->url);
+    td_connect_reply rp = {.body = r->body};
+    td_connect_serve(m, &r->api->pyro, &rq, &a, &rp);
+    r->body = rp.body;
+    r->status = rp.status;
+    r->ctype = rp.ctype;
+    if (rp.allow_post) {
+        r->allow = "POST";
+    }
+    if (rp.status >= 500 && rp.status != 501) {
+        TD_LOG_THROTTLED(TD_LOG_ERROR, MOD, "%s failed: %s", r->url, td_connect_code_name(rp.code));
+    }
+    td_arena_release(&a);
+}
+
+static const char *pyro_arg(void *cookie, const char *name)
+{
+    return query_arg(cookie, name);
+}
+
+/* ---- Pyroscope ingest (pyro_ingest.c does the work) ---- */
+
+static const char *ingest_arg(void *cookie, const char *name)
+{
+    return query_arg(cookie, name);
+}
+
+static void h_pyro_legacy(req *r, void (*fn)(td__pyro *, const char *, td__pyro_arg_fn, void *,
+                                             td__pyro_reply *))
+{
+    td__pyro_reply rp = {.status = 500, .ctype = CT_JSON, .body = &r->body};
+    fn(&r->api->pyro, header(r, "X-Scope-OrgID"), pyro_arg, r, &rp);
+    r->status = rp.status;
+    r->ctype = rp.ctype;
+}
+
+static void h_render(req *r)
+{
+    h_pyro_legacy(r, td__pyro_render);
+}
+
+static void h_render_diff(req *r)
+{
+    h_pyro_legacy(r, td__pyro_render_diff);
+}
+
+static void h_label_values(req *r)
+{
+    h_pyro_legacy(r, td__pyro_label_values);
+}
+
+static const char *ingest_header(void *cookie, const char *name)
+{
+    return header(cookie, name);
+}
+
+static void h_ingest_common(req *r, bool push)
+{
+    td__pyro_ingest_req in = {.ps = r->api->pstore,
+                              .opts = &r->api->o.profiler,
+                              .multitenancy = r->api->o.multitenancy,
+                              .method = r->method,
+                              .body = r->in,
+                              .arg = ingest_arg,
+                              .header = ingest_header,
+                              .cookie = r};
+    td__pyro_ingest_reply out = {.status = 500, .ctype = CT_JSON, .body = &r->body};
+    if (push) {
+        td__pyro_push(&in, &out);
+    } else {
+        td__pyro_ingest(&in, &out);
+    }
+    r->status = out.status;
+    r->ctype = out.ctype;
+    r->allow = out.allow;
+}
+
+/* POST /ingest and /pyroscope/ingest (API-CONTRACT §5.0, §5.1). */
+static void h_ingest(req *r)
+{
+    h_ingest_common(r, false);
+}
+
+/* POST /push.v1.PusherService/Push (Connect unary, §5.2). */
+static void h_push(req *r)
+{
+    h_ingest_common(r, true);
+}
+
 /*
  * Tag names and values (API-CONTRACT §3.6, §3.7): tempo_tags.c does the work.
  * libmicrohttpd has percent-decoded the path once already, so the tag is the
@@ -618,6 +757,17 @@ static const route routes[] = {
     {"/api/traces/", true, "/api/traces/{id}", h_trace_v1},
     {"/api/v2/traces/", true, "/api/v2/traces/{id}", h_trace_v2},
     {"/api/search", false, "/api/search", h_search},
+    {"/ingest", R_EXACT | R_BODY, "/ingest", h_ingest},
+    {"/pyroscope/ingest", R_EXACT | R_BODY, "/pyroscope/ingest", h_ingest},
+    {"/push.v1.PusherService/Push", R_EXACT | R_BODY, "/push.v1.PusherService/Push", h_push},
+    {"/querier.v1.QuerierService/", R_SERVICE | R_BODY, "/querier.v1.QuerierService", h_connect},
+    /* services Pyroscope also exposes and clients may probe: unimplemented (501) */
+    {"/version.v1.Version/", R_SERVICE | R_BODY, "/version.v1.Version", h_connect},
+    {"/capabilities.v1.FeatureFlagsService/", R_SERVICE | R_BODY, "/capabilities.v1", h_connect},
+    {"/settings.v1.SettingsService/", R_SERVICE | R_BODY, "/settings.v1", h_connect},
+    {"/pyroscope/render", false, "/pyroscope/render", h_render},
+    {"/pyroscope/render-diff", false, "/pyroscope/render-diff", h_render_diff},
+    {"/pyroscope/label-values", false, "/pyroscope/label-values", h_label_values},
     {"/api/search/tags", false, "/api/search/tags", h_tags_v1},
     {"/api/v2/search/tags", false, "/api/v2/search/tags", h_tags_v2},
     {"/api/metrics/query_range", false, "/api/metrics/query_range", h_metrics_range},
@@ -644,7 +794,18 @@ static const route *find_route(const char *url, const char **arg)
     }
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         const route *rt = &routes[i];
-        if (!rt->prefix) {
+        int kind = rt->prefix & R_MATCH;
+        if (kind == R_SERVICE) {
+            /* Connect allows a routing prefix before /pkg.Service/Method */
+            const char *at = strstr(url, rt->path);
+            size_t n = strlen(rt->path);
+            if (at && at[n] && !strchr(at + n, '/')) {
+                *arg = at + n;
+                return rt;
+            }
+            continue;
+        }
+        if (kind == R_EXACT) {
             if (strcmp(url, rt->path) == 0) {
                 *arg = "";
                 return rt;
@@ -685,6 +846,28 @@ static void free_body(void *p)
     td_free(p);
 }
 
+/* The request body of a body route, collected across access-handler calls. */
+typedef struct body_state {
+    td_buf b;
+    bool too_large;
+} body_state;
+
+static int seen; /* address used as the "headers seen" marker of bodiless requests */
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    if (*con_cls && *con_cls != &seen) {
+        body_state *bs = *con_cls;
+        td_buf_release(&bs->b);
+        td_free(bs);
+    }
+    *con_cls = NULL;
+}
+
 static double now_sec(void)
 {
     struct timespec ts;
@@ -712,21 +895,38 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
-    static int seen; /* address used as the "headers seen" marker */
     (void)version;
-    (void)upload_data;
+    const char *arg0;
     if (*con_cls == NULL) {
+        const route *brt = find_route(url, &arg0);
+        if (brt && takes_body(brt) && has_body(c)) {
+            body_state *bs = td_xcalloc(1, sizeof(*bs));
+            td_buf_init(&bs->b, 0);
+            *con_cls = bs; /* freed by on_completed */
+            return MHD_YES;
+        }
         *con_cls = &seen;
         if (!has_body(c)) {
             return MHD_YES;
         }
+    } else if (*con_cls != &seen && *upload_data_size) {
+        body_state *bs = *con_cls;
+        if (bs->too_large || bs->b.len + *upload_data_size > BODY_MAX) {
+            bs->too_large = true;
+        } else {
+            td_buf_add(&bs->b, upload_data, *upload_data_size);
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
     } else if (*upload_data_size) {
         *upload_data_size = 0; /* not reached for early answers; drop stray data */
         return MHD_YES;
     }
     double t0 = now_sec();
     char fresh[17];
-    req r = {.api = cls, .c = c, .arg = "", .status = 500, .ctype = CT_TEXT};
+    req r = {.api = cls, .c = c, .arg = "", .url = url, .method = method, .status = 500,
+             .ctype = CT_TEXT};
+    body_state *bs = *con_cls != &seen ? *con_cls : NULL;
     td_buf_init(&r.body, 0);
     r.reqid = request_id(c, fresh);
     td_log_ctx_push(r.reqid, NULL);
@@ -737,6 +937,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
     if (!rt) {
         reply_error(&r, 404, "404 page not found");
+    } else if (takes_body(rt) && bs && bs->too_large) {
+        reply(&r, 413, CT_JSON,
+              "{\"code\":\"resource_exhausted\",\"message\":\"request body too large\"}");
+    } else if (takes_body(rt)) {
+        if (bs) {
+            r.in = td_buf_slice(&bs->b);
+        }
+        rt->fn(&r);
     } else if (!get) {
         reply_error(&r, 405, "405 method not allowed");
     } else {
@@ -758,7 +966,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     }
     if (r.status == 405) {
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r.allow ? r.allow : "GET, HEAD");
     }
     enum MHD_Result ok = MHD_queue_response(c, (unsigned)r.status, resp);
     MHD_destroy_response(resp);
@@ -803,7 +1011,9 @@ td_status td_api_new(const td_api_opts *o, td_store *store, td_api **out, td_err
     td_api *api = td_xcalloc(1, sizeof(*api));
     api->o = *o;
     api->o.listen = td_xstrdup(o->listen);
+    api->o.pyroscope_listen = td_xstrdup(o->pyroscope_listen ? o->pyroscope_listen : "");
     api->store = store;
+    api->pyro.multitenancy = o->multitenancy;
     api->lfd = api->epfd = api->wakefd = -1;
     /*
      * gRPC methods of the query port (tempopb.StreamingQuerier, API-CONTRACT §3.9)
@@ -1176,6 +1386,52 @@ static td_status acceptor_start(td_api *api, td_err *err)
 /* ---- lifecycle ---- */
 
 /*
+ * pyroscope-listen: a plain libmicrohttpd daemon on its own socket (no h2c there:
+ * Pyroscope's port speaks HTTP/1.1 Connect), same route table and handlers.
+ */
+static td_status pyro_listener_start(td_api *api, unsigned pool, td_err *err)
+{
+    if (!api->o.pyroscope_listen[0]) {
+        return TD_OK;
+    }
+    int fd;
+    if (open_listener(api->o.pyroscope_listen, &fd, err) != TD_OK) {
+        return err->code;
+    }
+    /* MHD wants a blocking listening socket with its internal threads */
+    int fl = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    api->d_pyro =
+        MHD_start_daemon(flags, 0, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+                         (void *)api, MHD_OPTION_THREAD_POOL_SIZE, pool > 1 ? pool : 0u,
+                         MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_NOTIFY_COMPLETED,
+                         on_completed, NULL, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_END);
+    if (!api->d_pyro) {
+        close(fd);
+        return td_err_set(err, TD_IO, "cannot start the HTTP server on %s",
+                          api->o.pyroscope_listen);
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    int port = 0;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                              : ((struct sockaddr_in *)&ss)->sin_port);
+    }
+    atomic_store(&api->pyro_port, port);
+    td_log(TD_LOG_INFO, MOD, "pyroscope port listening on %s (port %d)", api->o.pyroscope_listen,
+           port);
+    return TD_OK;
+}
+
+int td_api_pyroscope_port(const td_api *api)
+{
+    return atomic_load(&api->pyro_port);
+}
+
+/*
  * Order: listening socket (bind errors first), libmicrohttpd, gRPC, and only then
  * the acceptor that feeds both. td_api_stop undoes it in reverse.
  */
@@ -1198,10 +1454,17 @@ td_status td_api_start(td_api *api, td_err *err)
     api->d =
         MHD_start_daemon(flags, 0, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
                          (void *)api, MHD_OPTION_THREAD_POOL_SIZE, pool > 1 ? pool : 0u,
-                         MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_END);
+                         MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_NOTIFY_COMPLETED,
+                         on_completed, NULL, MHD_OPTION_END);
     if (!api->d) {
         close_fd(&api->lfd);
         return td_err_set(err, TD_IO, "cannot start the HTTP server on %s", api->o.listen);
+    }
+    if (pyro_listener_start(api, pool, err) != TD_OK) {
+        MHD_stop_daemon(api->d);
+        api->d = NULL;
+        close_fd(&api->lfd);
+        return err->code;
     }
     if (td__query_grpc_start(api->grpc, err) != TD_OK || acceptor_start(api, err) != TD_OK) {
         acceptor_stop(api);
@@ -1222,6 +1485,12 @@ td_status td_api_start(td_api *api, td_err *err)
            "query port listening on %s (port %d, %u threads; HTTP/1.1 and h2c gRPC, %zu methods)",
            api->o.listen, port, pool, td__query_grpc_nmethods(api->grpc));
     return TD_OK;
+}
+
+void td_api_set_pstore(td_api *api, td_pstore *ps)
+{
+    api->pstore = ps;
+    api->pyro.ps = ps;
 }
 
 void td_api_set_ready(td_api *api, bool ready)
@@ -1245,6 +1514,16 @@ void td_api_stop(td_api *api)
     /* 3. stops the HTTP threads and closes every HTTP connection */
     MHD_stop_daemon(api->d);
     api->d = NULL;
+    if (api->d_pyro) {
+        /* with MHD_OPTION_LISTEN_SOCKET the socket stays ours to close */
+        MHD_socket lfd = MHD_quiesce_daemon(api->d_pyro);
+        MHD_stop_daemon(api->d_pyro);
+        if (lfd != MHD_INVALID_SOCKET) {
+            close(lfd);
+        }
+        api->d_pyro = NULL;
+        atomic_store(&api->pyro_port, 0);
+    }
     atomic_store(&api->port, 0);
 }
 
@@ -1256,6 +1535,7 @@ void td_api_free(td_api *api)
     td_api_stop(api);
     td__query_grpc_free(api->grpc);
     td_free(api->o.listen);
+    td_free(api->o.pyroscope_listen);
     td_free(api);
 }
 

@@ -63,7 +63,23 @@ typedef enum { TD_COUNTER, TD_GAUGE, TD_HISTOGRAM } td_metric_type;
     X(QUERY_REQUESTS, TD_COUNTER, "traced_query_requests_total",                                   \
       "Query port requests by route and HTTP status.", "route,status")                             \
     X(QUERY_SECONDS, TD_HISTOGRAM, "traced_query_duration_seconds",                                \
-      "Query port request latency by route.", "route")
+      "Query port request latency by route.", "route")                                             \
+    X(PROFILES_INGESTED, TD_COUNTER, "traced_profiles_ingested_total",                             \
+      "Profiles written to the profile store, by ingest path (ingest, push).", "path")             \
+    X(PROFILE_SAMPLES_INGESTED, TD_COUNTER, "traced_profile_samples_ingested_total",               \
+      "Profile samples (one per stack and sample type) written, by ingest path.", "path")          \
+    X(PROFILES_REJECTED, TD_COUNTER, "traced_profiles_rejected_total",                             \
+      "Profile ingest requests refused, by ingest path and reason (HTTP status).", "path,reason")  \
+    X(PROFILES_WRITTEN, TD_COUNTER, "traced_profiles_written_total",                               \
+      "Profiles (one per series of an ingested profile) written to the profile store.", "")        \
+    X(PROFILE_SAMPLES_WRITTEN, TD_COUNTER, "traced_profile_samples_written_total",                 \
+      "Samples stored in written profiles (after merging equal stacks and dropping zeros).", "")   \
+    X(PROFILE_SYMBOLS, TD_COUNTER, "traced_profile_symbols_total",                                 \
+      "Symbols of written profiles by kind (location, stack, series) and outcome: cached "         \
+      "(interned recently), found (already in the store), written (new).",                         \
+      "kind,outcome")                                                                              \
+    X(PROFILE_STORE_SIZE, TD_GAUGE, "traced_profiles_leveldb_size_bytes",                          \
+      "Approximate size of the profile LevelDB database on disk.", "")
 
 typedef enum {
 #define TD__MID(id, type, name, help, labels) TD_M_##id,

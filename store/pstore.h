@@ -91,7 +91,10 @@ void td_pstore_close(td_pstore *s);
 /*
  * Write one ingested profile atomically (one LevelDB write: new symbols,
  * stacks, series index and postings, the profile). Errors: TD_INVALID (a label
- * set without __profile_type__, indices out of range), TD_IO, TD_NOMEM.
+ * set without __profile_type__, not sorted or unique, a label name over 1024 or
+ * value over 65536 bytes, indices out of range, tenant too long), TD_IO,
+ * TD_NOMEM, TD_CORRUPT (a stored counter or hash record is damaged). Zero
+ * values are dropped; a series left without samples stores nothing.
  */
 td_status td_pstore_write(td_pstore *s, const td_pwrite *w, td_err *err);
 
@@ -120,12 +123,18 @@ typedef struct td_pselector {
  * Parse `{a="x", b!="y", c=~"re", d!~"re"}`, optionally preceded by a metric
  * name (a profile type ID like process_cpu:cpu:nanoseconds:cpu:nanoseconds,
  * kept in profile_type); "" and "{}" select everything. Strings live in arena
- * a; release compiled regexes with td_pselector_release. Errors: TD_INVALID
- * with a message saying what is wrong and where ("parse error at char N: ...").
+ * a; release compiled regexes with td_pselector_release (before releasing a:
+ * the matcher array lives there). Errors: TD_INVALID with a message saying
+ * what is wrong and where ("parse error at char N: ..."), TD_NOMEM; on error
+ * *out is empty and nothing needs releasing. Syntax and limits: store/pselector.c.
  */
 td_status td_pselector_parse(const char *s, size_t n, td_arena *a, td_pselector *out, td_err *err);
 void td_pselector_release(td_pselector *sel);
-/* Whether the sorted label set matches every matcher (a missing label is ""). */
+/*
+ * Whether the sorted label set matches every matcher (a missing label is "").
+ * A profile_type, when set, is one more matcher: __profile_type__ = it (also
+ * in td_pstore_series). Reentrant; regexec on the selector's compiled regexes.
+ */
 bool td_pselector_match(const td_pselector *sel, const td_plabel *labels, size_t n);
 
 /* ---- reads ---- */
@@ -169,7 +178,8 @@ typedef struct td_pvisit {
 
 /*
  * Visit the profiles of the given series (ids from td_pstore_series) with a
- * timestamp in [start_ms, end_ms], by series then time, and their samples.
+ * timestamp in [start_ms, end_ms] (end_ms == 0: no upper bound; end_ms covers
+ * its whole millisecond), by ascending series ID then time, and their samples.
  * total is the sum of the profile's sample values. Errors: TD_IO, TD_CORRUPT.
  */
 td_status td_pstore_select(td_pstore *s, const char *tenant, const uint64_t *series,

@@ -596,7 +596,7 @@ static bool add_regex(parser *p, td_traceql_expr *e)
     }
     char why[160];
     const char *posix = NULL;
-    td_status st = td__tql_regex_translate(pat->s.ptr, pat->s.len, p->a, &posix, why, sizeof(why));
+    td_status st = td_regex_translate(pat->s.ptr, pat->s.len, p->a, &posix, why, sizeof(why));
     if (st == TD_NOMEM) {
         return nomem(p);
     }

@@ -1,6 +1,6 @@
 /*
  * tql_int.h - internals shared by the TraceQL sources (lexer.c, parser.c,
- * regex.c, value.c, format.c, eval.c, plan.c). Not a public interface: the td__
+ * value.c, format.c, eval.c, plan.c). Not a public interface: the td__
  * prefix marks every symbol (STYLE rule 1); tests may use it.
  *
  * Thread-safety: everything is reentrant.
@@ -9,6 +9,7 @@
 #define TD_API_TRACEQL_INT_H
 
 #include "api/traceql/traceql.h"
+#include "core/regex.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -150,15 +151,7 @@ td_status td__tql_lex(td__tql_lexer *l, td__tql_tok *t);
  */
 bool td__tql_parse_duration(const char *s, size_t n, int64_t *ns);
 
-/* ---- regex translation (regex.c) ---- */
-
-/*
- * Translate RE2 pattern src[0..n) into an anchored POSIX extended regex in
- * arena a (see traceql.h for what is supported). On error returns TD_INVALID
- * (or TD_NOMEM) with a reason in why[0..whylen) and leaves *out untouched.
- */
-td_status td__tql_regex_translate(const char *src, size_t n, td_arena *a, const char **out,
-                                  char *why, size_t whylen);
+/* ---- regex translation: td_regex_translate (core/regex.h) ---- */
 
 /* ---- runtime values (value.c) ---- */
 

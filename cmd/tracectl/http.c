@@ -59,8 +59,10 @@ static bool is_transport_error(CURLcode c)
     }
 }
 
-td_status td_ctl_http_get(const td_ctl_opts *o, const char *path, const char *accept,
-                          td_ctl_http_resp *resp, td_err *err)
+/* GET (ctype NULL) or POST body[0..len) with Content-Type ctype. */
+static td_status http_do(const td_ctl_opts *o, const char *path, const char *accept,
+                         const char *ctype, const void *body, size_t len, td_ctl_http_resp *resp,
+                         td_err *err)
 {
     td_status st = TD_OK;
     char errbuf[CURL_ERROR_SIZE] = "";
@@ -90,6 +92,11 @@ td_status td_ctl_http_get(const td_ctl_opts *o, const char *path, const char *ac
     }
     td_buf_addf(&line, "Accept: %s", accept);
     hdrs = curl_slist_append(hdrs, line.data);
+    if (ctype) {
+        td_buf_reset(&line);
+        td_buf_addf(&line, "Content-Type: %s", ctype);
+        hdrs = curl_slist_append(hdrs, line.data);
+    }
     if (o->org_id) {
         td_buf_reset(&line);
         td_buf_addf(&line, "X-Scope-OrgID: %s", o->org_id);
@@ -110,6 +117,11 @@ td_status td_ctl_http_get(const td_ctl_opts *o, const char *path, const char *ac
     curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, ""); /* gzip etc. if libcurl has it */
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
+    if (ctype) {
+        curl_easy_setopt(h, CURLOPT_POST, 1L);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, len ? body : "");
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    }
 #if LIBCURL_VERSION_NUM >= 0x075500
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 #else
@@ -142,6 +154,19 @@ out:
         td_ctl_http_resp_release(resp);
     }
     return st;
+}
+
+td_status td_ctl_http_get(const td_ctl_opts *o, const char *path, const char *accept,
+                          td_ctl_http_resp *resp, td_err *err)
+{
+    return http_do(o, path, accept, NULL, NULL, 0, resp, err);
+}
+
+td_status td_ctl_http_post(const td_ctl_opts *o, const char *path, const char *accept,
+                           const char *ctype, const void *body, size_t len, td_ctl_http_resp *resp,
+                           td_err *err)
+{
+    return http_do(o, path, accept, ctype, body, len, resp, err);
 }
 
 void td_ctl_http_resp_release(td_ctl_http_resp *resp)

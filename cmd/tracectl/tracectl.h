@@ -63,6 +63,7 @@ typedef struct td_ctl_cmd {
 extern const td_ctl_cmd td_ctl_cmd_find;
 extern const td_ctl_cmd td_ctl_cmd_search;
 extern const td_ctl_cmd td_ctl_cmd_tags;
+extern const td_ctl_cmd td_ctl_cmd_profiles;
 
 /* ---- main.c: option parsing shared by the commands ---- */
 
@@ -105,6 +106,13 @@ typedef struct td_ctl_http_resp {
  */
 td_status td_ctl_http_get(const td_ctl_opts *o, const char *path, const char *accept,
                           td_ctl_http_resp *resp, td_err *err);
+/*
+ * POST body[0..len) (Content-Type ctype) to o->server + path; otherwise exactly
+ * td_ctl_http_get (statuses, errors, ownership of *resp).
+ */
+td_status td_ctl_http_post(const td_ctl_opts *o, const char *path, const char *accept,
+                           const char *ctype, const void *body, size_t len,
+                           td_ctl_http_resp *resp, td_err *err);
 void td_ctl_http_resp_release(td_ctl_http_resp *resp);
 
 /* Exit code for a failed td_ctl_http_get, after printing err to stderr. */

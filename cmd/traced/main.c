@@ -13,6 +13,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "store/pstore.h"
 #include "store/store.h"
 
 #include <malloc.h>
@@ -98,6 +99,7 @@ int main(int argc, char **argv)
         {"store", td_store_opt_rows, td_store_nopt_rows, &sopts},
         {"collector", td_collector_opt_rows, td_collector_nopt_rows, &copts},
         {"api", td_api_opt_rows, td_api_nopt_rows, &aopts},
+        {"profiler", td_profiler_opt_rows, td_profiler_nopt_rows, &aopts.profiler},
     };
     const size_t ntables = sizeof(tables) / sizeof(tables[0]);
 
@@ -171,13 +173,24 @@ int main(int argc, char **argv)
 
     int rc = EXIT_RUNTIME;
     td_store *store = NULL;
+    td_pstore *pstore = NULL;
     td_api *api = NULL;
     td_collector *col = NULL;
     if (td_store_open(&sopts, &store, &err) != TD_OK) {
         td_log(TD_LOG_ERROR, "traced", "cannot open the store in %s: %s", sopts.dir, err.msg);
         goto out;
     }
-    if (td_api_new(&aopts, store, &api, &err) != TD_OK || td_api_start(api, &err) != TD_OK) {
+    if (td_pstore_open(&sopts, &pstore, &err) != TD_OK) {
+        td_log(TD_LOG_ERROR, "traced", "cannot open the profile store in %s: %s", sopts.dir,
+               err.msg);
+        goto out;
+    }
+    if (td_api_new(&aopts, store, &api, &err) != TD_OK) {
+        td_log(TD_LOG_ERROR, "traced", "cannot start the query API: %s", err.msg);
+        goto out;
+    }
+    td_api_set_pstore(api, pstore);
+    if (td_api_start(api, &err) != TD_OK) {
         td_log(TD_LOG_ERROR, "traced", "cannot start the query API: %s", err.msg);
         goto out;
     }
@@ -188,12 +201,14 @@ int main(int argc, char **argv)
     }
     td_api_set_ready(api, true);
 
-    char grpc[300], http[300], query[300];
+    char grpc[300], http[300], query[300], pyro[300];
     bound_addr(grpc, sizeof(grpc), copts.grpc_listen, td_collector_grpc_port(col));
     bound_addr(http, sizeof(http), copts.http_listen, td_collector_http_port(col));
     bound_addr(query, sizeof(query), aopts.listen, td_api_port(api));
-    td_log(TD_LOG_INFO, "traced", "traced started version=%s grpc=%s http=%s query=%s data=%s",
-           TD_VERSION, grpc, http, query, sopts.dir);
+    bound_addr(pyro, sizeof(pyro), aopts.pyroscope_listen, td_api_pyroscope_port(api));
+    td_log(TD_LOG_INFO, "traced",
+           "traced started version=%s grpc=%s http=%s query=%s pyroscope=%s data=%s", TD_VERSION,
+           grpc, http, query, pyro, sopts.dir);
 
     int sig = 0;
     while (sigwait(&stop, &sig) != 0) {
@@ -212,6 +227,9 @@ out:
     }
     td_collector_free(col);
     td_api_free(api);
+    if (pstore) {
+        td_pstore_close(pstore);
+    }
     td_store_close(store);
     if (rc == 0) {
         td_log(TD_LOG_INFO, "traced", "traced stopped");

@@ -561,7 +561,7 @@ static int regex_result(const char *pat, const char *s)
     char why[160];
     const char *posix;
     int r = -1;
-    if (td__tql_regex_translate(pat, strlen(pat), &a, &posix, why, sizeof(why)) == TD_OK) {
+    if (td_regex_translate(pat, strlen(pat), &a, &posix, why, sizeof(why)) == TD_OK) {
         regex_t re;
         TD_ASSERT_EQ_INT(regcomp(&re, posix, REG_EXTENDED | REG_NOSUB), 0);
         r = regexec(&re, s, 0, NULL, 0) == 0;

@@ -1,8 +1,10 @@
 /*
- * regex.c - translate a TraceQL (RE2 syntax) regex into a POSIX extended regex
- * that regcomp(3)/regexec(3) run with the same match/no-match answer.
+ * regex.c - translate an RE2-syntax regex (TraceQL, Prometheus label
+ * selectors) into a POSIX extended regex that regcomp(3)/regexec(3) run with
+ * the same match/no-match answer.
  *
- * Tempo matches `=~ "p"` with Go's regexp as ^(?s:p)$: fully anchored, `.`
+ * Tempo matches `=~ "p"` with Go's regexp as ^(?s:p)$, and Prometheus label
+ * matchers (so Pyroscope selectors) the same way: fully anchored, `.`
  * matching newline. The translation keeps that meaning in the C locale, where
  * regexec works on bytes:
  *   - `.` becomes one UTF-8 character: ([^\x80-\xbf][\x80-\xbf]*), i.e. a lead
@@ -17,9 +19,13 @@
  *     bounded, because glibc expands a{1000} into 1000 copies.
  * What cannot be translated faithfully is rejected, never approximated.
  */
-#include "api/traceql/tql_int.h"
+#include "core/regex.h"
+
 #include "core/buf.h"
 #include "core/mem.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -139,6 +145,43 @@ static size_t utf8_encode(uint32_t cp, unsigned char *o)
     o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
     o[3] = (unsigned char)(0x80 | (cp & 0x3F));
     return 4;
+}
+
+size_t td_regex_utf8(const unsigned char *p, size_t n, uint32_t *cp)
+{
+    if (n == 0) {
+        return 0;
+    }
+    unsigned char c = p[0];
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    size_t need;
+    uint32_t v, min;
+    if (c >= 0xC2 && c <= 0xDF) {
+        need = 2, v = c & 0x1F, min = 0x80;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        need = 3, v = c & 0x0F, min = 0x800;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 4, v = c & 0x07, min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (n < need) {
+        return 0;
+    }
+    for (size_t i = 1; i < need; i++) {
+        if ((p[i] & 0xC0) != 0x80) {
+            return 0;
+        }
+        v = (v << 6) | (p[i] & 0x3F);
+    }
+    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) {
+        return 0;
+    }
+    *cp = v;
+    return need;
 }
 
 /* A literal character: ASCII directly, others as a group of their bytes. */
@@ -627,7 +670,7 @@ static bool escape_cp(rx *x, uint32_t *cp)
 /* The next literal character of the pattern (valid UTF-8 required). */
 static bool next_cp(rx *x, uint32_t *cp)
 {
-    size_t k = td__tql_utf8(x->p + x->i, x->n - x->i, cp);
+    size_t k = td_regex_utf8(x->p + x->i, x->n - x->i, cp);
     if (k == 0) {
         return fail(x, "invalid UTF-8 in regex");
     }
@@ -675,7 +718,7 @@ static bool parse_class(rx *x)
             }
             /* not a class name: '[' is a literal */
         }
-        uint32_t lo;
+        uint32_t lo = 0;
         if (c == '\\') {
             x->i++;
             if (x->i < x->n && strchr("dDwWsS", x->p[x->i]) && x->p[x->i]) {
@@ -1050,11 +1093,11 @@ static bool translate(rx *x)
     return true;
 }
 
-td_status td__tql_regex_translate(const char *src, size_t n, td_arena *a, const char **out,
-                                  char *why, size_t whylen)
+td_status td_regex_translate(const char *src, size_t n, td_arena *a, const char **out, char *why,
+                             size_t whylen)
 {
-    if (n > TD_TRACEQL_MAX_REGEX) {
-        snprintf(why, whylen, "regex longer than %d bytes", TD_TRACEQL_MAX_REGEX);
+    if (n > TD_REGEX_MAX) {
+        snprintf(why, whylen, "regex longer than %d bytes", TD_REGEX_MAX);
         return TD_INVALID;
     }
     rx x;
