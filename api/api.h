@@ -1,5 +1,7 @@
 /*
- * api.h - the query port (default 3200): Tempo trace-by-ID routes, /api/search, /api/echo,
+ * api.h - the query port (default 3200): Tempo trace-by-ID routes, /api/search, tag names and
+ * values (/api/search/tags, /api/v2/search/tags, /api/[v2]/search/tag/{tag}/values), TraceQL
+ * metrics (/api/metrics/query_range, /api/metrics/query), /api/echo,
  * /api/status/buildinfo, /ready, /health and /metrics; the Pyroscope query API
  * (querier.v1 over Connect, /pyroscope/render...) and Pyroscope ingest (/ingest,
  * push.v1 Push; api/pyro_ingest.c) when a profile store is set, also on the optional

@@ -18,6 +18,7 @@
 #include "api/pyro.h"
 #include "core/mem.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -524,4 +525,166 @@ td_status td__fg_diff(const td__fg *t, int64_t max_nodes, td_arena *a,
     fg->max_self = max_self;
     *out = fg;
     return TD_OK;
+}
+
+/* ---- Graphviz (DOT) call graph ---- */
+
+typedef struct dotfn {
+    int64_t flat, cum;
+    uint32_t onpath; /* times the name is on the current walk's path */
+    bool keep;
+} dotfn;
+
+typedef struct dotedge {
+    uint32_t from, to;
+    int64_t w;
+} dotedge;
+
+static int cmp_edge(const void *a, const void *b)
+{
+    const dotedge *x = a, *y = b;
+    if (x->from != y->from) {
+        return x->from < y->from ? -1 : 1;
+    }
+    return x->to < y->to ? -1 : x->to > y->to;
+}
+
+typedef struct dotwalk {
+    const fgnode *n;
+    int64_t parent; /* name index of the parent frame, -1 at the top */
+    bool leave;     /* second visit: take the name off the path */
+} dotwalk;
+
+static void dot_label(td_buf *out, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') {
+            td_buf_addch(out, '\\');
+        }
+        td_buf_addch(out, (unsigned char)*s < 0x20 ? ' ' : *s);
+    }
+}
+
+td_status td__fg_dot(const td__fg *t, int64_t max_nodes, const char *type, td_arena *a, td_buf *out,
+                     td_err *err)
+{
+    names nm = {0};
+    dotfn *fn = NULL;
+    size_t capfn = 0;
+    dotedge *edges = NULL;
+    size_t nedges = 0, capedges = 0;
+    dotwalk *st = NULL;
+    size_t sp = 0, capst = 0;
+    td_status rc = TD_OK;
+#define DOT_PUSH(arr, n, cap, val)                                                                 \
+    do {                                                                                           \
+        if ((n) == (cap)) {                                                                        \
+            size_t nc = (cap) ? (cap)*2 : 256;                                                     \
+            void *np = td_realloc((arr), nc * sizeof(*(arr)));                                     \
+            if (!np) {                                                                             \
+                rc = td_err_set(err, TD_NOMEM, "graph too large");                                 \
+                goto out;                                                                          \
+            }                                                                                      \
+            (arr) = np;                                                                            \
+            (cap) = nc;                                                                            \
+        }                                                                                          \
+        (arr)[(n)++] = (val);                                                                      \
+    } while (0)
+    for (uint32_t i = t->root.nkids; i-- > 0;) {
+        DOT_PUSH(st, sp, capst, ((dotwalk){.n = t->root.kids[i], .parent = -1}));
+    }
+    while (sp) {
+        dotwalk w = st[--sp];
+        int64_t idx = names_intern(a, &nm, w.n->name);
+        if (idx < 0) {
+            rc = td_err_set(err, TD_NOMEM, "graph too large");
+            goto out;
+        }
+        if (w.leave) {
+            fn[idx].onpath--;
+            continue;
+        }
+        while (capfn <= (size_t)idx) {
+            size_t nc = capfn ? capfn * 2 : 256;
+            dotfn *nf = td_realloc(fn, nc * sizeof(*nf));
+            if (!nf) {
+                rc = td_err_set(err, TD_NOMEM, "graph too large");
+                goto out;
+            }
+            memset(nf + capfn, 0, (nc - capfn) * sizeof(*nf));
+            fn = nf;
+            capfn = nc;
+        }
+        fn[idx].flat += w.n->self[0];
+        if (!fn[idx].onpath) {
+            fn[idx].cum += w.n->total[0];
+        }
+        if (w.parent >= 0) {
+            DOT_PUSH(
+                edges, nedges, capedges,
+                ((dotedge){.from = (uint32_t)w.parent, .to = (uint32_t)idx, .w = w.n->total[0]}));
+        }
+        fn[idx].onpath++;
+        DOT_PUSH(st, sp, capst, ((dotwalk){.n = w.n, .parent = w.parent, .leave = true}));
+        for (uint32_t i = w.n->nkids; i-- > 0;) {
+            DOT_PUSH(st, sp, capst, ((dotwalk){.n = w.n->kids[i], .parent = idx}));
+        }
+    }
+    /* keep the max_nodes functions with the largest cumulative values */
+    int64_t *cums = nm.n ? td_malloc(nm.n * sizeof(*cums)) : NULL;
+    if (nm.n && !cums) {
+        rc = td_err_set(err, TD_NOMEM, "graph too large");
+        goto out;
+    }
+    for (size_t i = 0; i < nm.n; i++) {
+        cums[i] = fn[i].cum;
+    }
+    int64_t min_cum = 0;
+    if (max_nodes > 0 && nm.n > (size_t)max_nodes) {
+        qsort(cums, nm.n, sizeof(*cums), cmp_desc);
+        min_cum = cums[max_nodes - 1];
+    }
+    td_free(cums);
+    size_t kept = 0;
+    for (size_t i = 0; i < nm.n; i++) {
+        fn[i].keep = fn[i].cum >= min_cum && kept < (size_t)(max_nodes > 0 ? max_nodes : INT64_MAX);
+        kept += fn[i].keep;
+    }
+    int64_t total = t->root.total[0];
+    double pct = total ? 100.0 / (double)total : 0;
+    td_buf_addstr(out, "digraph \"unnamed\" {\nnode [style=filled fillcolor=\"#f8f8f8\"]\n");
+    td_buf_addstr(out, "subgraph cluster_L { \"Type: ");
+    dot_label(out, type);
+    td_buf_addstr(out, "\" [shape=box fontsize=16 label=\"Type: ");
+    dot_label(out, type);
+    td_buf_addf(out, "\\lShowing %zu of %zu nodes, %" PRId64 " total\\l\"] }\n", kept, nm.n, total);
+    for (size_t i = 0; i < nm.n; i++) {
+        if (!fn[i].keep) {
+            continue;
+        }
+        td_buf_addf(out, "N%zu [label=\"", i + 1);
+        dot_label(out, nm.v[i]);
+        td_buf_addf(out, "\\n%" PRId64 " (%.2f%%)\\nof %" PRId64 " (%.2f%%)\" shape=box]\n",
+                    fn[i].flat, (double)fn[i].flat * pct, fn[i].cum, (double)fn[i].cum * pct);
+    }
+    qsort(edges, nedges, sizeof(*edges), cmp_edge);
+    for (size_t i = 0; i < nedges;) {
+        size_t j = i;
+        int64_t w = 0;
+        while (j < nedges && edges[j].from == edges[i].from && edges[j].to == edges[i].to) {
+            w += edges[j++].w;
+        }
+        if (fn[edges[i].from].keep && fn[edges[i].to].keep) {
+            td_buf_addf(out, "N%u -> N%u [label=\" %" PRId64 "\"]\n", edges[i].from + 1,
+                        edges[i].to + 1, w);
+        }
+        i = j;
+    }
+    td_buf_addstr(out, "}\n");
+#undef DOT_PUSH
+out:
+    td_free(fn);
+    td_free(edges);
+    td_free(st);
+    return rc;
 }

@@ -55,6 +55,14 @@ td_status td__fg_flamegraph(const td__fg *t, int64_t max_nodes, td_arena *a,
 td_status td__fg_diff(const td__fg *t, int64_t max_nodes, td_arena *a,
                       Querier__V1__FlameGraphDiff **out, td_err *err);
 
+/*
+ * The side-0 tree as a Graphviz call graph (functions with flat and cumulative
+ * values, caller -> callee edges), the max_nodes (> 0) functions with the largest
+ * cumulative values; appended to out. Errors: TD_NOMEM.
+ */
+td_status td__fg_dot(const td__fg *t, int64_t max_nodes, const char *type, td_arena *a, td_buf *out,
+                     td_err *err);
+
 /* ---- pyro_query.c ---- */
 
 typedef struct td__pyro {

@@ -1086,8 +1086,22 @@ H(h_select_merge_stacktraces)
     }
     NEW(Querier__V1__SelectMergeStacktracesResponse,
         querier__v1__select_merge_stacktraces_response__init, out);
-    if (merge_fg(&q, &m, t, 0, err) != TD_OK ||
-        td__fg_flamegraph(t, maxn, q.a, &out->flamegraph, err) != TD_OK) {
+    if (merge_fg(&q, &m, t, 0, err) != TD_OK) {
+        return err->code;
+    }
+    if (in->format == QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_DOT) {
+        /* Graphviz text only; every other format gets the flame graph (TREE clients fall back) */
+        td_buf dot = TD_BUF_INIT;
+        td_status st = td__fg_dot(t, maxn, m.pt.id, q.a, &dot, err);
+        out->dot = st == TD_OK ? td_arena_strndup(q.a, dot.data, dot.len) : NULL;
+        td_buf_release(&dot);
+        if (st != TD_OK) {
+            return st;
+        }
+        if (!out->dot) {
+            return nomem(err);
+        }
+    } else if (td__fg_flamegraph(t, maxn, q.a, &out->flamegraph, err) != TD_OK) {
         return err->code;
     }
     *out_ = &out->base;
@@ -2027,8 +2041,9 @@ void td__pyro_render(td__pyro *p, const char *org_id, td__pyro_arg_fn arg, void 
             goto out;
         }
     }
-    if (fmt && *fmt && strcmp(fmt, "json") != 0) {
-        legacy_error(rp, TD_INVALID, "unsupported format (only json)");
+    bool dot = fmt && strcmp(fmt, "dot") == 0;
+    if (fmt && *fmt && !dot && strcmp(fmt, "json") != 0) {
+        legacy_error(rp, TD_INVALID, "unsupported format (json or dot)");
         goto out;
     }
     td__fg *t = td__fg_new(q.a);
@@ -2037,8 +2052,21 @@ void td__pyro_render(td__pyro *p, const char *org_id, td__pyro_arg_fn arg, void 
         legacy_error(rp, TD_NOMEM, "query too large");
         goto out;
     }
-    if (merge_fg(&q, &m, t, 0, &err) != TD_OK ||
-        td__fg_flamegraph(t, maxn, q.a, &fg, &err) != TD_OK) {
+    if (merge_fg(&q, &m, t, 0, &err) != TD_OK) {
+        legacy_error(rp, err.code, err.msg);
+        goto out;
+    }
+    if (dot) {
+        td_buf_reset(rp->body);
+        if (td__fg_dot(t, mn && *mn ? maxn : 100, m.pt.id, q.a, rp->body, &err) != TD_OK) {
+            legacy_error(rp, err.code, err.msg);
+            goto out;
+        }
+        rp->status = 200;
+        rp->ctype = "text/plain; charset=utf-8";
+        goto out;
+    }
+    if (td__fg_flamegraph(t, maxn, q.a, &fg, &err) != TD_OK) {
         legacy_error(rp, err.code, err.msg);
         goto out;
     }

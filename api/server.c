@@ -26,6 +26,8 @@
 #include "api/pyro.h"
 #include "api/pyro_ingest.h"
 #include "api/tempo.h"
+#include "api/tempo_metrics.h"
+#include "api/tempo_tags.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/metrics.h"
@@ -76,17 +78,19 @@ const td_opt td_api_opt_rows[] = {
      "and ingest; off = one implicit tenant.",
      0, 0},
     {"search-max-traces", TD_OPT_INT, "20000", offsetof(td_api_opts, search_max_traces),
-     "Candidate traces one /api/search loads and evaluates at most (newest minute buckets "
-     "first); the response metrics count what was inspected.",
+     "Candidate traces one search, TraceQL metrics query or filtered tag lookup loads and "
+     "evaluates at most (newest minute buckets first); the response metrics count what was "
+     "inspected.",
      1, 100000000},
     {"search-max-bytes", TD_OPT_SIZE, "1GiB", offsetof(td_api_opts, search_max_bytes),
-     "Stored trace bytes one search reads at most. A search that reaches it stops and "
-     "answers with what it found so far; its metrics then show completedJobs < totalJobs. "
-     "0 = unlimited.",
+     "Stored trace bytes one search, metrics query or filtered tag lookup reads at most. A "
+     "query that reaches it stops and answers with what it found so far (completedJobs < "
+     "totalJobs in its metrics; metrics queries answer PARTIAL). 0 = unlimited.",
      0, 0},
     {"search-timeout", TD_OPT_DURATION, "30s", offsetof(td_api_opts, search_timeout_ms),
-     "Time one search may run. A search that reaches it stops and answers with what it "
-     "found so far; its metrics then show completedJobs < totalJobs. 0 = unlimited.",
+     "Time one search, metrics query or filtered tag lookup may run. A query that reaches it "
+     "stops and answers with what it found so far (completedJobs < totalJobs in its "
+     "metrics; metrics queries answer PARTIAL). 0 = unlimited.",
      0, 3600 * 1000},
     {"pyroscope-listen", TD_OPT_STRING, "", offsetof(td_api_opts, pyroscope_listen),
      "Optional second listener (Pyroscope's port, e.g. 0.0.0.0:4040) serving the same HTTP "
@@ -114,6 +118,7 @@ struct td_api {
     atomic_int pyro_port;
     td__query_grpc *grpc;
     td__grpc_search_ctx search_ctx; /* the Search method's view of the api */
+    td__grpc_tags_ctx tags_ctx;     /* the SearchTag* methods' view */
     atomic_bool ready;
     atomic_bool was_ready; /* tells "starting up" from "shutting down" in /ready */
     atomic_int port;
@@ -608,6 +613,142 @@ static void h_push(req *r)
     h_ingest_common(r, true);
 }
 
+/*
+ * Tag names and values (API-CONTRACT §3.6, §3.7): tempo_tags.c does the work.
+ * libmicrohttpd has percent-decoded the path once already, so the tag is the
+ * text between ".../tag/" and the last "/values" as it stands (r->arg).
+ */
+static void h_tags(req *r, td__tags_kind kind)
+{
+    td_api *api = r->api;
+    td_err err;
+    td_err_init(&err);
+    td_arena a;
+    td_arena_init(&a, 16 * 1024, 0);
+    if (!api->store) {
+        reply_error(r, 503, "no trace store configured");
+        goto out;
+    }
+    const char *org = header(r, "X-Scope-OrgID");
+    td__tenants ts;
+    if (td__tempo_tenants(org, api->o.multitenancy, &a, &ts, &err) != TD_OK) {
+        reply_err(r, &err);
+        goto out;
+    }
+    td_log_ctx_push(r->reqid, api->o.multitenancy ? org : TD_DEFAULT_TENANT);
+    const char *tag = NULL;
+    size_t tlen;
+    if ((kind == TD__TAG_VALUES_V1 || kind == TD__TAG_VALUES_V2) &&
+        td__tags_path_tag(r->arg, &tag, &tlen)) {
+        tag = td_arena_strndup(&a, tag, tlen);
+    }
+    td__tags_req tr;
+    td__tags_result res;
+    td__tags_limits lim = api->tags_ctx.limits;
+    if (td__tags_http_args(kind, query_arg(r, "scope"), tag, query_arg(r, "q"),
+                           query_arg(r, "start"), query_arg(r, "end"), query_arg(r, "limit"), &tr,
+                           &err) != TD_OK ||
+        td__tags_run(api->store, &ts, &tr, &lim, &a, &res, &err) != TD_OK) {
+        reply_err(r, &err);
+        goto out;
+    }
+    td_buf_reset(&r->body);
+    r->status = 200;
+    if (td__tempo_negotiate(header(r, MHD_HTTP_HEADER_ACCEPT)) == TD_TEMPO_PROTOBUF) {
+        r->ctype = CT_PROTOBUF;
+        if (td__tags_pb(&res, &r->body, &err) != TD_OK) {
+            reply_err(r, &err);
+        }
+    } else {
+        r->ctype = CT_JSON;
+        td__tags_json(&res, &r->body);
+    }
+out:
+    td_arena_release(&a);
+}
+
+static void h_tags_v1(req *r)
+{
+    h_tags(r, TD__TAGS_V1);
+}
+
+static void h_tags_v2(req *r)
+{
+    h_tags(r, TD__TAGS_V2);
+}
+
+static void h_tag_values_v1(req *r)
+{
+    h_tags(r, TD__TAG_VALUES_V1);
+}
+
+static void h_tag_values_v2(req *r)
+{
+    h_tags(r, TD__TAG_VALUES_V2);
+}
+
+/* GET /api/metrics/query_range and /api/metrics/query (API-CONTRACT §3.8): tempo_metrics.c. */
+static void h_metrics_query(req *r, bool instant)
+{
+    td_api *api = r->api;
+    td_err err;
+    td_err_init(&err);
+    td_arena a;
+    td_arena_init(&a, 4096, 0);
+    if (!api->store) {
+        reply_error(r, 503, "no trace store configured");
+        goto out;
+    }
+    const char *org = header(r, "X-Scope-OrgID");
+    td__tenants ts;
+    if (td__tempo_tenants(org, api->o.multitenancy, &a, &ts, &err) != TD_OK) {
+        reply_err(r, &err);
+        goto out;
+    }
+    td_log_ctx_push(r->reqid, api->o.multitenancy ? org : TD_DEFAULT_TENANT);
+    td__metrics_args in = {.q = query_arg(r, "q"),
+                           .query = query_arg(r, "query"),
+                           .start = query_arg(r, "start"),
+                           .end = query_arg(r, "end"),
+                           .since = query_arg(r, "since"),
+                           .step = query_arg(r, "step"),
+                           .exemplars = query_arg(r, "exemplars"),
+                           .max_series = query_arg(r, "maxSeries")};
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    td__metrics_params p;
+    if (td__metrics_parse_http(&in, instant, (int64_t)now.tv_sec * 1000000000 + now.tv_nsec, &p,
+                               &err) != TD_OK) {
+        reply_err(r, &err);
+        goto out;
+    }
+    p.max_traces = api->o.search_max_traces > 0 ? (uint64_t)api->o.search_max_traces : 20000;
+    p.max_trace_bytes = api->o.max_trace_bytes;
+    p.max_bytes = api->o.search_max_bytes;
+    p.timeout_ms = api->o.search_timeout_ms;
+    p.pb = td__tempo_negotiate(header(r, MHD_HTTP_HEADER_ACCEPT)) == TD_TEMPO_PROTOBUF;
+    td_buf_reset(&r->body);
+    if (td__metrics_run(api->store, &ts, &p, &r->body, NULL, &err) != TD_OK) {
+        reply_err(r, &err);
+        goto out;
+    }
+    r->status = 200;
+    r->ctype = p.pb ? CT_PROTOBUF : CT_JSON;
+out:
+    td_arena_release(&a);
+}
+
+static void h_metrics_range(req *r)
+{
+    h_metrics_query(r, false);
+}
+
+static void h_metrics_instant(req *r)
+{
+    h_metrics_query(r, true);
+}
+
+
 static const route routes[] = {
     {"/ready", false, "/ready", h_ready},
     {"/health", false, "/health", h_health},
@@ -628,10 +769,30 @@ static const route routes[] = {
     {"/pyroscope/render", false, "/pyroscope/render", h_render},
     {"/pyroscope/render-diff", false, "/pyroscope/render-diff", h_render_diff},
     {"/pyroscope/label-values", false, "/pyroscope/label-values", h_label_values},
+    {"/api/search/tags", false, "/api/search/tags", h_tags_v1},
+    {"/api/v2/search/tags", false, "/api/v2/search/tags", h_tags_v2},
+    {"/api/metrics/query_range", false, "/api/metrics/query_range", h_metrics_range},
+    {"/api/metrics/query", false, "/api/metrics/query", h_metrics_instant},
+};
+
+/* Prefix routes whose remainder is a tag (any text, '/' included) and "/values". */
+static const route values_routes[] = {
+    {"/api/search/tag/", true, "/api/search/tag/{tag}/values", h_tag_values_v1},
+    {"/api/v2/search/tag/", true, "/api/v2/search/tag/{tag}/values", h_tag_values_v2},
 };
 
 static const route *find_route(const char *url, const char **arg)
 {
+    for (size_t i = 0; i < sizeof(values_routes) / sizeof(values_routes[0]); i++) {
+        const route *rt = &values_routes[i];
+        size_t n = strlen(rt->path);
+        const char *tag;
+        size_t tlen;
+        if (strncmp(url, rt->path, n) == 0 && td__tags_path_tag(url + n, &tag, &tlen)) {
+            *arg = url + n;
+            return rt;
+        }
+    }
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         const route *rt = &routes[i];
         int kind = rt->prefix & R_MATCH;
@@ -857,8 +1018,9 @@ td_status td_api_new(const td_api_opts *o, td_store *store, td_api **out, td_err
     api->lfd = api->epfd = api->wakefd = -1;
     /*
      * gRPC methods of the query port (tempopb.StreamingQuerier, API-CONTRACT §3.9)
-     * are registered here with td__query_grpc_register: Search (grpc_search.c);
-     * the others are not implemented yet and answer UNIMPLEMENTED.
+     * are registered here with td__query_grpc_register: Search (grpc_search.c),
+     * SearchTags, SearchTagsV2, SearchTagValues, SearchTagValuesV2 (grpc_tags.c),
+     * MetricsQueryRange and MetricsQueryInstant (grpc_metrics.c).
      * Handlers run on their own pool, sized like the HTTP one.
      */
     td__query_grpc_opts go = {.multitenancy = o->multitenancy,
@@ -870,7 +1032,14 @@ td_status td_api_new(const td_api_opts *o, td_store *store, td_api **out, td_err
         .max_bytes = o->search_max_bytes,
         .timeout_ms = o->search_timeout_ms,
         .max_trace_bytes = o->max_trace_bytes};
-    if (td__grpc_search_register(api->grpc, &api->search_ctx, err) != TD_OK) {
+    api->tags_ctx = (td__grpc_tags_ctx){.store = store,
+                                        .limits = {.max_traces = api->search_ctx.max_traces,
+                                                   .max_trace_bytes = o->max_trace_bytes,
+                                                   .max_bytes = o->search_max_bytes,
+                                                   .timeout_ms = o->search_timeout_ms}};
+    if (td__grpc_search_register(api->grpc, &api->search_ctx, err) != TD_OK ||
+        td__grpc_tags_register(api->grpc, &api->tags_ctx, err) != TD_OK ||
+        td__grpc_metrics_register(api->grpc, &api->search_ctx, err) != TD_OK) {
         td_api_free(api);
         return err->code;
     }

@@ -11,17 +11,31 @@
  * matched; those are sorted by start time, newest first. The order is therefore
  * "newest bucket first", an approximation of Tempo's global newest-first.
  *
+ * When the query has hints the secondary index can answer exactly (service,
+ * span name, status, kind, root name/service, span or resource attribute
+ * equality, span duration lower bounds), candidates come from the index
+ * instead: each such hint is looked up (td_store_index_traces), the smallest
+ * complete answer is kept and intersected with the other complete ones. Any
+ * lookup that is inexact or hits its bound drops that hint; with none left the
+ * summary scan runs as before.
+ *
  * Known approximations of this slice: a trace is found only when one of its
  * fragments starts inside the window's minute buckets; the status=error skip
- * looks only at the summaries in the window.
+ * looks only at the summaries in the window. Through the index, the fragment
+ * that has to start in the window is one holding the hinted value, and a
+ * candidate's bucket is that fragment's minute: for a trace whose fragments
+ * span several minutes at the window's edges, or when the limit cuts a minute,
+ * the two paths can differ.
  */
 #include "api/json.h"
 #include "api/logfmt.h"
 #include "api/tempo.h"
 #include "api/traceql/traceql.h"
 #include "core/mem.h"
+#include "store/store.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -260,15 +274,412 @@ bool td__cand_skip(const td__cand *c, const td_traceql_hint *h, size_t nh)
     return false;
 }
 
+/* ---- candidates from the secondary index ---- */
+
+/* One td_store_index_traces call: key, type and the [lo, hi] value range. */
+typedef struct idx_lookup {
+    uint8_t scope, type;
+    const char *key;
+    size_t key_len;
+    uint8_t lo[8], hi[8]; /* fixed-width bounds; strings use str/str_len */
+    size_t lo_len, hi_len;
+    const char *str;
+} idx_lookup;
+
+#define IDX_LOOKUPS_MAX 8
+#define IDX_SETS_MAX 8
+#define F64_EXACT_INT 9007199254740992.0 /* 2^53: doubles beyond it skip integers */
+
+static void lk_str(idx_lookup *l, uint8_t scope, uint8_t type, const char *key, const char *v,
+                   size_t len)
+{
+    memset(l, 0, sizeof(*l));
+    l->scope = scope;
+    l->type = type;
+    l->key = key;
+    l->key_len = strlen(key);
+    l->str = v;
+    l->lo_len = l->hi_len = len;
+}
+
+static void lk_int(idx_lookup *l, uint8_t scope, const char *key, int64_t lo, int64_t hi)
+{
+    memset(l, 0, sizeof(*l));
+    l->scope = scope;
+    l->type = TD_IDX_INT;
+    l->key = key;
+    l->key_len = strlen(key);
+    td_idx_put_int(l->lo, lo);
+    td_idx_put_int(l->hi, hi);
+    l->lo_len = l->hi_len = 8;
+}
+
+static void lk_float(idx_lookup *l, uint8_t scope, const char *key, double lo, double hi)
+{
+    memset(l, 0, sizeof(*l));
+    l->scope = scope;
+    l->type = TD_IDX_FLOAT;
+    l->key = key;
+    l->key_len = strlen(key);
+    td_idx_put_float(l->lo, lo);
+    td_idx_put_float(l->hi, hi);
+    l->lo_len = l->hi_len = 8;
+}
+
+/*
+ * The lookups for an ATTR equality on one scope (FORMAT.md encodings). Numbers
+ * follow the evaluator's comparison: int against int exactly, anything against
+ * a double as doubles. So an int value v also looks for the double (double)v,
+ * and a double value d for d and, when integral and within 2^53 (where one
+ * integer maps to it), the int. 0 looks for both -0.0 and 0.0 (equal as
+ * doubles, different bytes). Returns the number added, or -1 when the value
+ * cannot be answered exactly (NaN, or an integral double beyond 2^53).
+ */
+static int attr_eq_lookups(idx_lookup *out, uint8_t scope, const td_traceql_hint *h)
+{
+    const td_traceql_value *v = &h->value;
+    int n = 0;
+    switch (v->type) {
+    case TD_TRACEQL_STRING:
+        lk_str(&out[n++], scope, TD_IDX_STRING, h->attr, v->s.ptr, v->s.len);
+        return n;
+    case TD_TRACEQL_BOOL:
+        memset(&out[n], 0, sizeof(out[n]));
+        out[n].scope = scope;
+        out[n].type = TD_IDX_BOOL;
+        out[n].key = h->attr;
+        out[n].key_len = strlen(h->attr);
+        out[n].lo[0] = out[n].hi[0] = v->b ? 1 : 0;
+        out[n].lo_len = out[n].hi_len = 1;
+        return n + 1;
+    case TD_TRACEQL_INT: {
+        lk_int(&out[n++], scope, h->attr, v->i, v->i);
+        double d = (double)v->i;
+        lk_float(&out[n++], scope, h->attr, d, d);
+        if (v->i == 0) {
+            lk_float(&out[n++], scope, h->attr, -0.0, -0.0);
+        }
+        return n;
+    }
+    case TD_TRACEQL_FLOAT: {
+        double d = v->f;
+        if (isnan(d)) {
+            return -1;
+        }
+        lk_float(&out[n++], scope, h->attr, d, d);
+        if (d == 0) {
+            lk_float(&out[n++], scope, h->attr, -d, -d);
+        }
+        if (d == floor(d)) {
+            if (fabs(d) > F64_EXACT_INT) {
+                return -1;
+            }
+            lk_int(&out[n++], scope, h->attr, (int64_t)d, (int64_t)d);
+        }
+        return n;
+    }
+    default:
+        return -1;
+    }
+}
+
+/*
+ * Expand one hint into the index lookups whose union holds every trace the
+ * hint admits; 0 when the hint cannot be answered exactly by the index.
+ */
+static size_t hint_lookups(const td_traceql_hint *h, idx_lookup out[IDX_LOOKUPS_MAX])
+{
+    static const char *const status_kw[] = {"unset", "ok", "error"};
+    static const char *const kind_kw[] = {"unspecified", "internal", "server",
+                                          "client",      "producer", "consumer"};
+    const td_traceql_value *v = &h->value;
+    bool eq = h->op == TD_TRACEQL_OP_EQ;
+    switch (h->field) {
+    case TD_TRACEQL_HINT_SERVICE:
+        if (!eq || v->type != TD_TRACEQL_STRING) {
+            return 0;
+        }
+        lk_str(&out[0], TD_IDX_RESOURCE, TD_IDX_STRING, "service.name", v->s.ptr, v->s.len);
+        return 1;
+    case TD_TRACEQL_HINT_SPAN_NAME:
+    case TD_TRACEQL_HINT_ROOT_NAME:
+    case TD_TRACEQL_HINT_ROOT_SERVICE:
+        if (!eq || v->type != TD_TRACEQL_STRING) {
+            return 0;
+        }
+        lk_str(&out[0], TD_IDX_INTRINSIC, TD_IDX_STRING,
+               h->field == TD_TRACEQL_HINT_SPAN_NAME   ? "name"
+               : h->field == TD_TRACEQL_HINT_ROOT_NAME ? "rootName"
+                                                       : "rootServiceName",
+               v->s.ptr, v->s.len);
+        return 1;
+    case TD_TRACEQL_HINT_STATUS:
+        if (!eq || v->type != TD_TRACEQL_STATUS || v->i < 0 || v->i > 2) {
+            return 0;
+        }
+        lk_str(&out[0], TD_IDX_INTRINSIC, TD_IDX_KEYWORD, "status", status_kw[v->i],
+               strlen(status_kw[v->i]));
+        return 1;
+    case TD_TRACEQL_HINT_KIND:
+        if (!eq || v->type != TD_TRACEQL_KIND || v->i < 0 || v->i > 5) {
+            return 0;
+        }
+        lk_str(&out[0], TD_IDX_INTRINSIC, TD_IDX_KEYWORD, "kind", kind_kw[v->i],
+               strlen(kind_kw[v->i]));
+        return 1;
+    case TD_TRACEQL_HINT_DURATION: {
+        /* duration > v or >= v: every such span is in v's class or above */
+        if ((h->op != TD_TRACEQL_OP_GT && h->op != TD_TRACEQL_OP_GTE) ||
+            v->type != TD_TRACEQL_DURATION || v->i < 0) {
+            return 0;
+        }
+        memset(&out[0], 0, sizeof(out[0]));
+        out[0].scope = TD_IDX_INTRINSIC;
+        out[0].type = TD_IDX_DURCLASS;
+        out[0].key = "duration";
+        out[0].key_len = strlen("duration");
+        out[0].lo[0] = td_idx_durclass((uint64_t)v->i);
+        out[0].hi[0] = 64;
+        out[0].lo_len = out[0].hi_len = 1;
+        return 1;
+    }
+    case TD_TRACEQL_HINT_ATTR: {
+        if (!eq || !h->attr) {
+            return 0;
+        }
+        /* `.key` is the span attribute, else the resource one: look in both */
+        bool span = h->scope == TD_TRACEQL_SCOPE_SPAN || h->scope == TD_TRACEQL_SCOPE_NONE;
+        bool res = h->scope == TD_TRACEQL_SCOPE_RESOURCE || h->scope == TD_TRACEQL_SCOPE_NONE;
+        if (!span && !res) {
+            return 0;
+        }
+        int n = 0, k;
+        if (span) {
+            if ((k = attr_eq_lookups(out + n, TD_IDX_SPAN, h)) < 0) {
+                return 0;
+            }
+            n += k;
+        }
+        if (res) {
+            if ((k = attr_eq_lookups(out + n, TD_IDX_RESOURCE, h)) < 0) {
+                return 0;
+            }
+            n += k;
+        }
+        return (size_t)n;
+    }
+    default:
+        return 0;
+    }
+}
+
+typedef struct idx_hits {
+    cand_set *cs;
+    uint64_t read;
+} idx_hits;
+
+/* A td_index_trace_cb: one candidate per trace, with its newest bucket. */
+static bool on_index_hit(void *ud, const uint8_t id[16], uint64_t bucket)
+{
+    idx_hits *h = ud;
+    cand_set *cs = h->cs;
+    h->read++;
+    if (cs->n * 2 >= cs->nslots) {
+        slots_rebuild(cs, cs->nslots ? cs->nslots * 2 : 1024);
+    }
+    size_t j = id_hash(id) & (cs->nslots - 1);
+    while (cs->slots[j] >= 0) {
+        td__cand *x = &cs->c[cs->slots[j]];
+        if (memcmp(x->id, id, 16) == 0) {
+            if (bucket > x->bucket) {
+                x->bucket = bucket;
+            }
+            return true;
+        }
+        j = (j + 1) & (cs->nslots - 1);
+    }
+    if (cs->n >= cs->max) {
+        cs->truncated = true;
+        return false;
+    }
+    if (cs->n == cs->cap) {
+        cs->cap = cs->cap ? cs->cap * 2 : 256;
+        cs->c = td_xrealloc(cs->c, cs->cap * sizeof(*cs->c));
+    }
+    td__cand *c = &cs->c[cs->n];
+    memset(c, 0, sizeof(*c));
+    memcpy(c->id, id, 16);
+    c->bucket = bucket;
+    cs->slots[j] = (int32_t)cs->n++;
+    return true;
+}
+
+static bool cand_set_has(const cand_set *cs, const uint8_t id[16])
+{
+    if (!cs->nslots) {
+        return false;
+    }
+    for (size_t j = id_hash(id) & (cs->nslots - 1); cs->slots[j] >= 0;
+         j = (j + 1) & (cs->nslots - 1)) {
+        if (memcmp(cs->c[cs->slots[j]].id, id, 16) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Newest bucket first; within a bucket descending trace ID, as the summary scan. */
+static int cmp_cand_newest(const void *pa, const void *pb)
+{
+    const td__cand *a = pa, *b = pb;
+    if (a->bucket != b->bucket) {
+        return a->bucket < b->bucket ? 1 : -1;
+    }
+    return -memcmp(a->id, b->id, 16);
+}
+
+/*
+ * Look up one hint's lookups for every tenant into *cs (a fresh cand_set of
+ * bound max). *state: 0 complete, 1 stopped by max_scan or max (worth a retry
+ * with a larger bound), 2 not answerable (inexact).
+ */
+static td_status hint_set(td_store *s, const td__tenants *ts, const idx_lookup *lk, size_t nlk,
+                          uint64_t start_ns, uint64_t end_ns, uint64_t max, uint64_t max_scan,
+                          cand_set *cs, int *state, uint64_t *read, td_err *err)
+{
+    memset(cs, 0, sizeof(*cs));
+    cs->max = max;
+    idx_hits hits = {.cs = cs};
+    td_status st = TD_OK;
+    *state = 0;
+    for (size_t t = 0; t < ts->n && !*state && !st; t++) {
+        for (size_t k = 0; k < nlk && !*state; k++) {
+            const idx_lookup *l = &lk[k];
+            const uint8_t *lo = l->str ? (const uint8_t *)l->str : l->lo;
+            const uint8_t *hi = l->str ? (const uint8_t *)l->str : l->hi;
+            bool exact, trunc;
+            st = td_store_index_traces(s, ts->names[t], l->scope, l->key, l->key_len, l->type, lo,
+                                       l->lo_len, hi, l->hi_len, start_ns, end_ns, max_scan,
+                                       on_index_hit, &hits, &exact, &trunc, err);
+            if (st == TD_INVALID) {
+                st = TD_OK; /* a key the index cannot hold (too long): not answerable */
+                *state = 2;
+                break;
+            }
+            if (st) {
+                break;
+            }
+            *state = !exact ? 2 : (trunc || cs->truncated) ? 1 : 0;
+        }
+    }
+    *read += hits.read;
+    if (st || *state) {
+        td_free(cs->c);
+        td_free(cs->slots);
+        memset(cs, 0, sizeof(*cs));
+    }
+    return st;
+}
+
+/* Entries a first lookup of each hint reads at most (see index_candidates). */
+#define IDX_PROBE 4096
+
+/*
+ * Candidates from the index. *used false (TD_OK) when no hint could be answered
+ * completely: the caller then scans the summaries. A hint's answer is complete
+ * when every lookup of every tenant is exact, within its entry bound and max
+ * distinct traces. Each hint is first looked up with a small bound (1/64 of the
+ * full one, at most IDX_PROBE entries), so an unselective hint (status = unset) costs little when a
+ * selective one exists; only when none completes are the hints that hit the
+ * bound looked up again, in turn, with the full bound (16 x max, as the summary
+ * scan), until one completes.
+ */
+static td_status index_candidates(td_store *s, const td__tenants *ts, const td_traceql_hint *hints,
+                                  size_t nhints, uint64_t start_ns, uint64_t end_ns,
+                                  uint64_t max, td__cands *out, bool *used, td_err *err)
+{
+    *used = false;
+    cand_set sets[IDX_SETS_MAX];
+    size_t nsets = 0;
+    uint64_t read = 0;
+    uint64_t max_scan = max > UINT64_MAX / 16 ? 0 : max * 16;
+    uint64_t probe = max_scan / 64 < IDX_PROBE ? max_scan / 64 : IDX_PROBE;
+    probe = max_scan == 0 ? IDX_PROBE : probe ? probe : 1;
+    td_status st = TD_OK;
+    size_t retry[IDX_SETS_MAX], nretry = 0; /* hints stopped by the probe bound */
+    for (size_t i = 0; i < nhints && nsets < IDX_SETS_MAX && !st; i++) {
+        idx_lookup lk[IDX_LOOKUPS_MAX];
+        size_t nlk = hint_lookups(&hints[i], lk);
+        if (nlk == 0) {
+            continue;
+        }
+        int state;
+        st = hint_set(s, ts, lk, nlk, start_ns, end_ns, max, probe, &sets[nsets], &state, &read,
+                      err);
+        if (!st && state == 0) {
+            nsets++;
+        } else if (!st && state == 1 && nretry < IDX_SETS_MAX) {
+            retry[nretry++] = i;
+        }
+    }
+    for (size_t r = 0; !st && nsets == 0 && r < nretry && probe != max_scan; r++) {
+        idx_lookup lk[IDX_LOOKUPS_MAX];
+        size_t nlk = hint_lookups(&hints[retry[r]], lk);
+        int state;
+        st = hint_set(s, ts, lk, nlk, start_ns, end_ns, max, max_scan, &sets[0], &state, &read,
+                      err);
+        nsets = !st && state == 0;
+    }
+    if (!st && nsets > 0) {
+        /* the smallest answer, less what another complete answer rules out */
+        size_t best = 0;
+        for (size_t i = 1; i < nsets; i++) {
+            if (sets[i].n < sets[best].n) {
+                best = i;
+            }
+        }
+        cand_set *b = &sets[best];
+        size_t w = 0;
+        for (size_t i = 0; i < b->n; i++) {
+            bool keep = true;
+            for (size_t k = 0; k < nsets && keep; k++) {
+                keep = k == best || cand_set_has(&sets[k], b->c[i].id);
+            }
+            if (keep) {
+                b->c[w++] = b->c[i];
+            }
+        }
+        if (w > 1) {
+            qsort(b->c, w, sizeof(*b->c), cmp_cand_newest);
+        }
+        out->c = b->c;
+        out->n = w;
+        out->truncated = false;
+        out->scanned = read;
+        b->c = NULL;
+        *used = true;
+    }
+    for (size_t i = 0; i < nsets; i++) {
+        td_free(sets[i].c);
+        td_free(sets[i].slots);
+    }
+    return st;
+}
+
 td_status td__search_candidates(td_store *s, const td__tenants *ts, const td_traceql_hint *hints,
                                 size_t nhints, uint64_t start_ns, uint64_t end_ns,
                                 uint64_t max_traces, td_arena *a, td__cands *out, td_err *err)
 {
-    (void)hints;
-    (void)nhints;
     memset(out, 0, sizeof(*out));
     cand_set cs = {.max = max_traces ? max_traces : 20000, .a = a};
     td_status st = TD_OK;
+    if (nhints && end_ns >= start_ns) {
+        bool used;
+        st = index_candidates(s, ts, hints, nhints, start_ns, end_ns, cs.max, out, &used, err);
+        if (st || used) {
+            return st;
+        }
+    }
     for (size_t i = 0; i < ts->n && !cs.truncated; i++) {
         uint64_t scanned;
         bool trunc;

@@ -17,6 +17,13 @@
  * reading (store/FORMAT.md). A ResourceSpans without a resource, or with one
  * that packs to nothing, keeps it inline (res_index -1).
  *
+ * Each fragment also gets its search index entries (td_idx_entry, store/FORMAT.md
+ * 'I' records): the distinct (scope, key, typed value) of its resource, scopes,
+ * spans, events and links, plus the intrinsics name, status, kind,
+ * statusMessage, duration class and, for a fragment holding a parentless span,
+ * rootName and rootServiceName. Their key and value bytes are copied into the
+ * batch and counted in its queue bytes like the fragment data.
+ *
  * The fragment messages are built in the request arena and point at the decoded
  * spans (nothing is copied before packing); they are packed straight into the
  * batch, the one copy that outlives the request (STYLE rule 5).
@@ -44,6 +51,7 @@ typedef struct frag_plan {
     uint64_t start_ns, end_ns;
     uint32_t nspans;
     int32_t res_index; /* into the resource table, or -1: msg carries the resource */
+    const td_otlp_resource *resource; /* the original resource (msg may leave it out) */
     size_t len;
     /* search summary: the earliest span with an empty parent_span_id, error count */
     const td_otlp_span *root;
@@ -165,6 +173,7 @@ static bool plan_fragment(const td_otlp_resource_spans *rs, int32_t res_index, c
     /* with a table entry the resource is stored separately (field 1 left out) */
     fp->msg.resource = res_index >= 0 ? NULL : rs->resource;
     fp->res_index = res_index;
+    fp->resource = rs->resource;
     fp->msg.schema_url = rs->schema_url;
     fp->msg.n_scope_spans = nscopes;
     fp->msg.scope_spans = sp;
@@ -313,6 +322,399 @@ static bool res_table_init(res_table *t, size_t max, td_arena *a, size_t *fail_n
     return true;
 }
 
+/* ---- index entries ---- */
+
+/*
+ * One index entry being planned. Fixed-width values (int, float, bool,
+ * durclass) are encoded into num; strings point into the decoded request.
+ */
+typedef struct idx_plan {
+    uint32_t frag;
+    uint8_t scope, type;
+    bool inline_val; /* the value is num[0..val_len) */
+    uint16_t key_len;
+    uint32_t val_len;
+    const uint8_t *key;
+    const uint8_t *val;
+    uint8_t num[8];
+    uint32_t key_str, val_str; /* their entries in the string table (str_table) */
+} idx_plan;
+
+/*
+ * The distinct byte strings of the index entries (keys and values), each
+ * copied into the batch once: a request's resource attributes, keys and common
+ * values repeat in every fragment, and copying them per entry would dominate
+ * the batch. Open addressing over strs indices (-1 empty), n_slots a power of
+ * two at least twice the most strings there can be.
+ */
+typedef struct str_ent {
+    const uint8_t *p;
+    uint32_t len;
+    uint32_t off; /* offset in the batch's index string area */
+} str_ent;
+
+typedef struct str_table {
+    str_ent *strs;
+    size_t n;
+    int32_t *slots;
+    size_t n_slots;
+    size_t bytes;
+} str_table;
+
+/* Entries of the whole request, grown in arena chunks like the fragment plans. */
+typedef struct idx_list {
+    idx_plan *e;
+    size_t n, cap;
+    td_arena *a;
+    size_t fail_need; /* set when an arena allocation failed */
+} idx_list;
+
+static const char *const status_kw[] = {"unset", "ok", "error"};
+static const char *const kind_kw[] = {"unspecified", "internal", "server",
+                                      "client",      "producer", "consumer"};
+
+static bool idx_push(idx_list *l, const idx_plan *e)
+{
+    if (l->n == l->cap) {
+        size_t ncap = l->cap ? l->cap * 2 : 64;
+        size_t need;
+        if (!td_size_mul(ncap, sizeof(*l->e), &need)) {
+            l->fail_need = SIZE_MAX;
+            return false;
+        }
+        idx_plan *ne = td_arena_alloc(l->a, need);
+        if (!ne) {
+            l->fail_need = need;
+            return false;
+        }
+        if (l->n) {
+            memcpy(ne, l->e, l->n * sizeof(*ne));
+        }
+        l->e = ne;
+        l->cap = ncap;
+    }
+    l->e[l->n++] = *e;
+    return true;
+}
+
+/* A string-valued entry; keys outside 1..255 bytes are not indexed (FORMAT.md). */
+static bool idx_str(idx_list *l, uint32_t frag, uint8_t scope, uint8_t type, const char *key,
+                    const char *val, size_t val_len)
+{
+    size_t klen = key ? strlen(key) : 0;
+    if (klen == 0 || klen > 255 || val_len > UINT32_MAX) {
+        return true;
+    }
+    idx_plan e = {.frag = frag,
+                  .scope = scope,
+                  .type = type,
+                  .key_len = (uint16_t)klen,
+                  .val_len = (uint32_t)val_len,
+                  .key = (const uint8_t *)key,
+                  .val = (const uint8_t *)(val ? val : "")};
+    return idx_push(l, &e);
+}
+
+/* A fixed-width entry with its encoded value bytes. */
+static bool idx_num(idx_list *l, uint32_t frag, uint8_t scope, uint8_t type, const char *key,
+                    const uint8_t *val, size_t val_len)
+{
+    size_t klen = key ? strlen(key) : 0;
+    if (klen == 0 || klen > 255) {
+        return true;
+    }
+    idx_plan e = {.frag = frag,
+                  .scope = scope,
+                  .type = type,
+                  .inline_val = true,
+                  .key_len = (uint16_t)klen,
+                  .val_len = (uint32_t)val_len};
+    e.key = (const uint8_t *)key;
+    memcpy(e.num, val, val_len);
+    return idx_push(l, &e);
+}
+
+/*
+ * An attribute value: scalars as typed entries, arrays as one entry per scalar
+ * element (a TraceQL comparison matches an array if any element does); kvlist,
+ * bytes and nested arrays are not indexed. Encodings are store.h's td_idx_type.
+ */
+static bool idx_any(idx_list *l, uint32_t frag, uint8_t scope, const char *key,
+                    const td_otlp_any *v, bool in_array)
+{
+    uint8_t b[8];
+    if (!v) {
+        return true;
+    }
+    switch (v->value_case) {
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
+        return idx_str(l, frag, scope, TD_IDX_STRING, key, v->string_value,
+                       v->string_value ? strlen(v->string_value) : 0);
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE:
+        td_idx_put_int(b, v->int_value);
+        return idx_num(l, frag, scope, TD_IDX_INT, key, b, 8);
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
+        td_idx_put_float(b, v->double_value);
+        return idx_num(l, frag, scope, TD_IDX_FLOAT, key, b, 8);
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE:
+        b[0] = v->bool_value ? 1 : 0;
+        return idx_num(l, frag, scope, TD_IDX_BOOL, key, b, 1);
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE:
+        if (in_array || !v->array_value) {
+            return true;
+        }
+        for (size_t i = 0; i < v->array_value->n_values; i++) {
+            if (!idx_any(l, frag, scope, key, v->array_value->values[i], true)) {
+                return false;
+            }
+        }
+        return true;
+    default:
+        return true;
+    }
+}
+
+static bool idx_kvs(idx_list *l, uint32_t frag, uint8_t scope, td_otlp_kv *const *kvs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (kvs[i] && !idx_any(l, frag, scope, kvs[i]->key, kvs[i]->value, false)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A cheap 64-bit hash, 8 bytes per step (strings here are short). */
+static uint64_t str_hash(const uint8_t *p, size_t n)
+{
+    const uint64_t m = 0x9e3779b97f4a7c15ull;
+    uint64_t h = (uint64_t)n * m;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * m;
+        h ^= h >> 29;
+    }
+    uint64_t w = 0;
+    if (i < n) {
+        memcpy(&w, p + i, n - i);
+    }
+    h = (h ^ w) * m;
+    return h ^ (h >> 32);
+}
+
+/* Order (and equality) of two planned entries. */
+static int cmp_idx(const void *pa, const void *pb)
+{
+    const idx_plan *a = pa, *b = pb;
+    if (a->scope != b->scope) {
+        return a->scope < b->scope ? -1 : 1;
+    }
+    if (a->type != b->type) {
+        return a->type < b->type ? -1 : 1;
+    }
+    if (a->key_len != b->key_len) {
+        return a->key_len < b->key_len ? -1 : 1;
+    }
+    int c = memcmp(a->key, b->key, a->key_len);
+    if (c) {
+        return c;
+    }
+    if (a->val_len != b->val_len) {
+        return a->val_len < b->val_len ? -1 : 1;
+    }
+    const uint8_t *av = a->inline_val ? a->num : a->val, *bv = b->inline_val ? b->num : b->val;
+    return a->val_len ? memcmp(av, bv, a->val_len) : 0;
+}
+
+/*
+ * Plan the index entries of fragment frag (fp) and keep each distinct one once
+ * (a hash set sized after the fact, so no counting pass is needed). The duration class uses the evaluator's span
+ * duration (end - start, 0 when end is earlier). Root intrinsics are indexed
+ * for every parentless span of the fragment and every service.name string of its
+ * resource: the trace's root is chosen across all of its fragments, and a
+ * superset of entries keeps lookups exact.
+ */
+static bool idx_fragment(idx_list *l, const frag_plan *fp, uint32_t frag)
+{
+    size_t first = l->n;
+    const td_otlp_resource *r = fp->resource;
+    if (r && !idx_kvs(l, frag, TD_IDX_RESOURCE, r->attributes, r->n_attributes)) {
+        return false;
+    }
+    bool has_root = false;
+    for (size_t k = 0; k < fp->msg.n_scope_spans; k++) {
+        const td_otlp_scope_spans *ss = fp->msg.scope_spans[k];
+        if (ss->scope &&
+            !idx_kvs(l, frag, TD_IDX_SCOPE, ss->scope->attributes, ss->scope->n_attributes)) {
+            return false;
+        }
+        for (size_t j = 0; j < ss->n_spans; j++) {
+            const td_otlp_span *sp = ss->spans[j];
+            if (!idx_kvs(l, frag, TD_IDX_SPAN, sp->attributes, sp->n_attributes)) {
+                return false;
+            }
+            for (size_t x = 0; x < sp->n_events; x++) {
+                if (!idx_kvs(l, frag, TD_IDX_EVENT, sp->events[x]->attributes,
+                             sp->events[x]->n_attributes)) {
+                    return false;
+                }
+            }
+            for (size_t x = 0; x < sp->n_links; x++) {
+                if (!idx_kvs(l, frag, TD_IDX_LINK, sp->links[x]->attributes,
+                             sp->links[x]->n_attributes)) {
+                    return false;
+                }
+            }
+            const char *name = sp->name ? sp->name : "";
+            if (!idx_str(l, frag, TD_IDX_INTRINSIC, TD_IDX_STRING, "name", name, strlen(name))) {
+                return false;
+            }
+            uint32_t code = sp->status ? (uint32_t)sp->status->code : 0;
+            if (code < 3 && !idx_str(l, frag, TD_IDX_INTRINSIC, TD_IDX_KEYWORD, "status",
+                                     status_kw[code], strlen(status_kw[code]))) {
+                return false;
+            }
+            uint32_t kind = (uint32_t)sp->kind;
+            if (kind < 6 && !idx_str(l, frag, TD_IDX_INTRINSIC, TD_IDX_KEYWORD, "kind",
+                                     kind_kw[kind], strlen(kind_kw[kind]))) {
+                return false;
+            }
+            const char *msg = sp->status ? sp->status->message : NULL;
+            if (msg && *msg &&
+                !idx_str(l, frag, TD_IDX_INTRINSIC, TD_IDX_STRING, "statusMessage", msg,
+                         strlen(msg))) {
+                return false;
+            }
+            uint64_t d = sp->end_time_unix_nano >= sp->start_time_unix_nano
+                             ? sp->end_time_unix_nano - sp->start_time_unix_nano
+                             : 0;
+            uint8_t dc = td_idx_durclass(d);
+            if (!idx_num(l, frag, TD_IDX_INTRINSIC, TD_IDX_DURCLASS, "duration", &dc, 1)) {
+                return false;
+            }
+            if (sp->parent_span_id.len == 0) {
+                has_root = true;
+                if (!idx_str(l, frag, TD_IDX_INTRINSIC, TD_IDX_STRING, "rootName", name,
+                             strlen(name))) {
+                    return false;
+                }
+            }
+        }
+    }
+    for (size_t i = 0; has_root && r && i < r->n_attributes; i++) {
+        const td_otlp_kv *kv = r->attributes[i];
+        if (kv && kv->key && strcmp(kv->key, "service.name") == 0 && kv->value &&
+            kv->value->value_case ==
+                OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE) {
+            const char *v = kv->value->string_value ? kv->value->string_value : "";
+            if (!idx_str(l, frag, TD_IDX_INTRINSIC, TD_IDX_STRING, "rootServiceName", v,
+                         strlen(v))) {
+                return false;
+            }
+        }
+    }
+    /*
+     * De-duplicate with a small open-addressing set of entry indices in the
+     * arena (twice the fragment's entries, rounded up to a power of two).
+     */
+    size_t n = l->n - first;
+    if (n < 2) {
+        return true;
+    }
+    size_t ns = 8;
+    while (ns < 2 * n) {
+        ns *= 2;
+    }
+    uint32_t *set = td_arena_alloc(l->a, ns * sizeof(*set)); /* index + 1, 0 = empty */
+    if (!set) {
+        l->fail_need = ns * sizeof(*set);
+        return false;
+    }
+    memset(set, 0, ns * sizeof(*set));
+    size_t w = first;
+    for (size_t i = first; i < l->n; i++) {
+        const idx_plan *e = &l->e[i];
+        uint64_t h = str_hash(e->key, e->key_len) ^ (uint64_t)e->scope << 40 ^
+                     (uint64_t)e->type << 48;
+        h = (h ^ str_hash(e->inline_val ? e->num : e->val, e->val_len)) * 0x9e3779b97f4a7c15ull;
+        size_t j = (h ^ (h >> 32)) & (ns - 1);
+        bool dup = false;
+        for (; set[j]; j = (j + 1) & (ns - 1)) {
+            if (cmp_idx(&l->e[set[j] - 1], e) == 0) {
+                dup = true;
+                break;
+            }
+        }
+        if (dup) {
+            continue;
+        }
+        l->e[w] = *e;
+        set[j] = (uint32_t)(w + 1);
+        w++;
+    }
+    l->n = w;
+    return true;
+}
+
+static uint32_t str_intern(str_table *t, const uint8_t *p, size_t len)
+{
+    size_t mask = t->n_slots - 1;
+    for (size_t j = str_hash(p, len) & mask;; j = (j + 1) & mask) {
+        int32_t k = t->slots[j];
+        if (k < 0) {
+            TD_ASSERT(t->n < t->n_slots / 2);
+            t->strs[t->n] = (str_ent){p, (uint32_t)len, (uint32_t)t->bytes};
+            t->bytes += len;
+            t->slots[j] = (int32_t)t->n;
+            return (uint32_t)t->n++;
+        }
+        const str_ent *q = &t->strs[k];
+        if (q->len == len && (len == 0 || memcmp(q->p, p, len) == 0)) {
+            return (uint32_t)k;
+        }
+    }
+}
+
+/*
+ * Intern every entry's key and value. false on arena exhaustion (*fail_need)
+ * or when the strings could not be addressed with 32-bit offsets (SIZE_MAX).
+ */
+static bool str_table_build(str_table *t, idx_list *l, td_arena *a, size_t *fail_need)
+{
+    memset(t, 0, sizeof(*t));
+    if (l->n == 0) {
+        return true;
+    }
+    if (l->n > INT32_MAX / 8) {
+        *fail_need = SIZE_MAX;
+        return false;
+    }
+    size_t max = 2 * l->n, n_slots = 4;
+    while (n_slots < 2 * max) {
+        n_slots *= 2;
+    }
+    t->strs = td_arena_alloc(a, max * sizeof(*t->strs));
+    t->slots = t->strs ? td_arena_alloc(a, n_slots * sizeof(*t->slots)) : NULL;
+    if (!t->slots) {
+        *fail_need = n_slots * sizeof(*t->slots) + max * sizeof(*t->strs);
+        return false;
+    }
+    memset(t->slots, 0xff, n_slots * sizeof(*t->slots));
+    t->n_slots = n_slots;
+    for (size_t i = 0; i < l->n; i++) {
+        idx_plan *e = &l->e[i];
+        e->key_str = str_intern(t, e->key, e->key_len);
+        e->val_str = str_intern(t, e->inline_val ? e->num : e->val, e->val_len);
+        if (t->bytes > UINT32_MAX) {
+            *fail_need = SIZE_MAX;
+            return false;
+        }
+    }
+    return true;
+}
+
 static void set_rejected_message(td_ingest_result *res)
 {
     snprintf(res->message, sizeof(res->message),
@@ -377,6 +779,7 @@ td_status td_batch_build(const td_otlp_request *req, const char *tenant, td_aren
     }
     frag_plan *plans = NULL;
     size_t nplans = 0, cap_plans = 0;
+    idx_list il = {.a = a};
     size_t total = 0;
     for (size_t r = 0; r < req->n_resource_spans; r++) {
         const td_otlp_resource_spans *rs = req->resource_spans[r];
@@ -440,6 +843,15 @@ td_status td_batch_build(const td_otlp_request *req, const char *tenant, td_aren
                 fp->root_service_len > UINT32_MAX || fp->root_name_len > UINT32_MAX) {
                 return td_err_set(err, TD_TOO_LARGE, "span batch too large");
             }
+            if (nplans >= UINT32_MAX) {
+                return td_err_set(err, TD_TOO_LARGE, "span batch too large");
+            }
+            if (!idx_fragment(&il, fp, (uint32_t)nplans)) {
+                if (il.fail_need == SIZE_MAX) {
+                    return td_err_set(err, TD_TOO_LARGE, "span batch too large");
+                }
+                return arena_fail(a, il.fail_need, err);
+            }
             nplans++;
             i = j;
         }
@@ -450,20 +862,32 @@ td_status td_batch_build(const td_otlp_request *req, const char *tenant, td_aren
     if (nplans == 0) {
         return TD_OK;
     }
+    str_table stt;
+    size_t st_need;
+    if (!str_table_build(&stt, &il, a, &st_need)) {
+        if (st_need == SIZE_MAX) {
+            return td_err_set(err, TD_TOO_LARGE, "span batch too large");
+        }
+        return arena_fail(a, st_need, err);
+    }
 
     /*
-     * Queue accounting: data (fragments, then resources) + per-fragment and
-     * per-resource overhead + the header, all checked.
+     * Queue accounting: data (fragments, resources, root strings, index keys and
+     * values) + per-fragment, per-resource and per-entry overhead + the header,
+     * all checked.
      */
-    size_t frag_bytes, res_bytes, data_bytes, qbytes;
+    size_t frag_bytes, res_bytes, idx_bytes, data_bytes, qbytes;
     if (rt.bytes > UINT32_MAX || !td_size_add(total, rt.bytes, &data_bytes) ||
+        !td_size_add(data_bytes, stt.bytes, &data_bytes) ||
         !td_size_mul(nplans, sizeof(td_frag), &frag_bytes) ||
         !td_size_mul(rt.n, sizeof(td_res), &res_bytes) ||
+        !td_size_mul(il.n, sizeof(td_idx_entry), &idx_bytes) ||
         !td_size_add(data_bytes, frag_bytes, &qbytes) || !td_size_add(qbytes, res_bytes, &qbytes) ||
+        !td_size_add(qbytes, idx_bytes, &qbytes) ||
         !td_size_add(qbytes, sizeof(td_batch), &qbytes)) {
         return td_err_set(err, TD_TOO_LARGE, "span batch too large");
     }
-    td_batch *b = td_batch_new_res(tenant, nplans, rt.n, data_bytes);
+    td_batch *b = td_batch_new_idx(tenant, nplans, rt.n, il.n, data_bytes);
     if (!b) {
         return td_err_set(err, TD_NOMEM, "out of memory allocating a span batch of %zu bytes",
                           qbytes);
@@ -514,6 +938,24 @@ td_status td_batch_build(const td_otlp_request *req, const char *tenant, td_aren
         }
         p += fp->root_name_len;
     }
+    /* the index strings last, each once; entries point at them */
+    for (size_t i = 0; i < stt.n; i++) {
+        if (stt.strs[i].len) {
+            memcpy(p + stt.strs[i].off, stt.strs[i].p, stt.strs[i].len);
+        }
+    }
+    for (size_t i = 0; i < il.n; i++) {
+        const idx_plan *e = &il.e[i];
+        td_idx_entry *x = &b->idx[i];
+        x->frag = e->frag;
+        x->scope = e->scope;
+        x->type = e->type;
+        x->key_len = e->key_len;
+        x->val_len = e->val_len;
+        x->key = p + stt.strs[e->key_str].off;
+        x->val = p + stt.strs[e->val_str].off;
+    }
+    TD_ASSERT((size_t)(p - b->data) + stt.bytes == data_bytes);
     b->q.spans = (size_t)res->accepted_spans;
     b->q.bytes = qbytes;
     *out = b;

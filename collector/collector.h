@@ -91,7 +91,10 @@ td_status td_otlp_decode_json(const char *data, size_t len, td_arena *a,
  * resource is packed once into the batch's resource table (b->res, with its
  * td_hash128) and its fragments refer to it (res_index) instead of repeating it;
  * fragments of a ResourceSpans without a (non-empty) resource carry it inline.
- * *out is NULL when no span was valid. res counts accepted/rejected spans.
+ * Each fragment's distinct search index entries (b->idx; store/FORMAT.md 'I'
+ * records) are built too; their key and value bytes (each distinct string once)
+ * and entry structs count in q.bytes. *out is NULL when no span was valid.
+ * res counts accepted/rejected spans.
  */
 td_status td_batch_build(const td_otlp_request *req, const char *tenant, td_arena *a, td_batch **out,
                          td_ingest_result *res, td_err *err);

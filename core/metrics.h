@@ -54,6 +54,12 @@ typedef enum { TD_COUNTER, TD_GAUGE, TD_HISTOGRAM } td_metric_type;
       "Resources of written batches: outcome=written (a resource record was put) or "              \
       "cached (written recently, skipped).",                                                       \
       "outcome")                                                                                   \
+    X(INDEX_ENTRIES, TD_COUNTER, "traced_index_entries_total",                                     \
+      "Search index entries written (a trace ID under one attribute value and minute).", "")       \
+    X(INDEX_SKIPPED, TD_COUNTER, "traced_index_skipped_total",                                     \
+      "Attribute values not put into the search index, by reason (value_too_long, "                \
+      "too_many_values); they stay searchable by scanning.",                                       \
+      "reason")                                                                                    \
     X(QUERY_REQUESTS, TD_COUNTER, "traced_query_requests_total",                                   \
       "Query port requests by route and HTTP status.", "route,status")                             \
     X(QUERY_SECONDS, TD_HISTOGRAM, "traced_query_duration_seconds",                                \

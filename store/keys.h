@@ -23,6 +23,8 @@
 #define TD__REC_META 'M'  /* store metadata, e.g. "Mseq" */
 #define TD__REC_RES 'R'   /* resource, addressed by its hash */
 #define TD__REC_SUM 'S'   /* per-fragment search summary */
+#define TD__REC_IDX 'I'   /* index entry: (scope, key, typed value, minute) -> trace */
+#define TD__REC_TAG 'K'   /* tag name seen: (scope, key, hour) */
 
 /* 'T' | tenant length | tenant | trace_id (16) ... */
 #define TD__KEY_TRACE_PREFIX_MAX (1 + 1 + TD_TENANT_MAX + 16)
@@ -31,6 +33,20 @@
 
 /* Metadata key holding the next unused seq (value: 8 bytes big-endian). */
 #define TD__KEY_META_SEQ "Mseq"
+
+/*
+ * Metadata key holding the wall-clock time (ns, 8 bytes big-endian) from which
+ * on every written fragment was indexed: 0 for a store that indexed from its
+ * first write, the time of the first open by an indexing version otherwise.
+ */
+#define TD__KEY_META_IDX_SINCE "Midxsince"
+
+/*
+ * Metadata key holding the data-time range [lo, hi] (ns, 8 + 8 bytes big-endian)
+ * of fragments written without index entries (batches with nidx == 0); absent
+ * when there were none. Lookups whose window overlaps it are inexact.
+ */
+#define TD__KEY_META_IDX_HOLE "Midxhole"
 
 /* 'R' | tenant length | tenant | resource hash (16) */
 #define TD__KEY_RES_MAX (1 + 1 + TD_TENANT_MAX + 16)
@@ -241,6 +257,140 @@ static inline bool td__val_sum_parse(const uint8_t *v, size_t vlen, td_store_sum
         n += 2 + nl;
     }
     return n == vlen;
+}
+
+/*
+ * Index records ('I', 'K'). Attribute keys and values are stored escaped so that
+ * memcmp order of the encoding is the byte order of the raw strings and no
+ * encoding is a prefix of another: every 0x00 byte becomes 0x00 0xff and the
+ * string ends with 0x00 0x00. Skipping every record of one string is a seek to
+ * its encoding with the final 0x00 replaced by 0x01 (td__esc_successor).
+ *
+ *   'I' | L | tenant | scope | esc(key) | type | esc(value) | minute (4) | seq (8)
+ *       value: the trace IDs (16 bytes each, any order, may repeat) of one write
+ *   'K' | L | tenant | scope | esc(key) | hour (4)
+ */
+#define TD__IDX_KEY_MAX 255  /* longer attribute keys are not indexed */
+#define TD__IDX_VAL_MAX 4096 /* upper bound of index-max-value-len */
+#define TD__TAG_BUCKET_NS 3600000000000ull
+/* 'I' | L | tenant | scope | esc(key) */
+#define TD__KEY_IDX_PREFIX_MAX (1 + 1 + TD_TENANT_MAX + 1 + 2 * TD__IDX_KEY_MAX + 2)
+/* ... | type | esc(value) | bucket | seq; also bounds every 'K' key */
+#define TD__KEY_IDX_MAX (TD__KEY_IDX_PREFIX_MAX + 1 + 2 * TD__IDX_VAL_MAX + 2 + 4 + 8)
+#define TD__IDX_TAIL 12 /* bucket + seq after the value of an 'I' key */
+#define TD__TAG_TAIL 4  /* hour after the key of a 'K' key */
+
+/* Escape p[0..n) into out (room for 2n + 2 bytes); returns the bytes written. */
+static inline size_t td__esc_put(uint8_t *out, const uint8_t *p, size_t n)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        out[o++] = p[i];
+        if (p[i] == 0) {
+            out[o++] = 0xff;
+        }
+    }
+    out[o++] = 0;
+    out[o++] = 0;
+    return o;
+}
+
+/*
+ * Decode an escaped string at k[*pos..klen) into out (room for cap bytes; the
+ * decoded length goes to *n) and move *pos past its terminator. false when the
+ * bytes are not a well-formed escaped string or it decodes to more than cap.
+ */
+static inline bool td__esc_get(const uint8_t *k, size_t klen, size_t *pos, uint8_t *out,
+                               size_t cap, size_t *n)
+{
+    size_t i = *pos, o = 0;
+    for (;;) {
+        if (i >= klen) {
+            return false;
+        }
+        uint8_t c = k[i++];
+        if (c == 0) {
+            if (i >= klen) {
+                return false;
+            }
+            uint8_t e = k[i++];
+            if (e == 0) {
+                break;
+            }
+            if (e != 0xff) {
+                return false;
+            }
+        }
+        if (o >= cap) {
+            return false;
+        }
+        out[o++] = c;
+    }
+    *pos = i;
+    *n = o;
+    return true;
+}
+
+/*
+ * Turn the escaped string ending at key[end) (its 0x00 0x00 terminator being
+ * key[end-2..end)) into the smallest key above every key that continues it:
+ * the terminator's last byte becomes 0x01. Returns end (the key length to seek).
+ */
+static inline size_t td__esc_successor(uint8_t *key, size_t end)
+{
+    key[end - 1] = 0x01;
+    return end;
+}
+
+/* 'I' | L | tenant | scope | esc(key) into out[TD__KEY_IDX_PREFIX_MAX]; returns its length. */
+static inline size_t td__key_idx_prefix(uint8_t *out, const char *tenant, size_t tlen,
+                                        uint8_t scope, const uint8_t *key, size_t klen)
+{
+    out[0] = TD__REC_IDX;
+    out[1] = (uint8_t)tlen;
+    memcpy(out + 2, tenant, tlen);
+    out[2 + tlen] = scope;
+    return 3 + tlen + td__esc_put(out + 3 + tlen, key, klen);
+}
+
+/* Full 'I' key into out[TD__KEY_IDX_MAX] (vlen <= TD__IDX_VAL_MAX); returns its length. */
+static inline size_t td__key_idx(uint8_t *out, const char *tenant, size_t tlen, uint8_t scope,
+                                 const uint8_t *key, size_t klen, uint8_t type,
+                                 const uint8_t *val, size_t vlen, uint32_t bucket, uint64_t seq)
+{
+    size_t n = td__key_idx_prefix(out, tenant, tlen, scope, key, klen);
+    out[n++] = type;
+    n += td__esc_put(out + n, val, vlen);
+    td__put_be32(out + n, bucket);
+    td__put_be64(out + n + 4, seq);
+    return n + TD__IDX_TAIL;
+}
+
+/* 'K' | L | tenant | scope into out (room for 3 + TD_TENANT_MAX); returns its length. */
+static inline size_t td__key_tag_prefix(uint8_t *out, const char *tenant, size_t tlen,
+                                        uint8_t scope)
+{
+    out[0] = TD__REC_TAG;
+    out[1] = (uint8_t)tlen;
+    memcpy(out + 2, tenant, tlen);
+    out[2 + tlen] = scope;
+    return 3 + tlen;
+}
+
+/* Full 'K' key into out[TD__KEY_IDX_PREFIX_MAX + 4]; returns its length. */
+static inline size_t td__key_tag(uint8_t *out, const char *tenant, size_t tlen, uint8_t scope,
+                                 const uint8_t *key, size_t klen, uint32_t hour)
+{
+    size_t n = td__key_tag_prefix(out, tenant, tlen, scope);
+    n += td__esc_put(out + n, key, klen);
+    td__put_be32(out + n, hour);
+    return n + TD__TAG_TAIL;
+}
+
+static inline uint32_t td__tag_bucket(uint64_t start_ns)
+{
+    uint64_t b = start_ns / TD__TAG_BUCKET_NS;
+    return b > UINT32_MAX ? UINT32_MAX : (uint32_t)b;
 }
 
 /* Write a v1 value header into out[TD__VAL_V1_HDR] (kept for tests: v1 stays readable). */

@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <stdalign.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -31,6 +32,8 @@
 /* td_batch_new lays out header, td_frag array, td_res array and data in one block. */
 _Static_assert(sizeof(td_batch) % alignof(td_frag) == 0, "td_frag array must follow td_batch");
 _Static_assert(sizeof(td_frag) % alignof(td_res) == 0, "td_res array must follow td_frag");
+_Static_assert(sizeof(td_res) % alignof(td_idx_entry) == 0, "td_idx_entry array must follow td_res");
+_Static_assert(sizeof(td_frag) % alignof(td_idx_entry) == 0, "td_idx_entry may follow td_frag");
 _Static_assert(TD_TENANT_MAX <= 255, "tenant length must fit the key's length byte");
 
 /*
@@ -46,6 +49,37 @@ _Static_assert(TD_TENANT_MAX <= 255, "tenant length must fit the key's length by
 typedef struct res_seen_ent {
     uint64_t a, b;
 } res_seen_ent;
+
+/*
+ * 'K' records written recently: the same kind of table as res_seen, so that a
+ * tag name seen in every request is put once per hour bucket, not once per write.
+ */
+#define TAG_SEEN_SETS 4096
+
+/*
+ * The distinct values of one (tenant, scope, key) indexed so far, for the
+ * index-max-values limit. Known from this process's writes and, after a start
+ * or after the table was dropped, from the index itself (idx_key_load). vals is
+ * an open-addressing set of 64-bit value hashes (0 = empty slot).
+ */
+typedef struct idx_key {
+    uint64_t a, b;   /* 128-bit hash of the 'I' prefix (tenant, scope, key); {0,0} = free */
+    uint32_t n;      /* distinct values */
+    uint32_t nslots; /* power of two, at least 2n + 2 */
+    uint64_t *vals;
+} idx_key;
+
+/*
+ * Bounds of the distinct-value tracking: when a write begins with more than
+ * IDX_KEYS keys or IDX_VAL_SLOTS value slots (8 bytes each, 16 MiB) tracked, the
+ * whole table is dropped and rebuilt key by key from the index (at most
+ * index-max-values + 1 seeks per key), which is always correct, only slower; a
+ * workload with fewer keys never pays it. Within one write the table only grows
+ * (dropping it there would forget values put into the pending write batch, which
+ * the index does not show yet), so one write may take it past the bounds.
+ */
+#define IDX_KEYS 4096
+#define IDX_VAL_SLOTS (2u * 1024 * 1024)
 
 struct td_store {
     leveldb_t *db;
@@ -66,30 +100,47 @@ struct td_store {
     res_seen_ent res_seen[RES_SEEN_SETS][2];
     /* traced_store_resources_total{outcome="written"|"cached"} */
     td_metric *m_res_written, *m_res_cached;
+    /* ---- secondary index ---- */
+    uint64_t idx_max_value_len, idx_max_values;
+    uint64_t idx_since;                    /* TD__KEY_META_IDX_SINCE, read at open */
+    /*
+     * TD__KEY_META_IDX_HOLE in memory (empty when lo > hi). Guarded by hole_lock,
+     * not write_lock, so that lookups never wait for a write to reach the disk;
+     * the writer widens it before the write that needs it becomes visible.
+     */
+    pthread_mutex_t hole_lock;
+    uint64_t hole_lo, hole_hi;
+    res_seen_ent tag_seen[TAG_SEEN_SETS][2]; /* guarded by write_lock */
+    idx_key *idx_keys;                     /* [idx_cap], guarded by write_lock */
+    size_t idx_cap, idx_nkeys, idx_nslots; /* table size, keys tracked, value slots */
+    td_metric *m_idx_entries, *m_idx_too_long, *m_idx_too_many;
 };
 
 /* ---- batches ---- */
 
-td_batch *td_batch_new_res(const char *tenant, size_t nfrags, size_t nres, size_t data_cap)
+td_batch *td_batch_new_idx(const char *tenant, size_t nfrags, size_t nres, size_t nidx,
+                           size_t data_cap)
 {
     if (!tenant) {
         tenant = TD_DEFAULT_TENANT;
     }
     size_t tlen = strlen(tenant);
     TD_ASSERT(tlen <= TD_TENANT_MAX); /* tenants are validated before a batch is built */
-    size_t frag_bytes, res_bytes, total;
+    size_t frag_bytes, res_bytes, idx_bytes, total;
     if (!td_size_mul(nfrags, sizeof(td_frag), &frag_bytes) ||
         !td_size_mul(nres, sizeof(td_res), &res_bytes) ||
+        !td_size_mul(nidx, sizeof(td_idx_entry), &idx_bytes) ||
         !td_size_add(sizeof(td_batch), frag_bytes, &total) ||
-        !td_size_add(total, res_bytes, &total) || !td_size_add(total, data_cap, &total)) {
+        !td_size_add(total, res_bytes, &total) || !td_size_add(total, idx_bytes, &total) ||
+        !td_size_add(total, data_cap, &total)) {
         return NULL;
     }
     td_batch *b = td_malloc(total);
     if (!b) {
         return NULL;
     }
-    /* zero header, fragment and resource arrays; the data area is filled by the builder */
-    memset(b, 0, sizeof(*b) + frag_bytes + res_bytes);
+    /* zero header and the three arrays; the data area is filled by the builder */
+    memset(b, 0, sizeof(*b) + frag_bytes + res_bytes + idx_bytes);
     memcpy(b->tenant, tenant, tlen + 1);
     b->nfrags = nfrags;
     b->frags = (td_frag *)(b + 1);
@@ -98,9 +149,16 @@ td_batch *td_batch_new_res(const char *tenant, size_t nfrags, size_t nres, size_
     }
     b->nres = nres;
     b->res = (td_res *)(b->frags + nfrags);
-    b->data = (uint8_t *)(b->res + nres);
+    b->nidx = nidx;
+    b->idx = (td_idx_entry *)(b->res + nres);
+    b->data = (uint8_t *)(b->idx + nidx);
     b->data_cap = data_cap;
     return b;
+}
+
+td_batch *td_batch_new_res(const char *tenant, size_t nfrags, size_t nres, size_t data_cap)
+{
+    return td_batch_new_idx(tenant, nfrags, nres, 0, data_cap);
 }
 
 td_batch *td_batch_new(const char *tenant, size_t nfrags, size_t data_cap)
@@ -138,6 +196,17 @@ const td_opt td_store_opt_rows[] = {
      "of the process loses nothing already written, but a power loss or kernel crash can "
      "lose the last few seconds. On is safer and slower.",
      0, 0},
+    {"index-max-value-len", TD_OPT_SIZE, "256", offsetof(td_store_opts, index_max_value_len),
+     "Longest attribute value (in bytes) put into the search index. Longer values are "
+     "still stored and searchable, only more slowly, and are counted in "
+     "traced_index_skipped_total{reason=\"value_too_long\"}.",
+     16, 4096},
+    {"index-max-values", TD_OPT_INT, "5000", offsetof(td_store_opts, index_max_values),
+     "Distinct values indexed per tenant and attribute name. Values first seen after "
+     "the limit are not indexed (counted in traced_index_skipped_total"
+     "{reason=\"too_many_values\"}); searches on that attribute then read more data. "
+     "Do not lower it on an existing store.",
+     1, 10000000},
 };
 const size_t td_store_nopt_rows = sizeof(td_store_opt_rows) / sizeof(td_store_opt_rows[0]);
 
@@ -230,6 +299,100 @@ static void load_next_seq(td_store *s)
     s->next_seq = seq;
 }
 
+/*
+ * When indexing began (FORMAT.md, TD__KEY_META_IDX_SINCE). A store opened for
+ * the first time by an indexing version records 0 when it holds no fragment yet
+ * (everything it will ever hold is indexed) and the current time otherwise
+ * (older fragments have no index entries, so earlier windows are inexact).
+ */
+static td_status load_idx_since(td_store *s, td_err *err)
+{
+    char *lerr = NULL;
+    size_t vlen = 0;
+    char *v = leveldb_get(s->db, s->ropts, TD__KEY_META_IDX_SINCE,
+                          sizeof(TD__KEY_META_IDX_SINCE) - 1, &vlen, &lerr);
+    if (lerr) {
+        td_status st = td_err_set(err, TD_IO, "cannot read the index start mark: %s", lerr);
+        leveldb_free(lerr);
+        return st;
+    }
+    if (v) {
+        bool ok = vlen == 8;
+        if (ok) {
+            s->idx_since = td__get_be64((const uint8_t *)v);
+        }
+        leveldb_free(v);
+        if (!ok) {
+            return td_err_set(err, TD_CORRUPT, "malformed index start mark (%zu bytes)", vlen);
+        }
+        return TD_OK;
+    }
+    /* absent: is there any fragment from before indexing? */
+    leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->ropts);
+    char t = TD__REC_TRACE;
+    leveldb_iter_seek(it, &t, 1);
+    bool old = false;
+    if (leveldb_iter_valid(it)) {
+        size_t klen;
+        const char *k = leveldb_iter_key(it, &klen);
+        old = klen > 0 && k[0] == TD__REC_TRACE;
+    }
+    leveldb_iter_destroy(it);
+    s->idx_since = old ? wall_ns() : 0;
+    uint8_t mark[8];
+    td__put_be64(mark, s->idx_since);
+    leveldb_put(s->db, s->wopts, TD__KEY_META_IDX_SINCE, sizeof(TD__KEY_META_IDX_SINCE) - 1,
+                (const char *)mark, sizeof(mark), &lerr);
+    if (lerr) {
+        td_status st = td_err_set(err, TD_IO, "cannot write the index start mark: %s", lerr);
+        leveldb_free(lerr);
+        return st;
+    }
+    if (old) {
+        td_log(TD_LOG_INFO, MODULE,
+               "indexing an existing store from now on; searches over older data scan it");
+    }
+    return TD_OK;
+}
+
+/* The unindexed range (TD__KEY_META_IDX_HOLE); absent means none. */
+static td_status load_idx_hole(td_store *s, td_err *err)
+{
+    s->hole_lo = UINT64_MAX;
+    s->hole_hi = 0;
+    char *lerr = NULL;
+    size_t vlen = 0;
+    char *v = leveldb_get(s->db, s->ropts, TD__KEY_META_IDX_HOLE,
+                          sizeof(TD__KEY_META_IDX_HOLE) - 1, &vlen, &lerr);
+    if (lerr) {
+        td_status st = td_err_set(err, TD_IO, "cannot read the unindexed range: %s", lerr);
+        leveldb_free(lerr);
+        return st;
+    }
+    if (!v) {
+        return TD_OK;
+    }
+    bool ok = vlen == 16;
+    if (ok) {
+        s->hole_lo = td__get_be64((const uint8_t *)v);
+        s->hole_hi = td__get_be64((const uint8_t *)v + 8);
+    }
+    leveldb_free(v);
+    return ok ? TD_OK : td_err_set(err, TD_CORRUPT, "malformed unindexed range (%zu bytes)", vlen);
+}
+
+static void idx_keys_clear(td_store *s)
+{
+    for (size_t i = 0; i < s->idx_cap; i++) {
+        td_free(s->idx_keys[i].vals);
+    }
+    td_free(s->idx_keys);
+    s->idx_keys = NULL;
+    s->idx_cap = 0;
+    s->idx_nkeys = 0;
+    s->idx_nslots = 0;
+}
+
 static int64_t size_gauge(void *ud)
 {
     uint64_t n = td_store_approx_size(ud);
@@ -254,7 +417,9 @@ static void store_free(td_store *s)
     if (s->wopts) {
         leveldb_writeoptions_destroy(s->wopts);
     }
+    idx_keys_clear(s);
     pthread_mutex_destroy(&s->write_lock);
+    pthread_mutex_destroy(&s->hole_lock);
     td_free(s->path);
     td_free(s);
 }
@@ -271,6 +436,7 @@ td_status td_store_open(const td_store_opts *o, td_store **out, td_err *err)
     }
     td_store *s = td_xcalloc(1, sizeof(*s));
     pthread_mutex_init(&s->write_lock, NULL);
+    pthread_mutex_init(&s->hole_lock, NULL);
     td_buf path = TD_BUF_INIT;
     td_buf_addf(&path, "%s/traces", o->dir);
     s->path = td_buf_detach(&path, NULL);
@@ -299,6 +465,22 @@ td_status td_store_open(const td_store_opts *o, td_store **out, td_err *err)
         return st;
     }
     load_next_seq(s);
+    if ((st = load_idx_since(s, err)) != TD_OK || (st = load_idx_hole(s, err)) != TD_OK) {
+        store_free(s);
+        return st;
+    }
+    /* 0 (a hand-made td_store_opts) means the documented default */
+    s->idx_max_value_len = o->index_max_value_len ? o->index_max_value_len : 256;
+    if (s->idx_max_value_len > TD__IDX_VAL_MAX) {
+        s->idx_max_value_len = TD__IDX_VAL_MAX;
+    }
+    s->idx_max_values = o->index_max_values ? o->index_max_values : 5000;
+    if (s->idx_max_values > UINT32_MAX / 4) {
+        s->idx_max_values = UINT32_MAX / 4;
+    }
+    s->m_idx_entries = td_metric_series(TD_M_INDEX_ENTRIES, NULL, NULL, NULL);
+    s->m_idx_too_long = td_metric_series(TD_M_INDEX_SKIPPED, "value_too_long", NULL, NULL);
+    s->m_idx_too_many = td_metric_series(TD_M_INDEX_SKIPPED, "too_many_values", NULL, NULL);
     s->m_res_written = td_metric_series(TD_M_STORE_RESOURCES, "written", NULL, NULL);
     s->m_res_cached = td_metric_series(TD_M_STORE_RESOURCES, "cached", NULL, NULL);
     td_metric_gauge_fn(TD_M_STORE_SIZE, size_gauge, s);
@@ -329,11 +511,13 @@ static uint64_t load_le64(const uint8_t *p)
 }
 
 /*
- * Whether the resource record with this key was written recently; if not, it is
- * noted as written (the caller puts it into the write batch, and clears the
- * table if that write then fails). Caller holds write_lock.
+ * Whether the record with this key was written recently according to tab (a
+ * res_seen-style table of nsets x 2 ways); if not, it is noted as written (the
+ * caller puts it into the write batch, and clears the table if that write then
+ * fails). Caller holds write_lock.
  */
-static bool res_seen_test_and_set(td_store *s, const uint8_t *key, size_t klen)
+static bool seen_test_and_set(res_seen_ent (*tab)[2], size_t nsets, const uint8_t *key,
+                              size_t klen)
 {
     uint8_t d[TD_HASH128_LEN];
     td_hash128(key, klen, d);
@@ -341,7 +525,7 @@ static bool res_seen_test_and_set(td_store *s, const uint8_t *key, size_t klen)
     if (e.a == 0 && e.b == 0) {
         return false; /* the empty marker: never cached (probability 2^-128) */
     }
-    res_seen_ent *set = s->res_seen[e.a & (RES_SEEN_SETS - 1)];
+    res_seen_ent *set = tab[e.a & (nsets - 1)];
     if (set[0].a == e.a && set[0].b == e.b) {
         return true;
     }
@@ -353,6 +537,589 @@ static bool res_seen_test_and_set(td_store *s, const uint8_t *key, size_t klen)
     set[1] = set[0];
     set[0] = e;
     return false;
+}
+
+/* ---- distinct strings under a prefix (tag names, tag values, key loading) ---- */
+
+/* Called per distinct element; type is 0 for untyped ('K') elements. false stops. */
+typedef bool (*distinct_fn)(void *ud, uint8_t type, const uint8_t *v, size_t len);
+
+typedef struct distinct_scan {
+    const uint8_t *prefix; /* every visited key starts with it */
+    size_t plen;
+    bool typed;       /* a type byte precedes the escaped element ('I') */
+    size_t tail;      /* fixed bytes after the element: TD__IDX_TAIL or TD__TAG_TAIL */
+    bool windowed;    /* only elements with a bucket in [lo, hi] */
+    uint32_t lo, hi;  /* the bucket comes first in the tail */
+    size_t max;       /* stop after this many elements (0 = no bound) */
+    uint64_t *inspected; /* may be NULL */
+    distinct_fn fn;
+    void *ud;
+} distinct_scan;
+
+static td_status iter_status(leveldb_iterator_t *it, td_status st, td_err *err)
+{
+    if (st) {
+        return st;
+    }
+    char *lerr = NULL;
+    leveldb_iter_get_error(it, &lerr);
+    if (lerr) {
+        st = td_err_set(err, TD_IO, "store read failed: %s", lerr);
+        leveldb_free(lerr);
+    }
+    return st;
+}
+
+/*
+ * Visit each distinct element (escaped string, with its type byte when typed)
+ * that follows d->prefix, in byte order, with one seek per element: after an
+ * element is seen, the iterator jumps past every record of it
+ * (td__esc_successor). With a window, an element whose first bucket is below lo
+ * costs one more seek (to element | lo). Reads never walk the records of one
+ * element, so the cost is bounded by the number of distinct elements.
+ */
+static td_status distinct_run(td_store *s, const distinct_scan *d, td_err *err)
+{
+    uint8_t *seek = td_malloc(TD__KEY_IDX_MAX);
+    uint8_t *val = td_malloc(TD__IDX_VAL_MAX);
+    if (!seek || !val) {
+        td_free(seek);
+        td_free(val);
+        return td_err_set(err, TD_NOMEM, "out of memory reading the index");
+    }
+    leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->ropts);
+    td_status st = TD_OK;
+    size_t count = 0;
+    leveldb_iter_seek(it, (const char *)d->prefix, d->plen);
+    while (leveldb_iter_valid(it)) {
+        size_t klen, vlen;
+        const uint8_t *k = (const uint8_t *)leveldb_iter_key(it, &klen);
+        (void)leveldb_iter_value(it, &vlen);
+        if (d->inspected) {
+            *d->inspected += klen + vlen;
+        }
+        if (klen < d->plen || memcmp(k, d->prefix, d->plen) != 0) {
+            break;
+        }
+        size_t pos = d->plen, n = 0;
+        uint8_t type = 0;
+        if (d->typed) {
+            if (pos >= klen) {
+                st = td_err_set(err, TD_CORRUPT, "malformed index key (%zu bytes)", klen);
+                break;
+            }
+            type = k[pos++];
+        }
+        if (!td__esc_get(k, klen, &pos, val, TD__IDX_VAL_MAX, &n) || klen != pos + d->tail ||
+            pos + 4 > TD__KEY_IDX_MAX) {
+            st = td_err_set(err, TD_CORRUPT, "malformed index key (%zu bytes)", klen);
+            break;
+        }
+        size_t end = pos;
+        uint32_t bucket = td__get_be32(k + end);
+        memcpy(seek, k, end); /* k is invalid after the next seek */
+        bool in = true;
+        if (d->windowed && bucket < d->lo) {
+            /* the element's records are in bucket order: look at its first one >= lo */
+            td__put_be32(seek + end, d->lo);
+            leveldb_iter_seek(it, (const char *)seek, end + 4);
+            if (!leveldb_iter_valid(it)) {
+                break;
+            }
+            k = (const uint8_t *)leveldb_iter_key(it, &klen);
+            if (klen != end + d->tail || memcmp(k, seek, end) != 0) {
+                continue; /* no record in or after the window: k is already the next element */
+            }
+            bucket = td__get_be32(k + end);
+        }
+        if (d->windowed && bucket > d->hi) {
+            in = false;
+        }
+        if (in) {
+            count++;
+            if (!d->fn(d->ud, type, val, n) || (d->max && count >= d->max)) {
+                break;
+            }
+        }
+        size_t slen = td__esc_successor(seek, end);
+        leveldb_iter_seek(it, (const char *)seek, slen);
+    }
+    st = iter_status(it, st, err);
+    leveldb_iter_destroy(it);
+    td_free(seek);
+    td_free(val);
+    return st;
+}
+
+/* ---- distinct values per key, for index-max-values (write side) ---- */
+
+static uint64_t idx_val_hash(uint8_t type, const uint8_t *v, size_t len)
+{
+    /* the type byte is hashed in front of the value: "1" the string and 1 the int differ */
+    uint8_t d[TD_HASH128_LEN];
+    uint8_t buf[1 + 64];
+    if (len <= 64) {
+        buf[0] = type;
+        memcpy(buf + 1, v, len);
+        td_hash128(buf, len + 1, d);
+    } else {
+        td_hash128_seeded(v, len, type, d);
+    }
+    uint64_t h = load_le64(d);
+    return h ? h : 1; /* 0 marks an empty slot */
+}
+
+/* Add h to k's set (unless present); *added says whether it was new. false on OOM. */
+static bool idx_key_add(td_store *s, idx_key *k, uint64_t h, bool *added)
+{
+    *added = false;
+    if (k->nslots) {
+        for (size_t j = h & (k->nslots - 1);; j = (j + 1) & (k->nslots - 1)) {
+            if (k->vals[j] == h) {
+                return true;
+            }
+            if (k->vals[j] == 0) {
+                break;
+            }
+        }
+    }
+    if (2 * ((size_t)k->n + 1) >= k->nslots) {
+        size_t ns = k->nslots ? (size_t)k->nslots * 2 : 16;
+        uint64_t *nv = td_calloc(ns, sizeof(*nv));
+        if (!nv) {
+            return false;
+        }
+        for (size_t i = 0; i < k->nslots; i++) {
+            if (k->vals[i]) {
+                size_t j = k->vals[i] & (ns - 1);
+                while (nv[j]) {
+                    j = (j + 1) & (ns - 1);
+                }
+                nv[j] = k->vals[i];
+            }
+        }
+        s->idx_nslots += ns - k->nslots;
+        td_free(k->vals);
+        k->vals = nv;
+        k->nslots = (uint32_t)ns;
+    }
+    size_t j = h & (k->nslots - 1);
+    while (k->vals[j]) {
+        j = (j + 1) & (k->nslots - 1);
+    }
+    k->vals[j] = h;
+    k->n++;
+    *added = true;
+    return true;
+}
+
+typedef struct idx_load {
+    td_store *s;
+    idx_key *k;
+    bool oom;
+} idx_load;
+
+static bool idx_load_one(void *ud, uint8_t type, const uint8_t *v, size_t len)
+{
+    idx_load *l = ud;
+    bool added;
+    if (!idx_key_add(l->s, l->k, idx_val_hash(type, v, len), &added)) {
+        l->oom = true;
+        return false;
+    }
+    return true;
+}
+
+/*
+ * The tracking entry of the 'I' prefix p (tenant, scope, key), created and
+ * filled from the index when missing: at most index-max-values + 1 distinct
+ * values are read (a key that reached its limit before keeps it, since the
+ * index then holds index-max-values of them). Caller holds write_lock.
+ */
+static td_status idx_key_get(td_store *s, const uint8_t *p, size_t plen, idx_key **out,
+                             td_err *err)
+{
+    uint8_t d[TD_HASH128_LEN];
+    td_hash128(p, plen, d);
+    uint64_t a = load_le64(d), b = load_le64(d + 8);
+    if (a == 0 && b == 0) {
+        a = 1;
+    }
+    size_t j = 0;
+    for (j = a & (s->idx_cap - 1); s->idx_cap; j = (j + 1) & (s->idx_cap - 1)) {
+        idx_key *k = &s->idx_keys[j];
+        if (k->a == a && k->b == b) {
+            *out = k;
+            return TD_OK;
+        }
+        if (k->a == 0 && k->b == 0) {
+            break;
+        }
+    }
+    if (2 * (s->idx_nkeys + 1) > s->idx_cap) {
+        /* grow (rehash) to keep probes short */
+        size_t ncap = s->idx_cap ? s->idx_cap * 2 : 256;
+        idx_key *nk = td_calloc(ncap, sizeof(*nk));
+        if (!nk) {
+            idx_keys_clear(s);
+            return td_err_set(err, TD_NOMEM, "out of memory tracking index values");
+        }
+        for (size_t i = 0; i < s->idx_cap; i++) {
+            idx_key *o = &s->idx_keys[i];
+            if (o->a || o->b) {
+                size_t x = o->a & (ncap - 1);
+                while (nk[x].a || nk[x].b) {
+                    x = (x + 1) & (ncap - 1);
+                }
+                nk[x] = *o;
+            }
+        }
+        td_free(s->idx_keys);
+        s->idx_keys = nk;
+        s->idx_cap = ncap;
+        for (j = a & (ncap - 1); nk[j].a || nk[j].b; j = (j + 1) & (ncap - 1)) {
+        }
+    }
+    idx_key *k = &s->idx_keys[j];
+    k->a = a;
+    k->b = b;
+    s->idx_nkeys++;
+    idx_load l = {.s = s, .k = k};
+    distinct_scan ds = {.prefix = p,
+                        .plen = plen,
+                        .typed = true,
+                        .tail = TD__IDX_TAIL,
+                        .max = (size_t)s->idx_max_values + 1,
+                        .fn = idx_load_one,
+                        .ud = &l};
+    td_status st = distinct_run(s, &ds, err);
+    if (!st && l.oom) {
+        st = td_err_set(err, TD_NOMEM, "out of memory tracking index values");
+    }
+    if (st) {
+        /* a half-loaded entry would under-count: drop them all */
+        idx_keys_clear(s);
+        return st;
+    }
+    *out = k;
+    return TD_OK;
+}
+
+/* Per-write index counters, added to the metrics once the write succeeded. */
+typedef struct idx_counts {
+    uint64_t entries, too_long, too_many;
+} idx_counts;
+
+/* One index entry of a write, for grouping (put_index). */
+typedef struct idx_ref {
+    const td_batch *b;
+    const td_idx_entry *e;
+    const uint8_t *trace_id;
+    uint32_t bucket;
+    uint32_t tlen;
+    uint32_t vid; /* same number for the same (tenant, scope, key, type, value) */
+} idx_ref;
+
+/* (tenant, scope, key, type, value): the record's identity without bucket and trace. */
+static int cmp_ref_value(const idx_ref *x, const idx_ref *y)
+{
+    if (x->b != y->b) {
+        if (x->tlen != y->tlen) {
+            return x->tlen < y->tlen ? -1 : 1;
+        }
+        int c = memcmp(x->b->tenant, y->b->tenant, x->tlen);
+        if (c) {
+            return c;
+        }
+    }
+    const td_idx_entry *a = x->e, *b = y->e;
+    if (a == b) {
+        return 0;
+    }
+    if (a->scope != b->scope) {
+        return a->scope < b->scope ? -1 : 1;
+    }
+    if (a->key_len != b->key_len) {
+        return a->key_len < b->key_len ? -1 : 1;
+    }
+    /* the batch builder shares one copy of equal strings: pointers often decide */
+    int c = a->key == b->key ? 0 : memcmp(a->key, b->key, a->key_len);
+    if (c) {
+        return c;
+    }
+    if (a->type != b->type) {
+        return a->type < b->type ? -1 : 1;
+    }
+    if (a->val_len != b->val_len) {
+        return a->val_len < b->val_len ? -1 : 1;
+    }
+    return a->val_len && a->val != b->val ? memcmp(a->val, b->val, a->val_len) : 0;
+}
+
+/* Mix len bytes at p into h, 8 at a time (a cheap 64-bit multiply-xor hash). */
+static uint64_t mix_bytes(uint64_t h, const uint8_t *p, size_t len)
+{
+    const uint64_t m = 0x9e3779b97f4a7c15ull;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * m;
+        h ^= h >> 29;
+    }
+    uint64_t w = 0;
+    if (i < len) {
+        memcpy(&w, p + i, len - i);
+    }
+    h = (h ^ w ^ (uint64_t)len << 56) * m; /* the length separates ("ab","c") and ("a","bc") */
+    return h ^ (h >> 32);
+}
+
+static uint64_t ref_hash(const idx_ref *r)
+{
+    uint64_t h = (uint64_t)r->e->scope << 8 | r->e->type;
+    h = mix_bytes(h, (const uint8_t *)r->b->tenant, r->tlen);
+    h = mix_bytes(h, r->e->key, r->e->key_len);
+    return mix_bytes(h, r->e->val, r->e->val_len);
+}
+
+/*
+ * Number the distinct values of refs (vid) with a hash table, so that the sort
+ * compares integers instead of strings. false on OOM.
+ */
+static bool number_values(idx_ref *refs, size_t n)
+{
+    size_t ns = 16;
+    while (ns < 2 * n) {
+        ns *= 2;
+    }
+    uint32_t *slots = td_malloc(ns * sizeof(*slots)); /* ref index + 1, 0 = empty */
+    if (!slots) {
+        return false;
+    }
+    memset(slots, 0, ns * sizeof(*slots));
+    uint32_t next = 0;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = ref_hash(&refs[i]) & (ns - 1);; j = (j + 1) & (ns - 1)) {
+            if (slots[j] == 0) {
+                slots[j] = (uint32_t)i + 1;
+                refs[i].vid = next++;
+                break;
+            }
+            const idx_ref *rep = &refs[slots[j] - 1];
+            if (cmp_ref_value(rep, &refs[i]) == 0) {
+                refs[i].vid = rep->vid;
+                break;
+            }
+        }
+    }
+    td_free(slots);
+    return true;
+}
+
+/* Sort key of a ref: its value number, then its minute; i is the ref's index. */
+typedef struct idx_sort {
+    uint64_t k; /* vid << 32 | bucket */
+    size_t i;
+} idx_sort;
+
+static int cmp_sort(const void *pa, const void *pb)
+{
+    const idx_sort *x = pa, *y = pb;
+    return x->k < y->k ? -1 : x->k > y->k;
+}
+
+/* Whether x and y name the same (tenant, scope, key). */
+static bool same_key(const idx_ref *x, const idx_ref *y)
+{
+    return x->tlen == y->tlen && memcmp(x->b->tenant, y->b->tenant, x->tlen) == 0 &&
+           x->e->scope == y->e->scope && x->e->key_len == y->e->key_len &&
+           memcmp(x->e->key, y->e->key, x->e->key_len) == 0;
+}
+
+/*
+ * Put the index records of a write into wb. Entries of all batches are grouped:
+ * one 'I' record per (tenant, scope, key, type, value, minute) holding the
+ * trace IDs of this write (FORMAT.md; a trace in several fragments of the
+ * write may repeat, readers drop repeats), so a value shared
+ * by many traces costs one LevelDB insert per write rather than one per trace;
+ * a 'K' record per (scope, key, hour) not written recently. The limits are
+ * applied per value group. seq makes the keys of this write unique. Caller
+ * holds write_lock.
+ */
+static td_status put_index(td_store *s, leveldb_writebatch_t *wb, td_batch *const *batches,
+                           size_t n, uint64_t seq, idx_counts *c, td_err *err)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        total += batches[i]->nidx;
+    }
+    if (total == 0) {
+        return TD_OK;
+    }
+    size_t bytes;
+    if (!td_size_mul(total, sizeof(idx_ref), &bytes)) {
+        return td_err_set(err, TD_NOMEM, "out of memory preparing a store write");
+    }
+    idx_ref *refs = td_malloc(bytes);
+    /* an 'I' key, and after it room for the 'K' key of the same (scope, key) */
+    uint8_t *key = td_malloc(TD__KEY_IDX_MAX + TD__KEY_IDX_PREFIX_MAX + 4);
+    td_buf ids = TD_BUF_INIT;
+    if (!refs || !key) {
+        td_free(refs);
+        td_free(key);
+        return td_err_set(err, TD_NOMEM, "out of memory preparing a store write");
+    }
+    size_t nr = 0;
+    for (size_t i = 0; i < n; i++) {
+        const td_batch *b = batches[i];
+        uint32_t tlen = (uint32_t)strlen(b->tenant);
+        for (size_t j = 0; j < b->nidx; j++) {
+            const td_idx_entry *e = &b->idx[j];
+            TD_ASSERT(e->frag < b->nfrags);
+            if (e->key_len == 0 || e->key_len > TD__IDX_KEY_MAX) {
+                continue; /* the builder does not emit these */
+            }
+            if (e->val_len > s->idx_max_value_len) {
+                c->too_long++;
+                continue;
+            }
+            const td_frag *f = &b->frags[e->frag];
+            refs[nr++] = (idx_ref){b, e, f->trace_id, td__sum_bucket(f->start_ns), tlen, 0};
+        }
+    }
+    /* number the values, so that grouping works on integers, not strings */
+    idx_sort *order = nr ? td_malloc(nr * sizeof(*order)) : NULL;
+    if (nr > UINT32_MAX - 1 || (nr && !order) || !number_values(refs, nr)) {
+        td_free(order);
+        td_free(refs);
+        td_free(key);
+        return td_err_set(err, TD_NOMEM, "out of memory preparing a store write");
+    }
+    /*
+     * Group by value with a counting sort (values are numbered 0..nv-1), then
+     * order each group by minute; a group usually has one minute (data arrives
+     * close to its time), which the check below finds without sorting.
+     */
+    uint32_t nv = 0;
+    for (size_t i = 0; i < nr; i++) {
+        nv = refs[i].vid + 1 > nv ? refs[i].vid + 1 : nv;
+    }
+    size_t *start = nr ? td_calloc((size_t)nv + 1, sizeof(*start)) : NULL;
+    if (nr && !start) {
+        td_free(order);
+        td_free(refs);
+        td_free(key);
+        return td_err_set(err, TD_NOMEM, "out of memory preparing a store write");
+    }
+    for (size_t i = 0; i < nr; i++) {
+        start[refs[i].vid + 1]++;
+    }
+    for (uint32_t v = 0; v < nv; v++) {
+        start[v + 1] += start[v];
+    }
+    for (size_t i = 0; i < nr; i++) {
+        size_t at = start[refs[i].vid]++;
+        order[at].k = (uint64_t)refs[i].vid << 32 | refs[i].bucket;
+        order[at].i = i;
+    }
+    td_free(start);
+    for (size_t i = 0; i < nr;) {
+        size_t j = i + 1;
+        bool one_minute = true;
+        while (j < nr && order[j].k >> 32 == order[i].k >> 32) {
+            one_minute = one_minute && order[j].k == order[i].k;
+            j++;
+        }
+        if (!one_minute) {
+            qsort(order + i, j - i, sizeof(*order), cmp_sort);
+        }
+        i = j;
+    }
+    td_status st = TD_OK;
+    idx_key *k = NULL;
+    const idx_ref *kref = NULL; /* the entry k was looked up for */
+    for (size_t i = 0; i < nr && !st;) {
+        /* one value group: order[i..j) */
+        size_t j = i + 1;
+        while (j < nr && order[j].k >> 32 == order[i].k >> 32) {
+            j++;
+        }
+        const idx_ref *r = &refs[order[i].i];
+        const td_idx_entry *e = r->e;
+        size_t plen = td__key_idx_prefix(key, r->b->tenant, r->tlen, e->scope, e->key, e->key_len);
+        if (!kref || !same_key(kref, r)) {
+            if ((st = idx_key_get(s, key, plen, &k, err)) != TD_OK) {
+                break;
+            }
+            kref = r;
+        }
+        uint64_t h = idx_val_hash(e->type, e->val, e->val_len);
+        /* a known value is always indexed, so its entries stay complete after the cap */
+        bool known = false;
+        for (size_t x = h & (k->nslots ? k->nslots - 1 : 0); k->nslots;
+             x = (x + 1) & (k->nslots - 1)) {
+            if (k->vals[x] == h) {
+                known = true;
+                break;
+            }
+            if (k->vals[x] == 0) {
+                break;
+            }
+        }
+        if (!known && k->n >= s->idx_max_values) {
+            c->too_many += j - i;
+            i = j;
+            continue;
+        }
+        bool added;
+        if (!known && !idx_key_add(s, k, h, &added)) {
+            st = td_err_set(err, TD_NOMEM, "out of memory tracking index values");
+            break;
+        }
+        key[plen] = e->type;
+        size_t vend = plen + 1 + td__esc_put(key + plen + 1, e->val, e->val_len);
+        uint32_t last_hour = UINT32_MAX;
+        for (size_t x = i; x < j;) {
+            /* one minute: order[x..y) */
+            size_t y = x;
+            uint32_t bucket = (uint32_t)order[x].k;
+            td_buf_reset(&ids);
+            if (!td_buf_try_grow(&ids, 16 * (j - x))) {
+                st = td_err_set(err, TD_NOMEM, "out of memory preparing a store write");
+                break;
+            }
+            uint8_t *out = (uint8_t *)ids.data;
+            while (y < j && (uint32_t)order[y].k == bucket) {
+                memcpy(out + 16 * (y - x), refs[order[y].i].trace_id, 16);
+                y++;
+            }
+            td_buf_setlen(&ids, 16 * (y - x));
+            c->entries += y - x;
+            td__put_be32(key + vend, bucket);
+            td__put_be64(key + vend + 4, seq);
+            leveldb_writebatch_put(wb, (const char *)key, vend + TD__IDX_TAIL, ids.data, ids.len);
+            /* the tag name of this hour, unless written recently */
+            uint32_t hour = bucket / 60;
+            if (hour != last_hour) {
+                uint8_t *tk = key + vend + TD__IDX_TAIL; /* scratch after the 'I' key */
+                size_t tkl = td__key_tag(tk, r->b->tenant, r->tlen, e->scope, e->key, e->key_len,
+                                         hour);
+                if (!seen_test_and_set(s->tag_seen, TAG_SEEN_SETS, tk, tkl)) {
+                    leveldb_writebatch_put(wb, (const char *)tk, tkl, "", 0);
+                }
+                last_hour = hour;
+            }
+            x = y;
+        }
+        i = j;
+    }
+    td_buf_release(&ids);
+    td_free(order);
+    td_free(refs);
+    td_free(key);
+    return st;
 }
 
 td_status td_store_write(td_store *s, td_batch *const *batches, size_t n, td_err *err)
@@ -370,7 +1137,12 @@ td_status td_store_write(td_store *s, td_batch *const *batches, size_t n, td_err
     td_status st = TD_OK;
 
     uint64_t res_put = 0, res_cached = 0;
+    idx_counts ic = {0};
     pthread_mutex_lock(&s->write_lock);
+    if (s->idx_nkeys > IDX_KEYS || s->idx_nslots > IDX_VAL_SLOTS) {
+        /* over the bounds: start over; keys are rebuilt from the index when next written */
+        idx_keys_clear(s);
+    }
     uint64_t seq = s->next_seq;
     for (size_t i = 0; i < n && !st; i++) {
         const td_batch *b = batches[i];
@@ -385,7 +1157,7 @@ td_status td_store_write(td_store *s, td_batch *const *batches, size_t n, td_err
         for (size_t j = 0; j < b->nres; j++) {
             const td_res *r = &b->res[j];
             size_t klen = td__key_res(key, b->tenant, tlen, r->hash);
-            if (res_seen_test_and_set(s, key, klen)) {
+            if (seen_test_and_set(s->res_seen, RES_SEEN_SETS, key, klen)) {
                 res_cached++;
             } else {
                 leveldb_writebatch_put(wb, (const char *)key, klen, (const char *)r->data, r->len);
@@ -420,6 +1192,36 @@ td_status td_store_write(td_store *s, td_batch *const *batches, size_t n, td_err
         }
     }
     if (!st) {
+        /* the first seq of this write: unique to it, so its index keys are too */
+        st = put_index(s, wb, batches, n, s->next_seq, &ic, err);
+    }
+    if (!st) {
+        /*
+         * Fragments without index entries (batches not built by td_batch_build,
+         * e.g. tests or imports) leave the index incomplete for their time range:
+         * widen the recorded hole, in this same write, and in memory before the
+         * write is visible, so no lookup can see the fragments but not the hole.
+         */
+        uint64_t lo = UINT64_MAX, hi = 0;
+        for (size_t i = 0; i < n; i++) {
+            const td_batch *b = batches[i];
+            for (size_t j = 0; b->nidx == 0 && j < b->nfrags; j++) {
+                lo = b->frags[j].start_ns < lo ? b->frags[j].start_ns : lo;
+                hi = b->frags[j].end_ns > hi ? b->frags[j].end_ns : hi;
+                hi = b->frags[j].start_ns > hi ? b->frags[j].start_ns : hi;
+            }
+        }
+        pthread_mutex_lock(&s->hole_lock);
+        if (lo <= hi && (lo < s->hole_lo || hi > s->hole_hi)) {
+            s->hole_lo = lo < s->hole_lo ? lo : s->hole_lo;
+            s->hole_hi = hi > s->hole_hi ? hi : s->hole_hi;
+            uint8_t hv[16];
+            td__put_be64(hv, s->hole_lo);
+            td__put_be64(hv + 8, s->hole_hi);
+            leveldb_writebatch_put(wb, TD__KEY_META_IDX_HOLE, sizeof(TD__KEY_META_IDX_HOLE) - 1,
+                                   (const char *)hv, sizeof(hv));
+        }
+        pthread_mutex_unlock(&s->hole_lock);
         uint8_t mark[8];
         td__put_be64(mark, seq);
         leveldb_writebatch_put(wb, TD__KEY_META_SEQ, sizeof(TD__KEY_META_SEQ) - 1,
@@ -436,6 +1238,9 @@ td_status td_store_write(td_store *s, td_batch *const *batches, size_t n, td_err
     if (st) {
         /* resources noted as written above were not: forget them all (a rare path) */
         memset(s->res_seen, 0, sizeof(s->res_seen));
+        /* likewise tag names and the distinct values counted for entries not written */
+        memset(s->tag_seen, 0, sizeof(s->tag_seen));
+        idx_keys_clear(s);
     }
     pthread_mutex_unlock(&s->write_lock);
 
@@ -444,6 +1249,9 @@ td_status td_store_write(td_store *s, td_batch *const *batches, size_t n, td_err
     if (!st) {
         td_metric_add(s->m_res_written, res_put);
         td_metric_add(s->m_res_cached, res_cached);
+        td_metric_add(s->m_idx_entries, ic.entries);
+        td_metric_add(s->m_idx_too_long, ic.too_long);
+        td_metric_add(s->m_idx_too_many, ic.too_many);
     }
     return st;
 }
@@ -711,6 +1519,352 @@ uint64_t td_store_approx_size(td_store *s)
     const char *limit_key = limit;
     size_t start_len = 0, limit_len = sizeof(limit);
     uint64_t size = 0;
+    leveldb_approximate_sizes(s->db, 1, &start_key, &start_len, &limit_key, &limit_len, &size);
+    return size;
+}
+
+/* ---- secondary index reads ---- */
+
+typedef struct name_visit {
+    uint8_t scope;
+    td_tag_name_cb cb;
+    void *ud;
+} name_visit;
+
+static bool name_visit_one(void *ud, uint8_t type, const uint8_t *v, size_t len)
+{
+    (void)type;
+    name_visit *n = ud;
+    return n->cb(n->ud, n->scope, (const char *)v, len);
+}
+
+td_status td_store_tag_names(td_store *s, const char *tenant, uint8_t scope, uint64_t start_ns,
+                             uint64_t end_ns, size_t max, td_tag_name_cb cb, void *ud,
+                             uint64_t *inspected, td_err *err)
+{
+    size_t tlen = strlen(tenant);
+    if (tlen > TD_TENANT_MAX) {
+        return td_err_set(err, TD_INVALID, "tenant ID is longer than %d bytes", TD_TENANT_MAX);
+    }
+    if (end_ns && end_ns < start_ns) {
+        return TD_OK;
+    }
+    uint8_t prefix[3 + TD_TENANT_MAX];
+    name_visit nv = {scope, cb, ud};
+    distinct_scan ds = {.prefix = prefix,
+                        .plen = td__key_tag_prefix(prefix, tenant, tlen, scope),
+                        .tail = TD__TAG_TAIL,
+                        .windowed = end_ns > 0,
+                        .lo = td__tag_bucket(start_ns),
+                        .hi = td__tag_bucket(end_ns),
+                        .max = max,
+                        .inspected = inspected,
+                        .fn = name_visit_one,
+                        .ud = &nv};
+    return distinct_run(s, &ds, err);
+}
+
+typedef struct value_visit {
+    td_tag_value_cb cb;
+    void *ud;
+} value_visit;
+
+static bool value_visit_one(void *ud, uint8_t type, const uint8_t *v, size_t len)
+{
+    value_visit *x = ud;
+    return x->cb(x->ud, type, v, len);
+}
+
+/* Validate tenant and key of an index read; TD_INVALID with a message otherwise. */
+static td_status idx_args(const char *tenant, size_t *tlen, size_t key_len, td_err *err)
+{
+    *tlen = strlen(tenant);
+    if (*tlen > TD_TENANT_MAX) {
+        return td_err_set(err, TD_INVALID, "tenant ID is longer than %d bytes", TD_TENANT_MAX);
+    }
+    if (key_len > TD__IDX_KEY_MAX) {
+        return td_err_set(err, TD_INVALID, "tag name is longer than %d bytes", TD__IDX_KEY_MAX);
+    }
+    return TD_OK;
+}
+
+td_status td_store_tag_values(td_store *s, const char *tenant, uint8_t scope, const char *key,
+                              size_t key_len, uint64_t start_ns, uint64_t end_ns, size_t max,
+                              td_tag_value_cb cb, void *ud, uint64_t *inspected, td_err *err)
+{
+    size_t tlen;
+    td_status st = idx_args(tenant, &tlen, key_len, err);
+    if (st) {
+        return st;
+    }
+    if (key_len == 0 || (end_ns && end_ns < start_ns)) {
+        return TD_OK; /* empty keys are never indexed */
+    }
+    uint8_t prefix[TD__KEY_IDX_PREFIX_MAX];
+    value_visit vv = {cb, ud};
+    distinct_scan ds = {.prefix = prefix,
+                        .plen = td__key_idx_prefix(prefix, tenant, tlen, scope,
+                                                   (const uint8_t *)key, key_len),
+                        .typed = true,
+                        .tail = TD__IDX_TAIL,
+                        .windowed = end_ns > 0,
+                        .lo = td__sum_bucket(start_ns),
+                        .hi = td__sum_bucket(end_ns),
+                        .max = max,
+                        .inspected = inspected,
+                        .fn = value_visit_one,
+                        .ud = &vv};
+    return distinct_run(s, &ds, err);
+}
+
+static bool count_one(void *ud, uint8_t type, const uint8_t *v, size_t len)
+{
+    (void)type;
+    (void)v;
+    (void)len;
+    (*(size_t *)ud)++;
+    return true;
+}
+
+/* One index hit collected by td_store_index_traces before sorting. */
+typedef struct idx_hit {
+    uint32_t bucket;
+    uint8_t id[16];
+} idx_hit;
+
+static int cmp_hit_desc(const void *pa, const void *pb)
+{
+    const idx_hit *a = pa, *b = pb;
+    if (a->bucket != b->bucket) {
+        return a->bucket < b->bucket ? 1 : -1;
+    }
+    return -memcmp(a->id, b->id, 16);
+}
+
+/* Compare a value with a bound, bytewise with the shorter one first on a tie. */
+static int cmp_bytes(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    if (c) {
+        return c;
+    }
+    return alen < blen ? -1 : alen > blen;
+}
+
+td_status td_store_index_traces(td_store *s, const char *tenant, uint8_t scope, const char *key,
+                                size_t key_len, uint8_t type, const uint8_t *lo, size_t lo_len,
+                                const uint8_t *hi, size_t hi_len, uint64_t start_ns,
+                                uint64_t end_ns, uint64_t max_scan, td_index_trace_cb cb, void *ud,
+                                bool *exact, bool *truncated, td_err *err)
+{
+    *exact = false;
+    *truncated = false;
+    size_t tlen;
+    td_status st = idx_args(tenant, &tlen, key_len, err);
+    if (st) {
+        return st;
+    }
+    if (lo_len > TD__IDX_VAL_MAX || hi_len > TD__IDX_VAL_MAX) {
+        return TD_OK; /* never indexed: inexact */
+    }
+    pthread_mutex_lock(&s->hole_lock);
+    bool hole = s->hole_lo <= s->hole_hi && start_ns <= s->hole_hi && end_ns >= s->hole_lo;
+    pthread_mutex_unlock(&s->hole_lock);
+    if (start_ns < s->idx_since || hole || key_len == 0) {
+        /* the window reaches back before indexing began, or holds unindexed fragments */
+        return TD_OK;
+    }
+    bool eq = lo_len == hi_len && (lo_len == 0 || memcmp(lo, hi, lo_len) == 0);
+    bool fixed = type == TD_IDX_INT || type == TD_IDX_FLOAT || type == TD_IDX_BOOL ||
+                 type == TD_IDX_DURCLASS;
+    if ((eq && lo_len > s->idx_max_value_len) || (!eq && !fixed)) {
+        /* a too-long value, or a string range that may hold one */
+        return TD_OK;
+    }
+    if (end_ns < start_ns || cmp_bytes(lo, lo_len, hi, hi_len) > 0) {
+        *exact = true;
+        return TD_OK;
+    }
+    uint8_t *k0 = td_malloc(TD__KEY_IDX_MAX);
+    uint8_t *val = td_malloc(TD__IDX_VAL_MAX);
+    idx_hit *hits = NULL;
+    size_t nhits = 0, cap = 0;
+    if (!k0 || !val) {
+        td_free(k0);
+        td_free(val);
+        return td_err_set(err, TD_NOMEM, "out of memory reading the index");
+    }
+    size_t plen = td__key_idx_prefix(k0, tenant, tlen, scope, (const uint8_t *)key, key_len);
+
+    /*
+     * Exactness against index-max-values: a value present in the index was
+     * admitted on first sight, and admitted values are always indexed, so its
+     * entries are complete. Otherwise (absent value, or a range) the key must be
+     * below its limit, counted with at most index-max-values seeks.
+     */
+    bool need_count = !eq;
+    if (eq) {
+        size_t n = plen;
+        k0[n++] = type;
+        n += td__esc_put(k0 + n, lo, lo_len);
+        leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->ropts);
+        leveldb_iter_seek(it, (const char *)k0, n);
+        bool present = false;
+        if (leveldb_iter_valid(it)) {
+            size_t klen;
+            const char *k = leveldb_iter_key(it, &klen);
+            present = klen == n + TD__IDX_TAIL && memcmp(k, k0, n) == 0;
+        }
+        st = iter_status(it, TD_OK, err);
+        leveldb_iter_destroy(it);
+        need_count = !st && !present;
+    }
+    if (!st && need_count) {
+        size_t count = 0;
+        distinct_scan ds = {.prefix = k0,
+                            .plen = plen,
+                            .typed = true,
+                            .tail = TD__IDX_TAIL,
+                            .max = (size_t)s->idx_max_values,
+                            .fn = count_one,
+                            .ud = &count};
+        st = distinct_run(s, &ds, err);
+        if (!st && count >= s->idx_max_values) {
+            goto done; /* the key is at its limit: values may be missing */
+        }
+    }
+    if (st) {
+        goto done;
+    }
+    *exact = true;
+
+    /*
+     * Walk the distinct values from lo to hi (one seek each) and, per value, its
+     * entries in the window's buckets backwards; then order all hits newest
+     * bucket first. For lo == hi this is one backward range scan.
+     */
+    uint32_t b_lo = td__sum_bucket(start_ns), b_hi = td__sum_bucket(end_ns);
+    uint8_t *k1 = td_malloc(TD__KEY_IDX_MAX);
+    if (!k1) {
+        st = td_err_set(err, TD_NOMEM, "out of memory reading the index");
+        goto done;
+    }
+    leveldb_iterator_t *vit = leveldb_create_iterator(s->db, s->ropts);
+    leveldb_iterator_t *eit = leveldb_create_iterator(s->db, s->ropts);
+    uint64_t nread = 0;
+    size_t n = plen;
+    k0[n++] = type;
+    n += td__esc_put(k0 + n, lo, lo_len);
+    leveldb_iter_seek(vit, (const char *)k0, n);
+    bool stop = false;
+    while (!stop && !st && leveldb_iter_valid(vit)) {
+        size_t klen;
+        const uint8_t *k = (const uint8_t *)leveldb_iter_key(vit, &klen);
+        if (klen <= plen || memcmp(k, k0, plen) != 0 || k[plen] != type) {
+            break;
+        }
+        size_t pos = plen + 1, vlen;
+        if (!td__esc_get(k, klen, &pos, val, TD__IDX_VAL_MAX, &vlen) ||
+            klen != pos + TD__IDX_TAIL) {
+            st = td_err_set(err, TD_CORRUPT, "malformed index key (%zu bytes)", klen);
+            break;
+        }
+        if (cmp_bytes(val, vlen, hi, hi_len) > 0) {
+            break;
+        }
+        size_t end = pos;
+        memcpy(k1, k, end);
+        /* newest entry of this value in the window: the last key < value | b_hi + 1 */
+        td__put_be32(k1 + end, b_hi + 1);
+        leveldb_iter_seek(eit, (const char *)k1, end + 4);
+        if (leveldb_iter_valid(eit)) {
+            leveldb_iter_prev(eit);
+        } else {
+            leveldb_iter_seek_to_last(eit);
+        }
+        for (; leveldb_iter_valid(eit) && !stop && !st; leveldb_iter_prev(eit)) {
+            size_t elen, vlen2;
+            const uint8_t *e = (const uint8_t *)leveldb_iter_key(eit, &elen);
+            if (elen != end + TD__IDX_TAIL || memcmp(e, k1, end) != 0) {
+                break;
+            }
+            uint32_t bucket = td__get_be32(e + end);
+            if (bucket < b_lo) {
+                break;
+            }
+            const uint8_t *ids = (const uint8_t *)leveldb_iter_value(eit, &vlen2);
+            if (vlen2 == 0 || vlen2 % 16 != 0) {
+                st = td_err_set(err, TD_CORRUPT, "malformed index value (%zu bytes)", vlen2);
+                break;
+            }
+            for (size_t x = 0; x < vlen2 / 16; x++) {
+                if (max_scan && nread >= max_scan) {
+                    *truncated = true;
+                    stop = true;
+                    break;
+                }
+                nread++;
+                if (nhits == cap) {
+                    size_t ncap = cap ? cap * 2 : 64;
+                    idx_hit *nh = td_realloc(hits, ncap * sizeof(*nh));
+                    if (!nh) {
+                        st = td_err_set(err, TD_NOMEM, "out of memory reading the index");
+                        break;
+                    }
+                    hits = nh;
+                    cap = ncap;
+                }
+                hits[nhits].bucket = bucket;
+                memcpy(hits[nhits].id, ids + 16 * x, 16);
+                nhits++;
+            }
+        }
+        st = iter_status(eit, st, err);
+        if (stop || st || eq) {
+            break;
+        }
+        size_t slen = td__esc_successor(k1, end);
+        leveldb_iter_seek(vit, (const char *)k1, slen);
+    }
+    st = iter_status(vit, st, err);
+    leveldb_iter_destroy(vit);
+    leveldb_iter_destroy(eit);
+    td_free(k1);
+    if (!st) {
+        if (nhits > 1) {
+            qsort(hits, nhits, sizeof(*hits), cmp_hit_desc);
+        }
+        for (size_t i = 0; i < nhits; i++) {
+            if (i > 0 && hits[i].bucket == hits[i - 1].bucket &&
+                memcmp(hits[i].id, hits[i - 1].id, 16) == 0) {
+                continue; /* the same trace and minute from two writes */
+            }
+            if (!cb(ud, hits[i].id, hits[i].bucket)) {
+                break;
+            }
+        }
+    }
+done:
+    if (st) {
+        *exact = false;
+    }
+    td_free(hits);
+    td_free(k0);
+    td_free(val);
+    return st;
+}
+
+uint64_t td_store_approx_size_type(td_store *s, uint8_t rec_type)
+{
+    char lo = (char)rec_type, hi = (char)(rec_type + 1);
+    const char *start_key = &lo, *limit_key = &hi;
+    size_t start_len = 1, limit_len = 1;
+    uint64_t size = 0;
+    if (rec_type == 0xff) {
+        static const char ff[8] = {'\xff', '\xff', '\xff', '\xff', '\xff', '\xff', '\xff', '\xff'};
+        limit_key = ff;
+        limit_len = sizeof(ff);
+    }
     leveldb_approximate_sizes(s->db, 1, &start_key, &start_len, &limit_key, &limit_len, &size);
     return size;
 }

@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define TD_TENANT_MAX 150
 #define TD_DEFAULT_TENANT "single-tenant"
@@ -76,11 +77,69 @@ typedef enum td_idx_scope {
 typedef enum td_idx_type {
     TD_IDX_STRING = 's',   /* UTF-8 bytes */
     TD_IDX_INT = 'i',      /* 8 bytes: int64 + 2^63, big-endian (memcmp order = numeric) */
-    TD_IDX_FLOAT = 'f',    /* 8 bytes: IEEE double bits, sign-flipped for memcmp order */
+    TD_IDX_FLOAT = 'f',    /* 8 bytes: IEEE double bits, big-endian; negatives all bits
+                              flipped, others the sign bit (memcmp order = numeric) */
     TD_IDX_BOOL = 'b',     /* 1 byte: 0 or 1 */
     TD_IDX_KEYWORD = 'k',  /* text of a status or kind keyword ("error", "server") */
     TD_IDX_DURCLASS = 'd', /* 1 byte: floor(log2(duration ns)) + 1, 0 for 0 ns */
 } td_idx_type;
+
+/*
+ * Value encodings of td_idx_type, shared by the batch builder, the search
+ * planner and tag value readers (td_store_tag_values hands out encoded values).
+ */
+static inline void td_idx_put_int(uint8_t out[8], int64_t v)
+{
+    uint64_t u = (uint64_t)v ^ (1ull << 63); /* + 2^63: signed order as unsigned */
+    for (int i = 7; i >= 0; i--) {
+        out[i] = (uint8_t)u;
+        u >>= 8;
+    }
+}
+
+static inline void td_idx_put_float(uint8_t out[8], double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, sizeof(u));
+    /* negatives: every bit flipped (bigger magnitude sorts lower); others: the sign bit */
+    u = (u >> 63) ? ~u : u ^ (1ull << 63);
+    for (int i = 7; i >= 0; i--) {
+        out[i] = (uint8_t)u;
+        u >>= 8;
+    }
+}
+
+static inline int64_t td_idx_get_int(const uint8_t in[8])
+{
+    uint64_t u = 0;
+    for (int i = 0; i < 8; i++) {
+        u = (u << 8) | in[i];
+    }
+    return (int64_t)(u ^ (1ull << 63));
+}
+
+static inline double td_idx_get_float(const uint8_t in[8])
+{
+    uint64_t u = 0;
+    for (int i = 0; i < 8; i++) {
+        u = (u << 8) | in[i];
+    }
+    u = (u >> 63) ? u ^ (1ull << 63) : ~u;
+    double v;
+    memcpy(&v, &u, sizeof(v));
+    return v;
+}
+
+/* Duration class: floor(log2(ns)) + 1, 0 for 0 ns; class c holds [2^(c-1), 2^c). */
+static inline uint8_t td_idx_durclass(uint64_t ns)
+{
+    uint8_t c = 0;
+    while (ns) {
+        c++;
+        ns >>= 1;
+    }
+    return c;
+}
 
 /*
  * One distinct (scope, key, typed value) of one fragment. key and val point
@@ -138,7 +197,9 @@ td_batch *td_batch_new_res(const char *tenant, size_t nfrags, size_t nres, size_
 
 /*
  * Same with room for nidx zeroed index entries (b->idx), filled by the caller;
- * data_cap also covers their key and value bytes.
+ * data_cap also covers their key and value bytes. A batch with entries must
+ * carry every entry of each of its fragments (lookups trust them to be
+ * complete); a batch without any marks its fragments' time range unindexed.
  */
 td_batch *td_batch_new_idx(const char *tenant, size_t nfrags, size_t nres, size_t nidx,
                            size_t data_cap);
@@ -169,6 +230,11 @@ void td_store_close(td_store *s);
  * atomic LevelDB write. The batches stay owned by the caller. A resource already
  * written recently (by this td_store, for the same tenant) is not written again.
  * A fragment's res_index must be < its batch's nres (a bug otherwise).
+ * The batches' index entries become 'I' and 'K' records in the same write,
+ * within the index-max-value-len / index-max-values limits (entries over them
+ * are counted in traced_index_skipped_total and left out); an entry's frag must
+ * be < its batch's nfrags (a bug otherwise). This may read the index (at most
+ * index-max-values + 1 seeks per attribute key not tracked in memory yet).
  * Errors: TD_IO, TD_NOMEM (nothing of these batches is written).
  */
 td_status td_store_write(td_store *s, td_batch *const *batches, size_t n, td_err *err);
@@ -243,7 +309,8 @@ td_status td_store_tag_names(td_store *s, const char *tenant, uint8_t scope, uin
  * Visit the distinct typed values indexed under (scope, key) for tenant, in
  * ascending (type, value) byte order, each once, at most max (0 = no bound).
  * With end_ns > 0 only values with an entry in a minute bucket overlapping
- * [start_ns, end_ns] are visited. Errors as td_store_tag_names.
+ * [start_ns, end_ns] are visited. Errors as td_store_tag_names, and
+ * TD_INVALID for a key longer than 255 bytes (never indexed).
  */
 td_status td_store_tag_values(td_store *s, const char *tenant, uint8_t scope, const char *key,
                               size_t key_len, uint64_t start_ns, uint64_t end_ns, size_t max,
@@ -261,10 +328,17 @@ typedef bool (*td_index_trace_cb)(void *ud, const uint8_t trace_id[16], uint64_t
  *
  * *exact tells whether the index is complete for this lookup: false when a
  * value in [lo, hi] may have been left out (too long, or its key reached its
- * distinct-value limit before the value was first seen), or the window starts
- * before this store began indexing (store/FORMAT.md). When *exact is false
+ * distinct-value limit before the value was first seen), the window starts
+ * before this store began indexing, or it overlaps the time range of fragments
+ * written without index entries (batches with nidx == 0; store/FORMAT.md). When *exact is false
  * nothing is visited and the caller must find candidates another way.
- * Errors as td_store_tag_names.
+ * String and keyword ranges (lo != hi) are never exact. Entries are collected
+ * (at most max_scan) and sorted before the first callback; for a range of
+ * several values, a truncated lookup holds the newest entries of the lowest
+ * values, not the newest overall.
+ * Cost: one seek per distinct value in [lo, hi], plus at most
+ * index-max-values seeks to check the key's limit when lo is absent or for a
+ * range. Errors as td_store_tag_values.
  */
 td_status td_store_index_traces(td_store *s, const char *tenant, uint8_t scope, const char *key,
                                 size_t key_len, uint8_t type, const uint8_t *lo, size_t lo_len,
@@ -272,7 +346,10 @@ td_status td_store_index_traces(td_store *s, const char *tenant, uint8_t scope, 
                                 uint64_t end_ns, uint64_t max_scan, td_index_trace_cb cb, void *ud,
                                 bool *exact, bool *truncated, td_err *err);
 
-/* Approximate bytes on disk of one record type (a FORMAT.md leading byte). */
+/*
+ * Approximate bytes on disk of one record type (a FORMAT.md leading byte);
+ * LevelDB's estimate, which counts only data already flushed to table files.
+ */
 uint64_t td_store_approx_size_type(td_store *s, uint8_t rec_type);
 
 /* Approximate bytes on disk (LevelDB's estimate over the whole key space). */

@@ -1363,3 +1363,21 @@ td_status td_traceql_span_attrs(const td_traceql_query *q, const td_traceql_trac
     *n = k;
     return TD_OK;
 }
+
+/* ------------------------------------------------------------------------ */
+/* attribute values for the metrics stage                                   */
+/* ------------------------------------------------------------------------ */
+
+td_traceql_value td_traceql_eval_attr(const td_traceql_eval *ev, size_t span,
+                                      const td_traceql_attr *a, td_arena *ar)
+{
+    td_traceql_value nil;
+    memset(&nil, 0, sizeof(nil));
+    if (!ev->t || span >= ev->t->nspans) {
+        return nil;
+    }
+    td__tql_val v = lookup(ev, a, (uint32_t)span);
+    /* event/link values: the first element, as the search attributes do */
+    td__tql_val f = td__tql_val_first(&v);
+    return td__tql_val_public(&f, ar);
+}

@@ -435,6 +435,16 @@ td_status td_traceql_eval_trace(td_traceql_eval *ev, const td_traceql_trace *t, 
                                 td_traceql_result *out, td_err *err);
 
 /*
+ * The value of attribute or intrinsic a for span `span` of the trace last given
+ * to td_traceql_eval_trace(ev, ...) (the metrics stage reads by() fields and
+ * *_over_time() arguments with it). Valid until the next td_traceql_eval_trace;
+ * strings point into the span data or arena ar. Event and link fields give the
+ * first event's/link's value; a missing value is TD_TRACEQL_NIL.
+ */
+td_traceql_value td_traceql_eval_attr(const td_traceql_eval *ev, size_t span,
+                                      const td_traceql_attr *a, td_arena *ar);
+
+/*
  * The attributes a search response shows for span `span` (API-CONTRACT §3.5):
  * for each of q->refs present on the span, key = unscoped name ("service.name",
  * "http.url"), value as stored (arrays as TD_TRACEQL_OTLP); status and kind as

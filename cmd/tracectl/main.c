@@ -20,6 +20,7 @@
 static const td_ctl_cmd *const commands[] = {
     &td_ctl_cmd_find,
     &td_ctl_cmd_search,
+    &td_ctl_cmd_tags,
     &td_ctl_cmd_profiles,
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

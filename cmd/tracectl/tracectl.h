@@ -28,8 +28,12 @@
  * documentation cannot drift from the behaviour.
  */
 #define TD_CTL_EXIT_MAP(X)                                                                         \
-    X(OK, 0, "success (find: the trace was found; search: at least one trace matched)")            \
-    X(NOT_FOUND, 1, "not found (find: HTTP 404 or an empty trace; search: no trace matched)")      \
+    X(OK, 0,                                                                                       \
+      "success (find: the trace was found; search: at least one trace matched; tags: something "   \
+      "listed)")                                                                                   \
+    X(NOT_FOUND, 1,                                                                                \
+      "not found (find: HTTP 404 or an empty trace; search: no trace matched; tags: nothing "      \
+      "listed)")                                                                                   \
     X(USAGE, 2, "usage error: unknown option, bad argument or bad --server URL")                   \
     X(UNREACHABLE, 3, "server unreachable: connection refused, timeout, DNS or transfer failure")  \
     X(SERVER, 4, "server error: any other HTTP status (body on stderr) or an unusable response")
@@ -58,6 +62,7 @@ typedef struct td_ctl_cmd {
 
 extern const td_ctl_cmd td_ctl_cmd_find;
 extern const td_ctl_cmd td_ctl_cmd_search;
+extern const td_ctl_cmd td_ctl_cmd_tags;
 extern const td_ctl_cmd td_ctl_cmd_profiles;
 
 /* ---- main.c: option parsing shared by the commands ---- */

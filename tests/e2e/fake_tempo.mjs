@@ -27,6 +27,18 @@
 //                                  contains "junk"  200 with a body that is not JSON
 //                                  otherwise        SEARCH_BODY (5 traces, see searchBody)
 //   /canned-search               the exact body of SEARCH_BODY
+//   /api/v2/search/tags          SearchTagsV2Response chosen by the scope parameter:
+//                                  trace  200, one scope "echo" whose tags are the raw query
+//                                         string, the X-Scope-OrgID and Accept headers
+//                                  link   200, scopes without tags (nothing listed)
+//                                  event  400 "invalid scope: event"
+//                                  otherwise TAGS_BODY (resource, span with a hostile name, intrinsic)
+//   /api/v2/search/tag/<t>/values SearchTagValuesV2Response chosen by the raw (undecoded) tag t:
+//                                  contains "echo"  one string value: the raw path and query
+//                                  contains "none"  200, {"tagValues":[]}
+//                                  contains "bad"   400 "please provide a valid tagName: ..."
+//                                  contains "boom"  500 "boom"
+//                                  otherwise        VALUES_BODY (typed values, one hostile)
 // Every ID is also exported for tests that import this module.
 
 import http from 'node:http';
@@ -249,6 +261,47 @@ function handleSearch(url, req, send) {
   return send(200, 'application/json', SEARCH_BODY);
 }
 
+export const TAGS_BODY = JSON.stringify({
+  scopes: [
+    { name: 'resource', tags: ['host.name', 'service.name'] },
+    { name: 'span', tags: ['http.method', 'evil\x1b[2Jname'] },
+    { name: 'intrinsic', tags: ['duration', 'kind', 'name', 'status'] },
+  ],
+  metrics: { inspectedBytes: '1234' },
+});
+export const VALUES_BODY = JSON.stringify({
+  tagValues: [
+    { type: 'int', value: '200' }, { type: 'float', value: '0.25' }, { type: 'bool', value: 'true' },
+    { type: 'string', value: 'cart' }, { type: 'string', value: 'with space' },
+    { type: 'string', value: '\x1b]0;pwned\x07' }, { type: 'keyword', value: 'error' },
+  ],
+  metrics: { inspectedBytes: '99' },
+});
+
+function handleTags(url, req, send) {
+  const scope = url.searchParams.get('scope') ?? '';
+  if (scope === 'event') return send(400, 'text/plain', 'invalid scope: event\n');
+  if (scope === 'link') return send(200, 'application/json', JSON.stringify({ scopes: [{ name: 'link' }], metrics: {} }));
+  if (scope === 'trace') {
+    const tags = [url.search, req.headers['x-scope-orgid'] ?? '-', req.headers.accept ?? '-'];
+    return send(200, 'application/json', JSON.stringify({ scopes: [{ name: 'echo', tags }] }));
+  }
+  return send(200, 'application/json', TAGS_BODY);
+}
+
+function handleTagValues(rawTag, url, req, send) {
+  if (rawTag.includes('echo')) {
+    const raw = req.url;
+    return send(200, 'application/json', JSON.stringify({ tagValues: [{ type: 'string', value: raw }] }));
+  }
+  if (rawTag.includes('none')) return send(200, 'application/json', JSON.stringify({ tagValues: [], metrics: {} }));
+  if (rawTag.includes('bad')) {
+    return send(400, 'text/plain', 'please provide a valid tagName: failed to parse identifier bad: parse error at line 1, col 2: unknown identifier: bad\n');
+  }
+  if (rawTag.includes('boom')) return send(500, 'text/plain', 'boom');
+  return send(200, 'application/json', VALUES_BODY);
+}
+
 const cache = new Map();
 export function cannedBody(id) {
   if (!cache.has(id)) {
@@ -274,6 +327,10 @@ function handle(req, res) {
   if (m) return send(200, 'application/json', cannedBody(m[1]));
   if (url.pathname === '/canned-search') return send(200, 'application/json', SEARCH_BODY);
   if (url.pathname === '/api/search') return handleSearch(url, req, send);
+  if (url.pathname === '/api/v2/search/tags') return handleTags(url, req, send);
+  const raw = req.url.split('?')[0];
+  m = raw.match(/^\/api\/v2\/search\/tag\/(.*)\/values$/);
+  if (m) return handleTagValues(m[1], url, req, send);
   m = url.pathname.match(/^\/api\/v2\/traces\/([^/]+)$/);
   if (!m) return send(404, 'text/plain', '404 page not found\n');
   const id = m[1];

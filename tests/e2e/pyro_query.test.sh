@@ -145,6 +145,10 @@ expect_eq "/pyroscope/render" "$(http render -G "$QUERY/pyroscope/render" \
     --data-urlencode "query=$PT{service_name=\"shop\"}" --data-urlencode "from=now-1h" --data-urlencode "until=now")" 200
 check "render flamebearer" grep -q '"flamebearer":{"names":\["total","main","c","a","b"\],"levels":\[\[0,6,0,0\],\[0,6,0,1\],\[0,4,1,3,0,2,2,2\],\[1,3,3,4\]\],"numTicks":6,"maxSelf":3}' "$E2E_TMP/render.body"
 check "render timeline sums to 6" bash -c "jq -e '[.timeline.samples[]] | add == 6' '$E2E_TMP/render.body' >/dev/null 2>&1 || node -e 'const j=JSON.parse(require(\"fs\").readFileSync(process.argv[1]));process.exit(j.timeline.samples.reduce((a,b)=>a+b,0)===6?0:1)' '$E2E_TMP/render.body'"
+expect_eq "/pyroscope/render format=dot" "$(http rdot -G "$QUERY/pyroscope/render" \
+    --data-urlencode "query=$PT{}" --data-urlencode "format=dot" --data-urlencode "from=now-1h")" 200
+check "render format=dot is a Graphviz graph with main -> a" \
+    bash -c "grep -q '^digraph' '$E2E_TMP/rdot.body' && grep -q '^N1 -> N2 \\[label=\" 4\"\\]' '$E2E_TMP/rdot.body'"
 expect_eq "/pyroscope/render without query -> 400" "$(http render400 "$QUERY/pyroscope/render")" 400
 expect_eq "/pyroscope/render-diff" "$(http rdiff -G "$QUERY/pyroscope/render-diff" \
     --data-urlencode "leftQuery=$PT{}" --data-urlencode "rightQuery=$PT{}" \

@@ -88,6 +88,8 @@ s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });')
 expect_rc "--help exits 0" 0 --help
 has_line "--help lists find" '^  find '
 has_line "--help lists search" '^  search '
+has_line "--help lists tags" '^  tags '
+has_line "--help documents exit code 1 for tags" '^  1  not found .*tags: nothing listed'
 has_line "--help documents exit code 3" '^  3  server unreachable'
 expect_rc "find --help exits 0" 0 find --help
 has_line "find --help shows usage" '^Usage: tracectl find --trace-id ID'
@@ -357,6 +359,102 @@ expect_rc "search --limit above 262144 exits 2" 2 --server "$SERVER" search '{ }
 expect_rc "search --spss 101 exits 2" 2 --server "$SERVER" search '{ }' --spss 101
 expect_rc "search unknown option exits 2" 2 --server "$SERVER" search '{ }' --bogus
 unset TZ
+
+# --- tags ---------------------------------------------------------------------
+expect_rc "tags --help exits 0" 0 tags --help
+has_line "tags --help shows usage" '^Usage: tracectl tags \[NAME\] \[--scope SCOPE\]'
+has_line "tags --help documents --limit" '^  --limit N '
+expect_rc "tags lists names exits 0" 0 --server "$SERVER" tags
+cat >"$TMP/expected" <<'EOF'
+resource (2):
+  host.name
+  service.name
+span (2):
+  http.method
+  evil\x1b[2Jname
+intrinsic (4):
+  duration
+  kind
+  name
+  status
+EOF
+if diff "$TMP/expected" "$TMP/out" >"$TMP/diff"; then
+    pass "tags: names grouped by scope, control characters escaped"
+else
+    fail "tags: names grouped by scope, control characters escaped"
+    sed 's/^/       /' "$TMP/diff" | head -20
+fi
+expect_rc "tags NAME lists values exits 0" 0 --server "$SERVER" tags resource.service.name
+cat >"$TMP/expected" <<'EOF'
+int      200
+float    0.25
+bool     true
+string   cart
+string   "with space"
+string   "\x1b]0;pwned\x07"
+keyword  error
+EOF
+if diff "$TMP/expected" "$TMP/out" >"$TMP/diff"; then
+    pass "tags NAME: TYPE VALUE lines, quoted and escaped where needed"
+else
+    fail "tags NAME: TYPE VALUE lines, quoted and escaped where needed"
+    sed 's/^/       /' "$TMP/diff" | head -20
+fi
+expect_rc "tags --json exits 0" 0 --server "$SERVER" tags --json
+if node -e '
+const fs = require("fs");
+const got = fs.readFileSync(process.argv[1], "utf8");
+import(process.argv[2]).then((m) => process.exit(got === m.TAGS_BODY + "\n" ? 0 : 1));
+' "$TMP/out" "$E2E_DIR/fake_tempo.mjs" 2>"$TMP/err"; then
+    pass "tags --json output is the served body"
+else
+    fail "tags --json output is the served body"
+fi
+expect_rc "tags with the request echoed exits 0" 0 --server "$SERVER" --org-id tenant-t tags --scope trace \
+    --limit 9 --start 100 --end 200
+has_line "tags sends scope, limit, start, end" '^  \?scope=trace&limit=9&start=100&end=200$'
+has_line "tags sends X-Scope-OrgID" '^  tenant-t$'
+has_line "tags asks for JSON" '^  application/json$'
+expect_rc "tags with a bare key exits 0" 0 --server "$SERVER" tags echo.key
+has_line "a bare key is asked for unscoped (.key)" '^string +/api/v2/search/tag/\.echo\.key/values$'
+expect_rc "tags with a scoped bare key exits 0" 0 --server "$SERVER" tags 'a b/echo' --scope resource
+has_line "... quoted and percent-encoded in the path" \
+    '^string +/api/v2/search/tag/resource\.%22a%20b%2Fecho%22/values$'
+expect_rc "tags with an identifier exits 0" 0 --server "$SERVER" tags 'span.echo' --scope resource --since 2h
+has_line "... kept as written, --since sends a window" \
+    '^string +"/api/v2/search/tag/span\.echo/values\?start=[0-9]+&end=[0-9]+"$'
+start=$(sed -nE 's/.*start=([0-9]+)&end=([0-9]+).*/\1/p' "$TMP/out")
+end=$(sed -nE 's/.*start=([0-9]+)&end=([0-9]+).*/\2/p' "$TMP/out")
+if [ -n "$start" ] && [ $((end - start)) -eq 7200 ]; then
+    pass "tags --since 2h asks for 7200 s"
+else
+    fail "tags --since 2h asks for 7200 s"
+fi
+expect_rc "tags with --scope intrinsic exits 0" 0 --server "$SERVER" tags status-echo --scope intrinsic
+has_line "... a bare key stays unscoped" '^string +/api/v2/search/tag/\.status-echo/values$'
+expect_rc "tags with nothing listed exits 1" 1 --server "$SERVER" tags --scope link
+expect_rc "tags values: none exits 1" 1 --server "$SERVER" tags span.none
+expect_rc "tags --json with none exits 1" 1 --server "$SERVER" tags span.none --json
+has_line "tags --json with none still prints the body" '^\{"tagValues":\[\],'
+expect_rc "tags rejected name (HTTP 400) exits 4" 4 --server "$SERVER" tags span.bad
+if grep -q 'HTTP 400: please provide a valid tagName' "$TMP/err" && [ ! -s "$TMP/out" ]; then
+    pass "tags rejected name: the server's message on stderr, nothing on stdout"
+else
+    fail "tags rejected name: the server's message on stderr, nothing on stdout"
+fi
+expect_rc "tags rejected scope (HTTP 400) exits 4" 4 --server "$SERVER" tags --scope event
+expect_rc "tags server error 500 exits 4" 4 --server "$SERVER" tags span.boom
+expect_rc "tags unreachable server exits 3" 3 --server "http://127.0.0.1:$CLOSED_PORT" tags
+expect_rc "tags bad --scope exits 2" 2 --server "$SERVER" tags --scope spans
+expect_rc "tags two names exits 2" 2 --server "$SERVER" tags a b
+expect_rc "tags empty name exits 2" 2 --server "$SERVER" tags ''
+expect_rc "tags --limit 0 exits 2" 2 --server "$SERVER" tags --limit 0
+expect_rc "tags --limit above 100000 exits 2" 2 --server "$SERVER" tags --limit 100001
+expect_rc "tags --start without --end exits 2" 2 --server "$SERVER" tags --start 100
+expect_rc "tags end before start exits 2" 2 --server "$SERVER" tags --start 200 --end 100
+expect_rc "tags --start beyond int32 exits 2" 2 --server "$SERVER" tags --start 2147483648 --end 2147483649
+expect_rc "tags --since with --start exits 2" 2 --server "$SERVER" tags --since 1h --start 1 --end 2
+expect_rc "tags unknown option exits 2" 2 --server "$SERVER" tags --bogus
 
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

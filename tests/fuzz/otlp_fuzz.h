@@ -75,6 +75,13 @@ static int otlp_fuzz_one(const uint8_t *data, size_t size, otlp_decode_fn decode
             TD_ASSERT(b->res[i].len > 0 && b->res[i].data >= b->data &&
                       b->res[i].data + b->res[i].len <= b->data + b->data_cap);
         }
+        /* and the index entries: their fragment, key and value inside the batch */
+        for (size_t i = 0; i < b->nidx; i++) {
+            const td_idx_entry *e = &b->idx[i];
+            TD_ASSERT(e->frag < b->nfrags && e->key_len >= 1 && e->key_len <= 255);
+            TD_ASSERT(e->key >= b->data && e->key + e->key_len <= b->data + b->data_cap);
+            TD_ASSERT(e->val >= b->data && e->val + e->val_len <= b->data + b->data_cap);
+        }
         TD_ASSERT(n == res.accepted_spans && n == b->q.spans);
     }
     TD_ASSERT(st == TD_OK || err.code == st);

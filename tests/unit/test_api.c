@@ -8,6 +8,7 @@
 #include "api/json.h"
 #include "api/logfmt.h"
 #include "api/tempo.h"
+#include "api/traceql/traceql.h"
 #include "collector/collector.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -1905,9 +1906,9 @@ static void h2c_calls(int port, grpc_channel *ch)
 
     /* unknown methods: UNIMPLEMENTED at once, never a hang */
     double t0 = mono_sec();
-    TD_CHECK(grpc_stream(ch, "/tempopb.StreamingQuerier/SearchTagsV2", NULL, "", 0, &g));
+    TD_CHECK(grpc_stream(ch, "/tempopb.StreamingQuerier/NoSuchMethod", NULL, "", 0, &g));
     TD_ASSERT_EQ_INT(g.code, GRPC_STATUS_UNIMPLEMENTED);
-    TD_ASSERT_EQ_STR(g.details, "unknown method /tempopb.StreamingQuerier/SearchTagsV2");
+    TD_ASSERT_EQ_STR(g.details, "unknown method /tempopb.StreamingQuerier/NoSuchMethod");
     gres_release(&g);
     /* Search is registered; without a store it is UNAVAILABLE */
     TD_CHECK(grpc_stream(ch, "/tempopb.StreamingQuerier/Search", NULL, "", 0, &g));
@@ -2361,6 +2362,224 @@ static void test_logfmt(void)
     td_arena_release(&a);
 }
 
+/* ---- search through the index equals search over the summaries ---- */
+
+/*
+ * Decode OTLP JSON and write it to both stores: to idx as built (with index
+ * entries), to scan without them (nidx = 0), which marks its time range
+ * unindexed, so every search over it takes the summary path.
+ */
+static void eq_write(td_store *idx, td_store *scan, const char *json)
+{
+    td_arena a;
+    td_arena_init(&a, 64 * 1024, 0);
+    td_err err;
+    td_err_init(&err);
+    td_otlp_request *req = NULL;
+    td_status st = td_otlp_decode_json(json, strlen(json), &a, &req, &err);
+    if (st) {
+        fprintf(stderr, "  decode: %s\n", err.msg);
+    }
+    TD_ASSERT_EQ_INT(st, TD_OK);
+    td_batch *b = NULL;
+    TD_ASSERT_OK(td_batch_build(req, TD_DEFAULT_TENANT, &a, &b, NULL, &err));
+    TD_CHECK(b != NULL && b->nidx > 0);
+    TD_ASSERT_OK(td_store_write(idx, &b, 1, &err));
+    b->nidx = 0;
+    TD_ASSERT_OK(td_store_write(scan, &b, 1, &err));
+    td_batch_free(b);
+    td_arena_release(&a);
+}
+
+/* The "traces" part of a search response (metrics differ: fewer traces inspected). */
+static void eq_search(td_store *s, const char *q, const char *limit, td_buf *out)
+{
+    char start[32], end[32];
+    snprintf(start, sizeof(start), "%llu", (unsigned long long)S_T0);
+    snprintf(end, sizeof(end), "%llu", (unsigned long long)(S_T0 + 1800));
+    td__search_args in = {.q = q, .limit = limit, .spss = "5", .start = start, .end = end};
+    TD_ASSERT_EQ_INT(search_run(s, &in, out), TD_OK);
+    char *m = strstr(out->data, "\"metrics\"");
+    TD_CHECK(m != NULL);
+    td_buf_setlen(out, (size_t)(m - out->data));
+}
+
+/* inspectedTraces of a search, to see which path served it. */
+static long eq_inspected(td_store *s, const char *q)
+{
+    char start[32], end[32];
+    snprintf(start, sizeof(start), "%llu", (unsigned long long)S_T0);
+    snprintf(end, sizeof(end), "%llu", (unsigned long long)(S_T0 + 1800));
+    td__search_args in = {.q = q, .limit = "1000", .start = start, .end = end};
+    td_buf out = TD_BUF_INIT;
+    TD_ASSERT_EQ_INT(search_run(s, &in, &out), TD_OK);
+    const char *m = strstr(out.data, "\"inspectedTraces\":");
+    TD_CHECK(m != NULL);
+    long n = strtol(m + strlen("\"inspectedTraces\":"), NULL, 10);
+    td_buf_release(&out);
+    return n;
+}
+
+static void test_search_index_equivalence(void)
+{
+    td_log_set_level(TD_LOG_ERROR);
+    const char *tmp = getenv("TD_TEST_TMP");
+    char dir[2][512];
+    td_store *st[2];
+    td_err err;
+    td_err_init(&err);
+    for (int i = 0; i < 2; i++) {
+        snprintf(dir[i], sizeof(dir[i]), "%s/test_api_sieq%d.%d", tmp && *tmp ? tmp : "/tmp", i,
+                 (int)getpid());
+        nftw(dir[i], rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        mkdir(dir[i], 0755);
+        td_store_opts so = {.dir = dir[i], .cache_bytes = 1 << 20, .write_buffer_bytes = 1 << 20};
+        TD_ASSERT_OK(td_store_open(&so, &st[i], &err));
+    }
+    /*
+     * 48 traces over 12 minutes: a root span per trace in one request (service
+     * svc<t%4>), and for every third trace a child span from another service in a
+     * later request (same minute). Attributes vary by trace: int, double, bool,
+     * string array; names, statuses, kinds and durations too.
+     */
+    static const char *const tags[] = {"a", "b", "c"};
+    for (int t = 0; t < 48; t++) {
+        char tid[33], span[1024], body[2048];
+        snprintf(tid, sizeof(tid), "%032x", 0x1000 + t * 7919);
+        uint64_t st_ns = (S_T0 + 60 + (uint64_t)(t / 4) * 60 + (uint64_t)t % 4) * 1000000000ull;
+        uint64_t dur = (uint64_t)(t % 5 + 1) * 20000000ull; /* 20..100 ms */
+        snprintf(span, sizeof(span),
+                 "{\"traceId\":\"%s\",\"spanId\":\"00000000000000a1\",\"name\":\"op%d\","
+                 "\"kind\":%d,\"startTimeUnixNano\":\"%llu\",\"endTimeUnixNano\":\"%llu\","
+                 "\"status\":{\"code\":%d},\"attributes\":["
+                 "{\"key\":\"http.status\",\"value\":{\"intValue\":\"%d\"}},"
+                 "{\"key\":\"ratio\",\"value\":{\"doubleValue\":%s}},"
+                 "{\"key\":\"flag\",\"value\":{\"boolValue\":%s}},"
+                 "{\"key\":\"tags\",\"value\":{\"arrayValue\":{\"values\":["
+                 "{\"stringValue\":\"%s\"},{\"stringValue\":\"%s\"}]}}}]}",
+                 tid, t % 5, t % 3 + 1, (unsigned long long)st_ns,
+                 (unsigned long long)(st_ns + dur), t % 7 == 0 ? 2 : t % 2,
+                 t % 6 == 0 ? 500 : 200, t % 4 == 0 ? "0.5" : "2", t % 2 ? "true" : "false",
+                 tags[t % 3], tags[(t + 1) % 3]);
+        snprintf(body, sizeof(body),
+                 "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\","
+                 "\"value\":{\"stringValue\":\"svc%d\"}},{\"key\":\"http.status\","
+                 "\"value\":{\"intValue\":\"%d\"}}]},\"scopeSpans\":[{\"spans\":[%s]}]}]}",
+                 t % 4, t % 8 == 0 ? 500 : 1, span);
+        eq_write(st[0], st[1], body);
+        if (t % 3 == 0) {
+            snprintf(body, sizeof(body),
+                     "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":"
+                     "\"service.name\",\"value\":{\"stringValue\":\"db\"}}]},\"scopeSpans\":[{"
+                     "\"spans\":[{\"traceId\":\"%s\",\"spanId\":\"00000000000000b1\","
+                     "\"parentSpanId\":\"00000000000000a1\",\"name\":\"query\",\"kind\":3,"
+                     "\"startTimeUnixNano\":\"%llu\",\"endTimeUnixNano\":\"%llu\","
+                     "\"status\":{\"code\":%d}}]}]}]}",
+                     tid, (unsigned long long)(st_ns + 1000000),
+                     (unsigned long long)(st_ns + 1000000 + dur * 3), t % 2 ? 2 : 0);
+            eq_write(st[0], st[1], body);
+        }
+    }
+    static const char *const queries[] = {
+        "{resource.service.name = \"svc1\"}",
+        "{resource.service.name = \"db\"}",
+        "{resource.service.name = \"nope\"}",
+        "{name = \"op2\"}",
+        "{name = \"query\" && status = error}",
+        "{status = error}",
+        "{status = ok}",
+        "{kind = client}",
+        "{kind = server}",
+        "{span.http.status = 500}",
+        "{.http.status = 500}",
+        "{.http.status = 500.0}",
+        "{resource.http.status = 500}",
+        "{span.ratio = 0.5}",
+        "{span.ratio = 2}",
+        "{.flag = true}",
+        "{.tags = \"b\"}",
+        "{rootServiceName = \"svc2\"}",
+        "{rootName = \"op0\"}",
+        "{duration > 150ms}",
+        "{duration >= 60ms && resource.service.name = \"svc3\"}",
+        "{resource.service.name = \"svc0\"} >> {name = \"query\"}",
+        "{resource.service.name = \"svc1\"} && {.flag = false}",
+        "{name = \"op1\"} | count() > 0",
+        "{span.http.status = 200 && .ratio = 2}",
+        "{}",
+    };
+    td_buf a = TD_BUF_INIT, b = TD_BUF_INIT;
+    /* all matches, then a limit that cuts inside a minute (candidates come in the same order) */
+    static const char *const limits[] = {"1000", "3"};
+    for (size_t l = 0; l < 2; l++) {
+        for (size_t i = 0; i < sizeof(queries) / sizeof(queries[0]); i++) {
+            eq_search(st[0], queries[i], limits[l], &a);
+            eq_search(st[1], queries[i], limits[l], &b);
+            if (getenv("EQ_DEBUG")) {
+                fprintf(stderr, "%s limit %s: %zu traces\n", queries[i], limits[l],
+                        count_substr(a.data, "traceID"));
+            }
+            if (strcmp(a.data, b.data) != 0) {
+                fprintf(stderr, "  q=%s limit=%s\n  index:     %s\n  summaries: %s\n", queries[i],
+                        limits[l], a.data, b.data);
+                TD_CHECK(false);
+            }
+        }
+    }
+    /*
+     * Candidates with a small bound (20 traces, 320 entries; probes of 5): each
+     * hint's probe stops early, then the first one is looked up in full.
+     */
+    {
+        td_arena ar;
+        td_arena_init(&ar, 4096, 0);
+        td__tenants ts;
+        TD_ASSERT_OK(td__tempo_tenants(NULL, false, &ar, &ts, &err));
+        static const struct {
+            const char *q;
+            size_t n;
+            bool summarized;
+        } cq[] = {
+            {"{resource.service.name = \"svc1\" && kind = client}", 12, false}, /* retried */
+            {"{kind = client}", 20, true},        /* 32 traces > 20: summaries */
+            {"{resource.service.name = \"nope\"}", 0, false}, /* exact and empty */
+            {"{.flag = true && resource.service.name = \"svc1\"}", 12, false},
+        };
+        for (size_t i = 0; i < sizeof(cq) / sizeof(cq[0]); i++) {
+            td_traceql_query *q = NULL;
+            td_traceql_hint *h = NULL;
+            size_t nh = 0;
+            TD_ASSERT_OK(td_traceql_parse(cq[i].q, strlen(cq[i].q), &ar, &q, &err));
+            TD_ASSERT_OK(td_traceql_hints(q, &ar, &h, &nh, &err));
+            td__cands cs;
+            TD_ASSERT_OK(td__search_candidates(st[0], &ts, h, nh, S_T0 * 1000000000ull,
+                                               (S_T0 + 1800) * 1000000000ull, 20, &ar, &cs, &err));
+            if (cs.n != cq[i].n) {
+                fprintf(stderr, "  %s: %zu candidates\n", cq[i].q, cs.n);
+            }
+            TD_ASSERT_EQ_U64(cs.n, cq[i].n);
+            for (size_t k = 0; k < cs.n; k++) {
+                TD_CHECK(cs.c[k].summarized == cq[i].summarized);
+                TD_CHECK(k == 0 || cs.c[k - 1].bucket >= cs.c[k].bucket);
+            }
+            td__cands_release(&cs);
+        }
+        td_arena_release(&ar);
+    }
+    /* and the index did serve the selective ones: fewer traces inspected */
+    TD_ASSERT_EQ_INT(eq_inspected(st[1], "{resource.service.name = \"svc1\"}"), 48);
+    TD_ASSERT_EQ_INT(eq_inspected(st[0], "{resource.service.name = \"svc1\"}"), 12);
+    TD_ASSERT_EQ_INT(eq_inspected(st[0], "{resource.service.name = \"nope\"}"), 0);
+    TD_ASSERT_EQ_INT(eq_inspected(st[0], "{name = \"query\" && kind = client}"), 16);
+    TD_ASSERT_EQ_INT(eq_inspected(st[0], "{}"), 48);
+    td_buf_release(&a);
+    td_buf_release(&b);
+    for (int i = 0; i < 2; i++) {
+        td_store_close(st[i]);
+        nftw(dir[i], rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    }
+}
+
 static void test_search(void)
 {
     td_log_set_level(TD_LOG_ERROR);
@@ -2563,5 +2782,6 @@ TEST_LIST = {
     {"server_h2c", test_server_h2c},
     {"logfmt", test_logfmt},
     {"search", test_search},
+    {"search_index_equivalence", test_search_index_equivalence},
     {NULL, NULL},
 };

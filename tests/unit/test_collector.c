@@ -754,6 +754,11 @@ static void test_http(void)
         static hconn h;
         h.fd = fd;
         h.len = 0;
+        /*
+         * The queue holds 10 spans: let the writer drain the 7 + 3 * gzipped spans
+         * accepted so far, or a slow (loaded, unoptimised) writer turns this into 503.
+         */
+        TD_CHECK(sink_wait_spans(&sink, 7 + 3 * (uint64_t)gzipped, 5000));
         n = make_pb(pb, sizeof(pb), 3, 0, (uint32_t)(20 + gzipped));
         td_buf body = TD_BUF_INIT;
         if (gzipped) {
@@ -1171,7 +1176,218 @@ static void test_port_in_use(void)
     sink_release(&sink);
 }
 
+
+/* ---- index entries of td_batch_build ---- */
+
+/* How many entries of fragment frag are (scope, type, key, value). */
+static int idx_count(const td_batch *b, uint32_t frag, uint8_t scope, uint8_t type,
+                     const char *key, const void *val, size_t vlen)
+{
+    int n = 0;
+    for (size_t i = 0; i < b->nidx; i++) {
+        const td_idx_entry *e = &b->idx[i];
+        if (e->frag == frag && e->scope == scope && e->type == type &&
+            e->key_len == strlen(key) && memcmp(e->key, key, e->key_len) == 0 &&
+            e->val_len == vlen && (vlen == 0 || memcmp(e->val, val, vlen) == 0)) {
+            n++;
+        }
+    }
+    return n;
+}
+
+static int idx_str_count(const td_batch *b, uint32_t frag, uint8_t scope, uint8_t type,
+                         const char *key, const char *val)
+{
+    return idx_count(b, frag, scope, type, key, val, strlen(val));
+}
+
+static int idx_int_count(const td_batch *b, uint32_t frag, uint8_t scope, const char *key,
+                         int64_t v)
+{
+    uint8_t x[8];
+    uint64_t u = (uint64_t)v ^ (1ull << 63);
+    for (int i = 7; i >= 0; i--) {
+        x[i] = (uint8_t)u;
+        u >>= 8;
+    }
+    return idx_count(b, frag, scope, TD_IDX_INT, key, x, 8);
+}
+
+/* Entries of fragment frag whose key is key, whatever the value. */
+static int idx_key_count(const td_batch *b, uint32_t frag, uint8_t scope, const char *key)
+{
+    int n = 0;
+    for (size_t i = 0; i < b->nidx; i++) {
+        const td_idx_entry *e = &b->idx[i];
+        n += e->frag == frag && e->scope == scope && e->key_len == strlen(key) &&
+             memcmp(e->key, key, e->key_len) == 0;
+    }
+    return n;
+}
+
+#define TRACE_A "0000000000000000000000000000000a"
+#define TRACE_B "0000000000000000000000000000000b"
+
+static void test_batch_index_entries(void)
+{
+    char longkey[301];
+    memset(longkey, 'k', 300);
+    longkey[300] = '\0';
+    td_buf j = TD_BUF_INIT;
+    td_buf_addf(
+        &j,
+        "{\"resourceSpans\":[{\"resource\":{\"attributes\":["
+        "{\"key\":\"service.name\",\"value\":{\"stringValue\":\"svc\"}}]},"
+        "\"scopeSpans\":[{\"scope\":{\"name\":\"lib\",\"attributes\":["
+        "{\"key\":\"scope.a\",\"value\":{\"stringValue\":\"x\"}}]},\"spans\":["
+        /* trace A, root */
+        "{\"traceId\":\"" TRACE_A "\",\"spanId\":\"0000000000000001\",\"name\":\"root-op\","
+        "\"kind\":2,\"startTimeUnixNano\":\"1000\",\"endTimeUnixNano\":\"2024\","
+        "\"status\":{\"code\":2,\"message\":\"boom\"},\"attributes\":["
+        "{\"key\":\"arr\",\"value\":{\"arrayValue\":{\"values\":[{\"stringValue\":\"a\"},"
+        "{\"stringValue\":\"b\"},{\"stringValue\":\"a\"},{\"intValue\":\"5\"},"
+        "{\"arrayValue\":{\"values\":[{\"stringValue\":\"nested\"}]}}]}}},"
+        "{\"key\":\"http.code\",\"value\":{\"intValue\":\"200\"}},"
+        "{\"key\":\"ratio\",\"value\":{\"doubleValue\":0.5}},"
+        "{\"key\":\"ok\",\"value\":{\"boolValue\":true}},"
+        "{\"key\":\"kv\",\"value\":{\"kvlistValue\":{\"values\":[{\"key\":\"in\","
+        "\"value\":{\"stringValue\":\"side\"}}]}}},"
+        "{\"key\":\"raw\",\"value\":{\"bytesValue\":\"AAE=\"}},"
+        "{\"key\":\"%s\",\"value\":{\"stringValue\":\"too-long-key\"}}],"
+        "\"events\":[{\"name\":\"e\",\"attributes\":[{\"key\":\"ev.k\","
+        "\"value\":{\"stringValue\":\"ev\"}}]}],"
+        "\"links\":[{\"traceId\":\"" TRACE_B "\",\"spanId\":\"0000000000000009\","
+        "\"attributes\":[{\"key\":\"ln.k\",\"value\":{\"intValue\":\"-3\"}}]}]},"
+        /* trace A, child */
+        "{\"traceId\":\"" TRACE_A "\",\"spanId\":\"0000000000000002\","
+        "\"parentSpanId\":\"0000000000000001\",\"name\":\"child\",\"kind\":3,"
+        "\"startTimeUnixNano\":\"1500\",\"endTimeUnixNano\":\"1500\","
+        "\"attributes\":[{\"key\":\"http.code\",\"value\":{\"intValue\":\"200\"}}]},"
+        /* trace B, a child only */
+        "{\"traceId\":\"" TRACE_B "\",\"spanId\":\"0000000000000003\","
+        "\"parentSpanId\":\"0000000000000007\",\"name\":\"b-op\","
+        "\"startTimeUnixNano\":\"3000\",\"endTimeUnixNano\":\"2000\"}"
+        "]}]}]}",
+        longkey);
+    td_arena a;
+    td_arena_init(&a, 64 * 1024, 0);
+    td_otlp_request *req = NULL;
+    td_err err;
+    td_err_init(&err);
+    TD_ASSERT_OK(td_otlp_decode_json(j.data, j.len, &a, &req, &err));
+    td_batch *b = NULL;
+    TD_ASSERT_OK(td_batch_build(req, "t", &a, &b, NULL, &err));
+    TD_CHECK(b != NULL);
+    TD_ASSERT_EQ_INT(b->nfrags, 2);
+    TD_ASSERT_EQ_INT(b->frags[0].trace_id[15], 0x0a);
+
+    /* attributes of every scope, arrays per element, each distinct entry once */
+    TD_ASSERT_EQ_INT(idx_str_count(b, 0, 'r', 's', "service.name", "svc"), 1);
+    TD_ASSERT_EQ_INT(idx_str_count(b, 1, 'r', 's', "service.name", "svc"), 1);
+    TD_ASSERT_EQ_INT(idx_str_count(b, 0, 'n', 's', "scope.a", "x"), 1);
+    TD_ASSERT_EQ_INT(idx_str_count(b, 0, 's', 's', "arr", "a"), 1);
+    TD_ASSERT_EQ_INT(idx_str_count(b, 0, 's', 's', "arr", "b"), 1);
+    TD_ASSERT_EQ_INT(idx_int_count(b, 0, 's', "arr", 5), 1);
+    TD_ASSERT_EQ_INT(idx_key_count(b, 0, 's', "arr"), 3); /* nested arrays are not indexed */
+    TD_ASSERT_EQ_INT(idx_int_count(b, 0, 's', "http.code", 200), 1); /* two spans, one entry */
+    uint8_t half[8] = {0xbf, 0xe0, 0, 0, 0, 0, 0, 0}; /* 0.5 = 0x3fe0...: sign bit flipped */
+    TD_ASSERT_EQ_INT(idx_count(b, 0, 's', 'f', "ratio", half, 8), 1);
+    uint8_t one = 1;
+    TD_ASSERT_EQ_INT(idx_count(b, 0, 's', 'b', "ok", &one, 1), 1);
+    TD_ASSERT_EQ_INT(idx_key_count(b, 0, 's', "kv"), 0);
+    TD_ASSERT_EQ_INT(idx_key_count(b, 0, 's', "raw"), 0);
+    TD_ASSERT_EQ_INT(idx_key_count(b, 0, 's', longkey), 0);
+    TD_ASSERT_EQ_INT(idx_str_count(b, 0, 'e', 's', "ev.k", "ev"), 1);
+    TD_ASSERT_EQ_INT(idx_int_count(b, 0, 'l', "ln.k", -3), 1);
+
+    /* intrinsics */
+    TD_ASSERT_EQ_INT(idx_str_count(b, 0, 'i', 's', "name", "root-op"), 1);
+    TD_ASSERT_EQ_INT(idx_str_count(b, 0, 'i', 's', "name", "child"), 1);
+    TD_ASSERT_EQ_INT(idx_str_count(b, 0, 'i', 'k', "status", "error"), 1);
+    TD_ASSERT_EQ_INT(idx_str_count(b, 0, 'i', 'k', "status", "unset"), 1);
+    TD_ASSERT_EQ_INT(idx_str_count(b, 0, 'i', 'k', "kind", "server"), 1);
+    TD_ASSERT_EQ_INT(idx_str_count(b, 0, 'i', 'k', "kind", "client"), 1);
+    TD_ASSERT_EQ_INT(idx_key_count(b, 0, 'i', "statusMessage"), 1); /* empty ones are not */
+    TD_ASSERT_EQ_INT(idx_str_count(b, 0, 'i', 's', "statusMessage", "boom"), 1);
+    uint8_t d11 = 11, d0 = 0; /* 1024 ns: class 11 ([2^10, 2^11)); 0 ns: class 0 */
+    TD_ASSERT_EQ_INT(idx_count(b, 0, 'i', 'd', "duration", &d11, 1), 1);
+    TD_ASSERT_EQ_INT(idx_count(b, 0, 'i', 'd', "duration", &d0, 1), 1);
+    TD_ASSERT_EQ_INT(idx_str_count(b, 0, 'i', 's', "rootName", "root-op"), 1);
+    TD_ASSERT_EQ_INT(idx_key_count(b, 0, 'i', "rootName"), 1);
+    TD_ASSERT_EQ_INT(idx_str_count(b, 0, 'i', 's', "rootServiceName", "svc"), 1);
+    /* trace B: no root span, so no root entries; end before start is duration 0 */
+    TD_ASSERT_EQ_INT(idx_key_count(b, 1, 'i', "rootName"), 0);
+    TD_ASSERT_EQ_INT(idx_key_count(b, 1, 'i', "rootServiceName"), 0);
+    TD_ASSERT_EQ_INT(idx_str_count(b, 1, 'i', 's', "name", "b-op"), 1);
+    TD_ASSERT_EQ_INT(idx_count(b, 1, 'i', 'd', "duration", &d0, 1), 1);
+    TD_ASSERT_EQ_INT(idx_str_count(b, 1, 'i', 'k', "kind", "unspecified"), 1);
+
+    /* no duplicates at all, and honest queue bytes */
+    for (size_t x = 0; x < b->nidx; x++) {
+        const td_idx_entry *e = &b->idx[x];
+        for (size_t y = x + 1; y < b->nidx; y++) {
+            const td_idx_entry *f = &b->idx[y];
+            TD_CHECK(!(e->frag == f->frag && e->scope == f->scope && e->type == f->type &&
+                       e->key_len == f->key_len && memcmp(e->key, f->key, e->key_len) == 0 &&
+                       e->val_len == f->val_len &&
+                       (e->val_len == 0 || memcmp(e->val, f->val, e->val_len) == 0)));
+        }
+        TD_CHECK(e->key >= b->data && e->key + e->key_len <= b->data + b->data_cap);
+        TD_CHECK(e->val >= b->data && e->val + e->val_len <= b->data + b->data_cap);
+    }
+    TD_ASSERT_EQ_U64(b->q.bytes, sizeof(td_batch) + b->nfrags * sizeof(td_frag) +
+                                     b->nres * sizeof(td_res) + b->nidx * sizeof(td_idx_entry) +
+                                     b->data_cap);
+    td_batch_free(b);
+    td_arena_release(&a);
+    td_buf_release(&j);
+}
+
+/* Arena exhaustion while planning index entries fails cleanly (no batch, no leak). */
+static void test_batch_index_arena_limit(void)
+{
+    td_buf j = TD_BUF_INIT;
+    td_buf_addstr(&j, "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[");
+    for (int i = 0; i < 200; i++) {
+        td_buf_addf(&j,
+                    "%s{\"traceId\":\"%032x\",\"spanId\":\"%016x\",\"name\":\"op%d\","
+                    "\"attributes\":[{\"key\":\"k%d\",\"value\":{\"stringValue\":\"v%d\"}}]}",
+                    i ? "," : "", i + 1, i + 1, i, i, i);
+    }
+    td_buf_addstr(&j, "]}]}]}");
+    bool ok = false, limited = false;
+    for (size_t limit = 64 * 1024; limit <= 16 * 1024 * 1024 && !ok; limit *= 2) {
+        td_arena a;
+        td_arena_init(&a, 16 * 1024, limit);
+        td_otlp_request *req = NULL;
+        td_err err;
+        td_err_init(&err);
+        td_status st = td_otlp_decode_json(j.data, j.len, &a, &req, &err);
+        if (st == TD_OK) {
+            td_batch *b = NULL;
+            st = td_batch_build(req, "t", &a, &b, NULL, &err);
+            if (st == TD_OK) {
+                TD_CHECK(b != NULL);
+                TD_ASSERT_EQ_INT(b->nfrags, 200);
+                TD_CHECK(b->nidx >= 200 * 6);
+                td_batch_free(b);
+                ok = true;
+            } else {
+                TD_CHECK(b == NULL);
+                TD_ASSERT_EQ_INT(st, TD_TOO_LARGE);
+                limited = true;
+            }
+        }
+        td_arena_release(&a);
+    }
+    TD_CHECK(ok);
+    (void)limited;
+    td_buf_release(&j);
+}
+
 TEST_LIST = {
+    {"batch_index_entries", test_batch_index_entries},
+    {"batch_index_arena_limit", test_batch_index_arena_limit},
     {"tenant", test_tenant},
     {"options", test_options},
     {"submit_overload", test_submit_overload},

@@ -151,6 +151,22 @@ static size_t root_bytes(const td_batch *b)
     return n;
 }
 
+/*
+ * Index entries' keys and values come last in data (each distinct string once,
+ * shared by entries); returns the bytes of that area, which begins at from.
+ */
+static size_t idx_bytes(const td_batch *b, const uint8_t *from)
+{
+    const uint8_t *end = b->data + b->data_cap;
+    for (size_t i = 0; i < b->nidx; i++) {
+        const td_idx_entry *e = &b->idx[i];
+        TD_CHECK(e->frag < b->nfrags);
+        TD_CHECK(e->key >= from && e->key + e->key_len <= end);
+        TD_CHECK(e->val >= from && e->val + e->val_len <= end);
+    }
+    return (size_t)(end - from);
+}
+
 static size_t check_res_table(const td_batch *b)
 {
     size_t bytes = 0;
@@ -175,8 +191,9 @@ static size_t check_res_table(const td_batch *b)
         TD_CHECK(named);
         bytes += r->len;
     }
-    TD_CHECK(end + root_bytes(b) == b->data + b->data_cap);
-    return bytes;
+    size_t rb = root_bytes(b);
+    TD_CHECK(end + rb <= b->data + b->data_cap);
+    return bytes + idx_bytes(b, end + rb);
 }
 
 /* The whole ResourceSpans of fragment f, as the store hands it back (heap, td_free). */
@@ -304,7 +321,9 @@ static void check_batch_against(const td_otlp_request *req, const td_batch *b)
     TD_ASSERT_EQ_INT(b->q.spans, total);
     data_bytes += check_res_table(b) + root_bytes(b);
     TD_ASSERT_EQ_INT(b->q.bytes, data_bytes + b->nfrags * sizeof(td_frag) +
-                                     b->nres * sizeof(td_res) + sizeof(td_batch));
+                                     b->nres * sizeof(td_res) +
+                                     b->nidx * sizeof(td_idx_entry) + sizeof(td_batch));
+    TD_ASSERT_EQ_U64(data_bytes, b->data_cap);
     arena_done(&a);
 }
 

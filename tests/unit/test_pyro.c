@@ -435,6 +435,32 @@ static void test_flamegraph_contract_example(void)
     td_arena_release(&a);
 }
 
+static void test_flamegraph_dot(void)
+{
+    td_arena a;
+    td_arena_init(&a, 4096, 0);
+    td_err err;
+    td_buf b = TD_BUF_INIT;
+    td__fg *t = td__fg_new(&a);
+    add_stack(t, 0, "main;a;b", 3, &a);
+    add_stack(t, 0, "main;a", 1, &a);
+    add_stack(t, 0, "main;c", 2, &a);
+    add_stack(t, 0, "main;a;main", 1, &a); /* recursion: main's cumulative stays 7 */
+    TD_ASSERT_OK(td__fg_dot(t, 100, "x:cpu:ns:cpu:ns", &a, &b, &err));
+    TD_CHECK(strncmp(b.data, "digraph \"unnamed\" {", 19) == 0);
+    TD_CHECK(strstr(b.data, "N1 [label=\"main\\n1 (14.29%)\\nof 7 (100.00%)\" shape=box]") != NULL);
+    TD_CHECK(strstr(b.data, "N2 [label=\"a\\n1 (14.29%)\\nof 5 (71.43%)\" shape=box]") != NULL);
+    TD_CHECK(strstr(b.data,
+                    "N1 -> N2 [label=\" 5\"]\nN1 -> N4 [label=\" 2\"]\nN2 -> N1 [label=\" 1\"]\n"
+                    "N2 -> N3 [label=\" 3\"]\n}\n") != NULL);
+    td_buf_reset(&b);
+    TD_ASSERT_OK(td__fg_dot(t, 2, "x:cpu:ns:cpu:ns", &a, &b, &err));
+    TD_CHECK(strstr(b.data, "N3 [") == NULL && strstr(b.data, "N4 [") == NULL);
+    TD_CHECK(strstr(b.data, "N1 -> N2 [label=\" 5\"]\nN2 -> N1 [label=\" 1\"]\n}\n") != NULL);
+    td_buf_release(&b);
+    td_arena_release(&a);
+}
+
 static void test_flamegraph_diff(void)
 {
     td_arena a;
@@ -670,6 +696,14 @@ static void test_querier_methods(void)
     TD_ASSERT_EQ_INT(q(&p, "SelectMergeStacktraces", span, NULL, &b), 200);
     TD_CHECK(strstr(b.data, "\"total\":\"3\"") != NULL);
 
+    /* format DOT: the Graphviz text instead of the flame graph */
+    TD_ASSERT_EQ_INT(q(&p, "SelectMergeStacktraces",
+                       "{" CPU ",\"start\":\"999000\",\"end\":\"1000005\",\"format\":"
+                       "\"PROFILE_FORMAT_DOT\"}",
+                       NULL, &b),
+                     200);
+    TD_CHECK(strncmp(b.data, "{\"dot\":\"digraph \\\"unnamed\\\" {", 28) == 0);
+
     /* stack_trace_selector: only stacks starting (root first) with main;a */
     TD_ASSERT_EQ_INT(q(&p, "SelectMergeStacktraces",
                        "{" CPU ",\"start\":\"999000\",\"end\":\"1000005\",\"stackTraceSelector\":"
@@ -778,6 +812,46 @@ static void test_querier_methods(void)
     google__v1__profile__free_unpacked(prof, NULL);
     td_arena_release(&a);
 
+    /* SelectSeries limit: the top series by total */
+    {
+        static const td_ploc locs[] = {{"main", "main", "main.go", 1, ""}};
+        static const uint32_t fr[] = {0};
+        static const td_pstack stacks[] = {{fr, 1}};
+        static const td_plabel labels[] = {
+            {"__name__", "process_cpu"},
+            {"__period_type__", "cpu"},
+            {"__period_unit__", "nanoseconds"},
+            {"__profile_type__", "process_cpu:cpu:nanoseconds:cpu:nanoseconds"},
+            {"__type__", "cpu"},
+            {"__unit__", "nanoseconds"},
+            {"service_name", "api"},
+        };
+        static const td_psample smp[] = {{.stack = 0, .value = 100}};
+        td_pseries_in in = {labels, 7, smp, 1};
+        td_pwrite w = {.tenant = TD_DEFAULT_TENANT,
+                       .time_ns = 1000000LL * 1000000,
+                       .locs = locs,
+                       .nlocs = 1,
+                       .stacks = stacks,
+                       .nstacks = 1,
+                       .series = &in,
+                       .nseries = 1};
+        td_err err;
+        TD_ASSERT_OK(td_pstore_write(ps, &w, &err));
+    }
+#define SERIES_LIMIT_REQ(extra)                                                                    \
+    "{" CPU                                                                                        \
+    ",\"start\":\"999000\",\"end\":\"1002000\",\"step\":2,\"groupBy\":[\"service_name\"]" extra    \
+    "}"
+    TD_ASSERT_EQ_INT(q(&p, "SelectSeries", SERIES_LIMIT_REQ(""), NULL, &b), 200);
+    TD_ASSERT_EQ_STR(b.data, "{\"series\":[{\"labels\":[{\"name\":\"service_name\",\"value\":"
+                             "\"api\"}],\"points\":[{\"value\":100,\"timestamp\":\"1001000\"}]},"
+                             "{\"labels\":[{\"name\":\"service_name\",\"value\":\"shop\"}],"
+                             "\"points\":[{\"value\":10,\"timestamp\":\"1001000\"}]}]}");
+    TD_ASSERT_EQ_INT(q(&p, "SelectSeries", SERIES_LIMIT_REQ(",\"limit\":\"1\""), NULL, &b), 200);
+    TD_ASSERT_EQ_STR(b.data, "{\"series\":[{\"labels\":[{\"name\":\"service_name\",\"value\":"
+                             "\"api\"}],\"points\":[{\"value\":100,\"timestamp\":\"1001000\"}]}]}");
+
     /* no store: unavailable */
     td__pyro none = {0};
     TD_ASSERT_EQ_INT(q(&none, "ProfileTypes", "{}", NULL, &b), 503);
@@ -866,6 +940,7 @@ TEST_LIST = {
     {"connect_codes", test_connect_codes},
     {"flamegraph_contract_example", test_flamegraph_contract_example},
     {"flamegraph_diff", test_flamegraph_diff},
+    {"flamegraph_dot", test_flamegraph_dot},
     {"series_steps", test_series_steps},
     {"querier_methods", test_querier_methods},
     {"legacy_render", test_legacy_render},

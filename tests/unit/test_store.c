@@ -17,6 +17,7 @@
 #include "td_test.h"
 
 #include <ftw.h>
+#include <math.h>
 #include <leveldb/c.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -396,6 +397,11 @@ static void test_options(void)
     TD_ASSERT_EQ_U64(o.cache_bytes, 64ULL << 20);
     TD_ASSERT_EQ_U64(o.write_buffer_bytes, 16ULL << 20);
     TD_CHECK(!o.sync);
+    TD_ASSERT_EQ_U64(o.index_max_value_len, 256);
+    TD_ASSERT_EQ_U64(o.index_max_values, 5000);
+    TD_ASSERT_EQ_INT(td_config_set(&t, 1, "index-max-values", "0", "test", &err), TD_INVALID);
+    TD_ASSERT_EQ_INT(td_config_set(&t, 1, "index-max-value-len", "8KiB", "test", &err),
+                     TD_INVALID);
     TD_ASSERT_OK(td_config_set(&t, 1, "store-sync", "on", "test", &err));
     TD_CHECK(o.sync);
     TD_ASSERT_OK(td_config_set(&t, 1, "store-cache-size", "1GiB", "test", &err));
@@ -1408,7 +1414,593 @@ static void test_summaries(void)
     tmp_remove();
 }
 
+
+/* ---- secondary index ---- */
+
+#define MIN_NS 60000000000ull
+#define HOUR_NS 3600000000000ull
+
+/* One index entry to write: fragment i of the batch, scope, type, key, value. */
+typedef struct ispec {
+    uint32_t frag;
+    uint8_t scope, type;
+    const char *key;
+    const char *val; /* NULL: use num (8 bytes, big-endian) */
+    uint64_t num; /* with val: its length when not 0 (values holding NUL bytes) */
+} ispec;
+
+static size_t ispec_vlen(const ispec *e)
+{
+    return e->val ? (e->num ? e->num : strlen(e->val)) : 8;
+}
+
+/* A batch of fragments (trace tid, start) with index entries; fragment data "x". */
+static td_batch *make_idx_batch(const char *tenant, const unsigned *tids, const uint64_t *starts,
+                                size_t nf, const ispec *e, size_t ne)
+{
+    size_t data = nf;
+    for (size_t i = 0; i < ne; i++) {
+        data += strlen(e[i].key) + ispec_vlen(&e[i]);
+    }
+    td_batch *b = td_batch_new_idx(tenant, nf, 0, ne, data);
+    TD_CHECK(b != NULL);
+    uint8_t *p = b->data;
+    for (size_t i = 0; i < nf; i++) {
+        td_frag *fr = &b->frags[i];
+        tid_of(fr->trace_id, tids[i]);
+        fr->start_ns = starts[i];
+        fr->end_ns = starts[i] + 1;
+        fr->nspans = 1;
+        *p = 'x';
+        fr->data = p++;
+        fr->len = 1;
+    }
+    for (size_t i = 0; i < ne; i++) {
+        td_idx_entry *x = &b->idx[i];
+        x->frag = e[i].frag;
+        x->scope = e[i].scope;
+        x->type = e[i].type;
+        x->key_len = (uint16_t)strlen(e[i].key);
+        memcpy(p, e[i].key, x->key_len);
+        x->key = p;
+        p += x->key_len;
+        if (e[i].val) {
+            x->val_len = (uint32_t)ispec_vlen(&e[i]);
+            memcpy(p, e[i].val, x->val_len);
+        } else {
+            x->val_len = 8;
+            td__put_be64(p, e[i].num);
+        }
+        x->val = p;
+        p += x->val_len;
+    }
+    return b;
+}
+
+static void write_idx(td_store *s, const char *tenant, const unsigned *tids,
+                      const uint64_t *starts, size_t nf, const ispec *e, size_t ne)
+{
+    td_batch *b = make_idx_batch(tenant, tids, starts, nf, e, ne);
+    td_err err;
+    td_err_init(&err);
+    td_status st = td_store_write(s, &b, 1, &err);
+    td_batch_free(b);
+    TD_ASSERT_EQ_INT(st, TD_OK);
+}
+
+static bool name_cb(void *ud, uint8_t scope, const char *key, size_t len)
+{
+    td_buf *b = ud;
+    td_buf_addf(b, "%c:%.*s;", scope, (int)len, key);
+    return true;
+}
+
+static bool value_cb(void *ud, uint8_t type, const uint8_t *val, size_t len)
+{
+    td_buf *b = ud;
+    if (type == TD_IDX_STRING || type == TD_IDX_KEYWORD) {
+        td_buf_addf(b, "%c:", type);
+        td_buf_add(b, val, len);
+        td_buf_addch(b, ';');
+    } else {
+        td_buf_addf(b, "%c:%llu;", type, len == 8 ? (unsigned long long)td__get_be64(val) : 0ULL);
+    }
+    return true;
+}
+
+/* "tid@bucket;" per visited entry (tid as its last byte). */
+static bool trace_cb(void *ud, const uint8_t id[16], uint64_t bucket)
+{
+    td_buf *b = ud;
+    td_buf_addf(b, "%u@%llu;", (unsigned)id[15], (unsigned long long)bucket);
+    return true;
+}
+
+static const char *names(td_store *s, const char *tenant, uint8_t scope, uint64_t a, uint64_t z,
+                         size_t max, td_buf *b)
+{
+    td_err err;
+    td_err_init(&err);
+    td_buf_reset(b);
+    TD_ASSERT_OK(td_store_tag_names(s, tenant, scope, a, z, max, name_cb, b, NULL, &err));
+    return b->data;
+}
+
+static const char *values(td_store *s, const char *tenant, uint8_t scope, const char *key,
+                          uint64_t a, uint64_t z, size_t max, td_buf *b)
+{
+    td_err err;
+    td_err_init(&err);
+    td_buf_reset(b);
+    uint64_t insp = 0;
+    TD_ASSERT_OK(td_store_tag_values(s, tenant, scope, key, strlen(key), a, z, max, value_cb, b,
+                                     &insp, &err));
+    TD_CHECK(b->len == 0 || insp > 0);
+    return b->data;
+}
+
+/* Equality lookup of a string value; *exact and *trunc reported. */
+static const char *traces_str(td_store *s, const char *tenant, uint8_t scope, const char *key,
+                              uint8_t type, const char *val, uint64_t a, uint64_t z,
+                              uint64_t max_scan, bool *exact, bool *trunc, td_buf *b)
+{
+    td_err err;
+    td_err_init(&err);
+    td_buf_reset(b);
+    TD_ASSERT_OK(td_store_index_traces(s, tenant, scope, key, strlen(key), type,
+                                       (const uint8_t *)val, strlen(val), (const uint8_t *)val,
+                                       strlen(val), a, z, max_scan, trace_cb, b, exact, trunc,
+                                       &err));
+    return b->data;
+}
+
+static const char *traces_num(td_store *s, const char *tenant, uint8_t scope, const char *key,
+                              uint64_t lo, uint64_t hi, uint64_t a, uint64_t z, bool *exact,
+                              td_buf *b)
+{
+    td_err err;
+    td_err_init(&err);
+    td_buf_reset(b);
+    uint8_t l[8], h[8];
+    td__put_be64(l, lo);
+    td__put_be64(h, hi);
+    bool trunc;
+    TD_ASSERT_OK(td_store_index_traces(s, tenant, scope, key, strlen(key), TD_IDX_INT, l, 8, h, 8,
+                                       a, z, 0, trace_cb, b, exact, &trunc, &err));
+    TD_CHECK(!trunc);
+    return b->data;
+}
+
+static void test_idx_key_order(void)
+{
+    /* escaped strings sort like the raw bytes, and none is a prefix of another */
+    static const char *const v[] = {"", "a", "a\0", "a\0\0", "a\x01", "ab", "b", "\xff"};
+    static const size_t vl[] = {0, 1, 2, 3, 2, 2, 1, 1};
+    uint8_t prev[TD__KEY_IDX_MAX], cur[TD__KEY_IDX_MAX];
+    size_t plen = 0;
+    uint8_t id[16];
+    tid_of(id, 1);
+    for (size_t i = 0; i < sizeof(vl) / sizeof(vl[0]); i++) {
+        size_t n = td__key_idx(cur, "t", 1, 's', (const uint8_t *)"k", 1, 's',
+                               (const uint8_t *)v[i], vl[i], 5, 9);
+        /* decode it back */
+        size_t pos = 1 + 1 + 1 + 1, klen = 0;
+        uint8_t out[16];
+        TD_CHECK(td__esc_get(cur, n, &pos, out, sizeof(out), &klen));
+        TD_ASSERT_EQ_U64(klen, 1);
+        TD_ASSERT_EQ_INT(cur[pos], 's');
+        pos++;
+        TD_CHECK(td__esc_get(cur, n, &pos, out, sizeof(out), &klen));
+        TD_ASSERT_EQ_U64(klen, vl[i]);
+        TD_ASSERT_EQ_MEM(out, v[i], vl[i]);
+        TD_ASSERT_EQ_U64(n, pos + TD__IDX_TAIL);
+        TD_ASSERT_EQ_U64(td__get_be32(cur + pos), 5);
+        if (i > 0) {
+            TD_CHECK(keycmp(prev, plen, cur, n) < 0);
+            /* the successor of the previous value lies between the two */
+            uint8_t succ[TD__KEY_IDX_MAX];
+            memcpy(succ, prev, plen - TD__IDX_TAIL);
+            size_t sl = td__esc_successor(succ, plen - TD__IDX_TAIL);
+            TD_CHECK(keycmp(prev, plen, succ, sl) < 0);
+            TD_CHECK(keycmp(succ, sl, cur, n) < 0);
+        }
+        memcpy(prev, cur, n);
+        plen = n;
+    }
+    /* within a value: bucket, then seq; keys (tag names) also sort bytewise */
+    uint8_t a[TD__KEY_IDX_MAX], b[TD__KEY_IDX_MAX];
+    size_t na = td__key_idx(a, "t", 1, 's', (const uint8_t *)"k", 1, 'i', id, 8, 7, UINT64_MAX);
+    size_t nb = td__key_idx(b, "t", 1, 's', (const uint8_t *)"k", 1, 'i', id, 8, 8, 0);
+    TD_CHECK(keycmp(a, na, b, nb) < 0);
+    nb = td__key_idx(b, "t", 1, 's', (const uint8_t *)"k", 1, 'i', id, 8, 7, UINT64_MAX - 1);
+    TD_CHECK(keycmp(b, nb, a, na) < 0);
+    na = td__key_tag(a, "t", 1, 'r', (const uint8_t *)"ab", 2, 9);
+    nb = td__key_tag(b, "t", 1, 'r', (const uint8_t *)"abc", 3, 1);
+    TD_CHECK(keycmp(a, na, b, nb) < 0);
+    TD_ASSERT_EQ_INT(a[0], 'K');
+    /* tenant "a" never shares a prefix with tenant "ab" */
+    na = td__key_idx_prefix(a, "a", 1, 's', (const uint8_t *)"k", 1);
+    nb = td__key_idx_prefix(b, "ab", 2, 's', (const uint8_t *)"k", 1);
+    TD_CHECK(memcmp(a, b, na < nb ? na : nb) != 0);
+    /* malformed escapes are rejected */
+    const uint8_t bad[] = {'x', 0, 7};
+    size_t pos = 0, n;
+    uint8_t out[4];
+    TD_CHECK(!td__esc_get(bad, sizeof(bad), &pos, out, sizeof(out), &n));
+    const uint8_t open[] = {'x', 'y'};
+    pos = 0;
+    TD_CHECK(!td__esc_get(open, sizeof(open), &pos, out, sizeof(out), &n));
+}
+
+/* Numbers encode in memcmp order and decode back. */
+static void test_idx_value_encoding(void)
+{
+    static const int64_t ints[] = {INT64_MIN, -5000000000LL, -1, 0, 1, 200, INT64_MAX};
+    uint8_t prev[8], cur[8];
+    for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+        td_idx_put_int(cur, ints[i]);
+        TD_ASSERT_EQ_INT(td_idx_get_int(cur), ints[i]);
+        if (i) {
+            TD_CHECK(memcmp(prev, cur, 8) < 0);
+        }
+        memcpy(prev, cur, 8);
+    }
+    static const double fl[] = {-INFINITY, -1e300, -2.5, -1e-300, -0.0, 0.0, 1e-300, 0.5, 2,
+                                1e300,      INFINITY};
+    for (size_t i = 0; i < sizeof(fl) / sizeof(fl[0]); i++) {
+        td_idx_put_float(cur, fl[i]);
+        double back = td_idx_get_float(cur);
+        TD_ASSERT_EQ_MEM(&back, &fl[i], sizeof(back));
+        if (i) {
+            TD_CHECK(memcmp(prev, cur, 8) < 0);
+        }
+        memcpy(prev, cur, 8);
+    }
+    TD_ASSERT_EQ_INT(td_idx_durclass(0), 0);
+    TD_ASSERT_EQ_INT(td_idx_durclass(1), 1);
+    TD_ASSERT_EQ_INT(td_idx_durclass(1023), 10);
+    TD_ASSERT_EQ_INT(td_idx_durclass(1024), 11);
+    TD_ASSERT_EQ_INT(td_idx_durclass(UINT64_MAX), 64);
+}
+
+static void test_batch_new_idx(void)
+{
+    td_batch *b = td_batch_new_idx("t", 3, 2, 5, 40);
+    TD_CHECK(b != NULL);
+    TD_ASSERT_EQ_U64(b->nidx, 5);
+    TD_ASSERT_EQ_U64((uintptr_t)b->idx % _Alignof(td_idx_entry), 0);
+    TD_CHECK((uint8_t *)b->idx >= (uint8_t *)(b->res + 2));
+    TD_CHECK(b->data >= (uint8_t *)(b->idx + 5));
+    for (size_t i = 0; i < 5; i++) {
+        TD_ASSERT_EQ_U64(b->idx[i].val_len, 0);
+    }
+    memset(b->data, 0xab, 40); /* ASan: the data area is all ours */
+    td_batch_free(b);
+    TD_CHECK(td_batch_new_idx("t", SIZE_MAX / 8, 0, SIZE_MAX / 8, 1) == NULL);
+}
+
+static void test_idx_round_trip(void)
+{
+    tmp_make();
+    td_store_opts o = opts_for("db");
+    td_store *s = open_store(&o);
+    td_buf b = TD_BUF_INIT;
+    uint64_t t0 = 1000 * HOUR_NS; /* hour 1000, minute 60000 */
+    /* trace 1 in minute 0 of hour 1000, trace 2 a minute later, trace 3 two hours later */
+    unsigned tids[] = {1, 2, 3};
+    uint64_t starts[] = {t0 + 5, t0 + MIN_NS + 5, t0 + 2 * HOUR_NS};
+    ispec e[] = {
+        {0, 'r', 's', "service.name", "api", 0},  {1, 'r', 's', "service.name", "db", 0},
+        {2, 'r', 's', "service.name", "api", 0},  {0, 's', 'i', "http.status", NULL, 200},
+        {1, 's', 'i', "http.status", NULL, 500},  {2, 's', 'i', "http.status", NULL, 404},
+        {0, 'i', 'k', "status", "error", 0},      {2, 's', 's', "late.key", "v", 0},
+        {1, 's', 's', "a", "x\0y", 3},
+    };
+    write_idx(s, "t", tids, starts, 3, e, sizeof(e) / sizeof(e[0]));
+    /* another tenant's entries never show */
+    ispec other[] = {{0, 'r', 's', "service.name", "zzz", 0}};
+    write_idx(s, "tt", tids, starts, 1, other, 1);
+
+    TD_ASSERT_EQ_STR(names(s, "t", 'r', 0, 0, 0, &b), "r:service.name;");
+    TD_ASSERT_EQ_STR(names(s, "t", 's', 0, 0, 0, &b), "s:a;s:http.status;s:late.key;");
+    TD_ASSERT_EQ_STR(names(s, "t", 's', 0, 0, 2, &b), "s:a;s:http.status;");
+    /* window: hour 1000 only, then hour 1002 only */
+    TD_ASSERT_EQ_STR(names(s, "t", 's', t0, t0 + 10, 0, &b), "s:a;s:http.status;");
+    TD_ASSERT_EQ_STR(names(s, "t", 's', t0 + 2 * HOUR_NS, t0 + 3 * HOUR_NS, 0, &b),
+                     "s:http.status;s:late.key;");
+    TD_ASSERT_EQ_STR(names(s, "t", 's', 0, t0 - 1, 0, &b), "");
+    TD_ASSERT_EQ_STR(names(s, "nobody", 's', 0, 0, 0, &b), "");
+
+    TD_ASSERT_EQ_STR(values(s, "t", 'r', "service.name", 0, 0, 0, &b), "s:api;s:db;");
+    TD_ASSERT_EQ_STR(values(s, "tt", 'r', "service.name", 0, 0, 0, &b), "s:zzz;");
+    TD_ASSERT_EQ_STR(values(s, "t", 's', "http.status", 0, 0, 0, &b), "i:200;i:404;i:500;");
+    TD_ASSERT_EQ_STR(values(s, "t", 's', "http.status", 0, 0, 1, &b), "i:200;");
+    /* minute windows */
+    TD_ASSERT_EQ_STR(values(s, "t", 's', "http.status", t0 + MIN_NS, t0 + MIN_NS, 0, &b),
+                     "i:500;");
+    TD_ASSERT_EQ_STR(values(s, "t", 'r', "service.name", t0 + MIN_NS, t0 + 3 * HOUR_NS, 0, &b),
+                     "s:api;s:db;");
+    TD_ASSERT_EQ_STR(values(s, "t", 'r', "service.name", t0 + 2 * MIN_NS, t0 + HOUR_NS, 0, &b),
+                     "");
+    TD_ASSERT_EQ_STR(values(s, "t", 'i', "status", 0, 0, 0, &b), "k:error;");
+    td_buf_reset(&b);
+    td_err err;
+    td_err_init(&err);
+    TD_ASSERT_OK(td_store_tag_values(s, "t", 's', "a", 1, 0, 0, 0, value_cb, &b, NULL, &err));
+    TD_ASSERT_EQ_U64(b.len, 6); /* "s:x\0y;" with its NUL */
+
+    /* lookups: newest bucket first */
+    bool exact, trunc;
+    uint64_t m0 = t0 / MIN_NS;
+    char want[128];
+    snprintf(want, sizeof(want), "3@%llu;1@%llu;", (unsigned long long)(m0 + 120),
+             (unsigned long long)m0);
+    TD_ASSERT_EQ_STR(traces_str(s, "t", 'r', "service.name", 's', "api", 0, UINT64_MAX / 2, 0,
+                                &exact, &trunc, &b),
+                     want);
+    TD_CHECK(exact && !trunc);
+    snprintf(want, sizeof(want), "3@%llu;", (unsigned long long)(m0 + 120));
+    TD_ASSERT_EQ_STR(traces_str(s, "t", 'r', "service.name", 's', "api", 0, UINT64_MAX / 2, 1,
+                                &exact, &trunc, &b),
+                     want);
+    TD_CHECK(exact && trunc);
+    /* window cuts the later one; absent values are exactly empty */
+    traces_str(s, "t", 'r', "service.name", 's', "api", t0, t0 + HOUR_NS, 0, &exact, &trunc, &b);
+    snprintf(want, sizeof(want), "1@%llu;", (unsigned long long)m0);
+    TD_ASSERT_EQ_STR(b.data, want);
+    TD_ASSERT_EQ_STR(traces_str(s, "t", 'r', "service.name", 's', "nope", 0, UINT64_MAX / 2, 0,
+                                &exact, &trunc, &b),
+                     "");
+    TD_CHECK(exact);
+    /* the type is part of the value: the string "error" is not the keyword */
+    TD_ASSERT_EQ_STR(
+        traces_str(s, "t", 'i', "status", 's', "error", 0, UINT64_MAX / 2, 0, &exact, &trunc, &b),
+        "");
+    TD_ASSERT_EQ_STR(
+        traces_str(s, "t", 'i', "status", 'k', "error", 0, UINT64_MAX / 2, 0, &exact, &trunc, &b),
+        want);
+    /* numeric ranges merge values, newest first */
+    snprintf(want, sizeof(want), "3@%llu;2@%llu;", (unsigned long long)(m0 + 120),
+             (unsigned long long)(m0 + 1));
+    TD_ASSERT_EQ_STR(traces_num(s, "t", 's', "http.status", 400, 599, 0, UINT64_MAX / 2, &exact,
+                                &b),
+                     want);
+    TD_CHECK(exact);
+    TD_ASSERT_EQ_STR(traces_num(s, "t", 's', "http.status", 501, 599, 0, UINT64_MAX / 2, &exact,
+                                &b),
+                     "");
+    TD_CHECK(exact);
+    /* rewriting the same entries does not duplicate them */
+    write_idx(s, "t", tids, starts, 3, e, sizeof(e) / sizeof(e[0]));
+    TD_ASSERT_EQ_STR(traces_num(s, "t", 's', "http.status", 400, 599, 0, UINT64_MAX / 2, &exact,
+                                &b),
+                     want);
+    TD_ASSERT_EQ_STR(names(s, "t", 's', 0, 0, 0, &b), "s:a;s:http.status;s:late.key;");
+    TD_CHECK(td_store_approx_size_type(s, 'I') <= td_store_approx_size(s));
+
+    td_buf_release(&b);
+    td_store_close(s);
+    opts_release(&o);
+    tmp_remove();
+}
+
+static void test_idx_limits_and_restart(void)
+{
+    tmp_make();
+    td_store_opts o = opts_for("db");
+    o.index_max_value_len = 16;
+    o.index_max_values = 3;
+    td_store *s = open_store(&o);
+    td_buf b = TD_BUF_INIT;
+    td_metric *too_long = td_metric_series(TD_M_INDEX_SKIPPED, "value_too_long", NULL, NULL);
+    td_metric *too_many = td_metric_series(TD_M_INDEX_SKIPPED, "too_many_values", NULL, NULL);
+    td_metric *entries = td_metric_series(TD_M_INDEX_ENTRIES, NULL, NULL, NULL);
+    uint64_t l0 = td_metric_get(too_long), m0 = td_metric_get(too_many),
+             e0 = td_metric_get(entries);
+    unsigned tids[] = {1, 2, 3, 4, 5};
+    uint64_t starts[] = {MIN_NS, 2 * MIN_NS, 3 * MIN_NS, 4 * MIN_NS, 5 * MIN_NS};
+    ispec e[] = {
+        {0, 's', 's', "k", "v1", 0},
+        {1, 's', 's', "k", "v2", 0},
+        {2, 's', 's', "k", "a-value-longer-than-16", 0},
+        {2, 's', 's', "k", "v3", 0},
+        {3, 's', 's', "k", "v4", 0}, /* fourth distinct value: over the limit */
+        {4, 's', 's', "k", "v1", 0}, /* known value: still indexed */
+    };
+    write_idx(s, "t", tids, starts, 5, e, 6);
+    TD_ASSERT_EQ_U64(td_metric_get(too_long) - l0, 1);
+    TD_ASSERT_EQ_U64(td_metric_get(too_many) - m0, 1);
+    TD_ASSERT_EQ_U64(td_metric_get(entries) - e0, 4);
+    TD_ASSERT_EQ_STR(values(s, "t", 's', "k", 0, 0, 0, &b), "s:v1;s:v2;s:v3;");
+    bool exact, trunc;
+    char want[64];
+    snprintf(want, sizeof(want), "5@5;1@1;");
+    TD_ASSERT_EQ_STR(traces_str(s, "t", 's', "k", 's', "v1", 0, HOUR_NS, 0, &exact, &trunc, &b),
+                     want);
+    TD_CHECK(exact);
+    /* v4 was left out and the key is at its limit: not exact, nothing visited */
+    traces_str(s, "t", 's', "k", 's', "v4", 0, HOUR_NS, 0, &exact, &trunc, &b);
+    TD_CHECK(!exact);
+    TD_ASSERT_EQ_U64(b.len, 0);
+    traces_str(s, "t", 's', "k", 's', "a-value-longer-than-16", 0, HOUR_NS, 0, &exact, &trunc,
+               &b);
+    TD_CHECK(!exact);
+    /* a string range is never exact; another key stays exact */
+    td_err err;
+    td_err_init(&err);
+    TD_ASSERT_OK(td_store_index_traces(s, "t", 's', "k", 1, 's', (const uint8_t *)"a", 1,
+                                       (const uint8_t *)"z", 1, 0, HOUR_NS, 0, trace_cb, &b,
+                                       &exact, &trunc, &err));
+    TD_CHECK(!exact);
+    traces_str(s, "t", 's', "other", 's', "x", 0, HOUR_NS, 0, &exact, &trunc, &b);
+    TD_CHECK(exact);
+
+    /* restart: the cap is rebuilt from the index, the known values still go in */
+    td_store_close(s);
+    s = open_store(&o);
+    m0 = td_metric_get(too_many);
+    e0 = td_metric_get(entries);
+    ispec e2[] = {{0, 's', 's', "k", "v5", 0}, {1, 's', 's', "k", "v2", 0}};
+    unsigned tids2[] = {6, 7};
+    uint64_t starts2[] = {6 * MIN_NS, 7 * MIN_NS};
+    write_idx(s, "t", tids2, starts2, 2, e2, 2);
+    TD_ASSERT_EQ_U64(td_metric_get(too_many) - m0, 1);
+    TD_ASSERT_EQ_U64(td_metric_get(entries) - e0, 1);
+    TD_ASSERT_EQ_STR(values(s, "t", 's', "k", 0, 0, 0, &b), "s:v1;s:v2;s:v3;");
+    TD_ASSERT_EQ_STR(traces_str(s, "t", 's', "k", 's', "v2", 0, HOUR_NS, 0, &exact, &trunc, &b),
+                     "7@7;2@2;");
+    TD_CHECK(exact);
+    /* other tenants have limits of their own */
+    write_idx(s, "u", tids2, starts2, 2, e2, 2);
+    TD_ASSERT_EQ_STR(values(s, "u", 's', "k", 0, 0, 0, &b), "s:v2;s:v5;");
+
+    td_buf_release(&b);
+    td_store_close(s);
+    opts_release(&o);
+    tmp_remove();
+}
+
+/* Delete metadata key k with the store closed, as a store from before indexing lacks it. */
+static void meta_delete(const td_store_opts *o, const char *k)
+{
+    td_buf path = TD_BUF_INIT;
+    td_buf_addf(&path, "%s/traces", o->dir);
+    leveldb_options_t *lo = leveldb_options_create();
+    char *lerr = NULL;
+    leveldb_t *db = leveldb_open(lo, path.data, &lerr);
+    TD_CHECK(lerr == NULL);
+    leveldb_writeoptions_t *wo = leveldb_writeoptions_create();
+    leveldb_delete(db, wo, k, strlen(k), &lerr);
+    TD_CHECK(lerr == NULL);
+    leveldb_writeoptions_destroy(wo);
+    leveldb_close(db);
+    leveldb_options_destroy(lo);
+    td_buf_release(&path);
+}
+
+/*
+ * Exactness marks: the start of indexing (0 for a new store, "now" for one
+ * holding older fragments) and the range of fragments written without entries.
+ */
+static void test_idx_since_and_hole(void)
+{
+    tmp_make();
+    td_store_opts o = opts_for("new");
+    td_store *s = open_store(&o);
+    td_buf b = TD_BUF_INIT;
+    bool exact, trunc;
+    traces_str(s, "t", 's', "k", 's', "v", 0, 10, 0, &exact, &trunc, &b);
+    TD_CHECK(exact);
+    /* a batch without index entries makes its time range inexact, and only that */
+    write_one(s, "t", (fspec[]){{1, 5 * MIN_NS, 6 * MIN_NS, 1, "x"}}, 1);
+    traces_str(s, "t", 's', "k", 's', "v", 0, 10, 0, &exact, &trunc, &b);
+    TD_CHECK(exact);
+    traces_str(s, "t", 's', "k", 's', "v", 0, 5 * MIN_NS, 0, &exact, &trunc, &b);
+    TD_CHECK(!exact);
+    traces_str(s, "t", 's', "k", 's', "v", 6 * MIN_NS, HOUR_NS, 0, &exact, &trunc, &b);
+    TD_CHECK(!exact);
+    traces_str(s, "t", 's', "k", 's', "v", 6 * MIN_NS + 1, HOUR_NS, 0, &exact, &trunc, &b);
+    TD_CHECK(exact);
+    /* batches with entries do not widen it */
+    unsigned tids[] = {2};
+    uint64_t starts[] = {9 * MIN_NS};
+    ispec e[] = {{0, 's', 's', "k", "v", 0}};
+    write_idx(s, "t", tids, starts, 1, e, 1);
+    TD_ASSERT_EQ_STR(
+        traces_str(s, "t", 's', "k", 's', "v", 7 * MIN_NS, HOUR_NS, 0, &exact, &trunc, &b),
+        "2@9;");
+    TD_CHECK(exact);
+    td_store_close(s);
+    s = open_store(&o); /* both marks persist */
+    traces_str(s, "t", 's', "k", 's', "v", 0, 5 * MIN_NS, 0, &exact, &trunc, &b);
+    TD_CHECK(!exact);
+    traces_str(s, "t", 's', "k", 's', "v", 0, 10, 0, &exact, &trunc, &b);
+    TD_CHECK(exact);
+    td_store_close(s);
+    opts_release(&o);
+
+    /* an older store: fragments, but neither mark */
+    o = opts_for("old");
+    s = open_store(&o);
+    write_one(s, "t", (fspec[]){{1, 5, 6, 1, "x"}}, 1);
+    td_store_close(s);
+    meta_delete(&o, TD__KEY_META_IDX_SINCE);
+    meta_delete(&o, TD__KEY_META_IDX_HOLE);
+    s = open_store(&o);
+    traces_str(s, "t", 's', "k", 's', "v", 100, 200, 0, &exact, &trunc, &b);
+    TD_CHECK(!exact);
+    traces_str(s, "t", 's', "k", 's', "v", UINT64_MAX / 4, UINT64_MAX / 2, 0, &exact, &trunc, &b);
+    TD_CHECK(exact);
+    td_store_close(s);
+    s = open_store(&o); /* the mark persists */
+    traces_str(s, "t", 's', "k", 's', "v", 100, 200, 0, &exact, &trunc, &b);
+    TD_CHECK(!exact);
+    td_store_close(s);
+    opts_release(&o);
+    td_buf_release(&b);
+    tmp_remove();
+}
+
+/* A write that fails leaves no index entry, tag name or counted value behind. */
+static void test_idx_write_oom(void)
+{
+    tmp_make();
+    td_store_opts o = opts_for("db");
+    o.index_max_values = 2;
+    td_store *s = open_store(&o);
+    td_buf b = TD_BUF_INIT;
+    unsigned tids[] = {1, 2};
+    uint64_t starts[] = {MIN_NS, 2 * MIN_NS};
+    ispec e[] = {{0, 's', 's', "k", "a", 0}, {1, 's', 's', "k", "b", 0},
+                 {1, 'r', 's', "service.name", "svc", 0}};
+    td_batch *bt = make_idx_batch("t", tids, starts, 2, e, 3);
+    td_status st = TD_NOMEM;
+    long n;
+    for (n = 1; n < 200 && st != TD_OK; n++) {
+        td_err err;
+        td_err_init(&err);
+        td_mem_fail_after(n);
+        st = td_store_write(s, &bt, 1, &err);
+        bool failed = td_mem_fail_after(0);
+        if (st != TD_OK) {
+            TD_CHECK(failed);
+            TD_ASSERT_EQ_INT(st, TD_NOMEM);
+            TD_ASSERT_EQ_STR(names(s, "t", 's', 0, 0, 0, &b), "");
+            TD_ASSERT_EQ_STR(values(s, "t", 's', "k", 0, 0, 0, &b), "");
+        }
+    }
+    TD_ASSERT_EQ_INT(st, TD_OK);
+    TD_CHECK(n > 3);
+    td_batch_free(bt);
+    /* the failed attempts did not use up the key's two values */
+    TD_ASSERT_EQ_STR(values(s, "t", 's', "k", 0, 0, 0, &b), "s:a;s:b;");
+    TD_ASSERT_EQ_STR(names(s, "t", 'r', 0, 0, 0, &b), "r:service.name;");
+    /* reads under allocation failure report TD_NOMEM and nothing else */
+    for (n = 1; n < 10; n++) {
+        td_err err;
+        td_err_init(&err);
+        bool exact, trunc;
+        td_mem_fail_after(n);
+        st = td_store_index_traces(s, "t", 's', "k", 1, 's', (const uint8_t *)"a", 1,
+                                   (const uint8_t *)"a", 1, 0, HOUR_NS, 0, trace_cb, &b, &exact,
+                                   &trunc, &err);
+        bool failed = td_mem_fail_after(0);
+        TD_CHECK(st == TD_OK || (failed && st == TD_NOMEM && !exact));
+    }
+    td_buf_release(&b);
+    td_store_close(s);
+    opts_release(&o);
+    tmp_remove();
+}
+
 TEST_LIST = {
+    {"idx_key_order", test_idx_key_order},
+    {"batch_new_idx", test_batch_new_idx},
+    {"idx_value_encoding", test_idx_value_encoding},
+    {"idx_round_trip", test_idx_round_trip},
+    {"idx_limits_and_restart", test_idx_limits_and_restart},
+    {"idx_since_and_hole", test_idx_since_and_hole},
+    {"idx_write_oom", test_idx_write_oom},
     {"summaries", test_summaries},
     {"key_layout", test_key_layout},
     {"key_order", test_key_order},
