@@ -232,7 +232,9 @@ void td__pyro_push(const td__pyro_ingest_req *in, td__pyro_ingest_reply *out)
                          .max_body = PUSH_BODY_MAX};
     td_connect_reply rp = {.body = *out->body};
     push_ctx pc = {.rq = in};
-    td_connect_serve(&push_methods[0], &pc, &rq, &a, &rp);
+    const td_connect_method *m = td_connect_find(
+        push_methods, sizeof(push_methods) / sizeof(push_methods[0]), in->url ? in->url : "");
+    td_connect_serve(m, &pc, &rq, &a, &rp);
     *out->body = rp.body;
     out->status = rp.status;
     out->ctype = rp.ctype;

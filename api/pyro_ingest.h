@@ -24,6 +24,7 @@ typedef struct td__pyro_ingest_req {
     const td_profiler_opts *opts;
     bool multitenancy;
     const char *method;
+    const char *url; /* path; Push may have a routing prefix (Connect) */
     td_slice body;
     td__pyro_get_fn arg, header;
     void *cookie;
@@ -38,7 +39,10 @@ typedef struct td__pyro_ingest_reply {
 
 /* POST /ingest: 200 with an empty body, or a JSON error {"code","message"}. */
 void td__pyro_ingest(const td__pyro_ingest_req *in, td__pyro_ingest_reply *out);
-/* POST /push.v1.PusherService/Push: empty PushResponse, or a Connect JSON error. */
+/*
+ * POST [prefix]/push.v1.PusherService/Push: empty PushResponse, or a Connect JSON
+ * error (other methods of the service: unimplemented).
+ */
 void td__pyro_push(const td__pyro_ingest_req *in, td__pyro_ingest_reply *out);
 
 #endif

@@ -585,6 +585,7 @@ static void h_ingest_common(req *r, bool push)
                               .opts = &r->api->o.profiler,
                               .multitenancy = r->api->o.multitenancy,
                               .method = r->method,
+                              .url = r->url,
                               .body = r->in,
                               .arg = ingest_arg,
                               .header = ingest_header,
@@ -759,7 +760,7 @@ static const route routes[] = {
     {"/api/search", false, "/api/search", h_search},
     {"/ingest", R_EXACT | R_BODY, "/ingest", h_ingest},
     {"/pyroscope/ingest", R_EXACT | R_BODY, "/pyroscope/ingest", h_ingest},
-    {"/push.v1.PusherService/Push", R_EXACT | R_BODY, "/push.v1.PusherService/Push", h_push},
+    {"/push.v1.PusherService/", R_SERVICE | R_BODY, "/push.v1.PusherService", h_push},
     {"/querier.v1.QuerierService/", R_SERVICE | R_BODY, "/querier.v1.QuerierService", h_connect},
     /* services Pyroscope also exposes and clients may probe: unimplemented (501) */
     {"/version.v1.Version/", R_SERVICE | R_BODY, "/version.v1.Version", h_connect},

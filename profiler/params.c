@@ -393,6 +393,9 @@ td_status td_profiler_parse_folded(const char *text, size_t len, size_t max_line
         }
         const char *line = p;
         p = eol ? eol + 1 : end;
+        if (memchr(line, '\0', ln)) {
+            return td_err_set(err, TD_INVALID, "line %zu: NUL byte in folded text", lineno);
+        }
         const char *sp = NULL;
         for (size_t i = ln; i > 0; i--) {
             if (line[i - 1] == ' ') {

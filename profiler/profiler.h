@@ -131,7 +131,8 @@ typedef struct td_pfolded_line {
 
 /*
  * Parse folded/collapsed text (`a;b;c 12` per line). Lines without a space are
- * skipped (as upstream does); a count that is not an integer is an error.
+ * skipped (as upstream does); a count that is not an integer, or a NUL byte
+ * (frame names are C strings), is an error.
  * max_lines bounds the number of stacks. Errors: TD_INVALID "line N: ...",
  * TD_TOO_LARGE, TD_NOMEM.
  */

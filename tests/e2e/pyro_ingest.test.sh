@@ -47,6 +47,10 @@ expect_eq "push JSON: 200" "$(http push -X POST -H 'Content-Type: application/js
 check "push JSON: body {}" body_is push '{}'
 check "push proto (gzip, like Alloy): 200 with an empty PushResponse" \
     quiet timeout 120 "$GOPROF" -url "$QUERY" -push gopush
+expect_eq "push with a routing prefix: reaches Push (empty request 400)" "$(http push_prefix -X POST \
+    -H 'Content-Type: application/proto' --data-binary '' "$QUERY/pyro/push.v1.PusherService/Push")" 400
+expect_eq "push.v1 unknown method: 501" "$(http push_other -X POST -H 'Content-Type: application/proto' \
+    --data-binary '' "$QUERY/push.v1.PusherService/Other")" 501
 expect_eq "push proto: empty request 400" "$(http push_empty -X POST -H 'Content-Type: application/proto' \
     --data-binary '' "$QUERY/push.v1.PusherService/Push")" 400
 expect_eq "push: text/plain 415" "$(http push_ct -X POST -H 'Content-Type: text/plain' \

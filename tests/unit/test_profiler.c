@@ -761,6 +761,8 @@ static void test_folded_parser(void)
                      TD_TOO_LARGE);
     TD_ASSERT_EQ_INT(td_profiler_parse_folded("a 1x\n", 5, 0, &a, &l, &n, &err), TD_INVALID);
     TD_ASSERT_EQ_INT(td_profiler_parse_folded("a \n", 3, 0, &a, &l, &n, &err), TD_INVALID);
+    /* found by folded_fuzz: a NUL in a frame name would store an empty frame */
+    TD_ASSERT_EQ_INT(td_profiler_parse_folded("\0\0x 1\n", 6, 0, &a, &l, &n, &err), TD_INVALID);
     td_arena_release(&a);
 }
 
