@@ -103,6 +103,7 @@ struct td_store {
     /* ---- secondary index ---- */
     uint64_t idx_max_value_len, idx_max_values;
     uint64_t idx_since;                    /* TD__KEY_META_IDX_SINCE, read at open */
+    uint64_t idx_fmt_seq; /* TD__KEY_META_IDX_FMT: 'I' records below this seq are unreadable */
     /*
      * TD__KEY_META_IDX_HOLE in memory (empty when lo > hi). Guarded by hole_lock,
      * not write_lock, so that lookups never wait for a write to reach the disk;
@@ -305,8 +306,9 @@ static void load_next_seq(td_store *s)
  * (everything it will ever hold is indexed) and the current time otherwise
  * (older fragments have no index entries, so earlier windows are inexact).
  */
-static td_status load_idx_since(td_store *s, td_err *err)
+static td_status load_idx_since(td_store *s, bool *had, td_err *err)
 {
+    *had = false;
     char *lerr = NULL;
     size_t vlen = 0;
     char *v = leveldb_get(s->db, s->ropts, TD__KEY_META_IDX_SINCE,
@@ -318,6 +320,7 @@ static td_status load_idx_since(td_store *s, td_err *err)
     }
     if (v) {
         bool ok = vlen == 8;
+        *had = true;
         if (ok) {
             s->idx_since = td__get_be64((const uint8_t *)v);
         }
@@ -351,6 +354,65 @@ static td_status load_idx_since(td_store *s, td_err *err)
     if (old) {
         td_log(TD_LOG_INFO, MODULE,
                "indexing an existing store from now on; searches over older data scan it");
+    }
+    return TD_OK;
+}
+
+/*
+ * The index value format (TD__KEY_META_IDX_FMT). Absent in a store that had
+ * an index before (had_since: Midxsince was there): its 'I' records hold raw
+ * trace IDs (format 1), which this version does not read. They stay where they
+ * are, the seq boundary marks them (every one of their keys has a seq below
+ * next_seq), and Midxsince moves to now, so lookups of older windows fall back
+ * to the summaries and any lookup meeting an old record is inexact.
+ */
+static td_status load_idx_fmt(td_store *s, bool had_since, td_err *err)
+{
+    char *lerr = NULL;
+    size_t vlen = 0;
+    char *v = leveldb_get(s->db, s->ropts, TD__KEY_META_IDX_FMT, sizeof(TD__KEY_META_IDX_FMT) - 1,
+                          &vlen, &lerr);
+    if (lerr) {
+        td_status st = td_err_set(err, TD_IO, "cannot read the index format mark: %s", lerr);
+        leveldb_free(lerr);
+        return st;
+    }
+    if (v) {
+        bool ok = vlen == 9 && (uint8_t)v[0] == TD__IDX_FMT;
+        if (ok) {
+            s->idx_fmt_seq = td__get_be64((const uint8_t *)v + 1);
+        }
+        leveldb_free(v);
+        return ok ? TD_OK
+                  : td_err_set(err, TD_CORRUPT, "unknown index format mark (%zu bytes)", vlen);
+    }
+    leveldb_writebatch_t *wb = leveldb_writebatch_create();
+    s->idx_fmt_seq = 0;
+    if (had_since) {
+        s->idx_fmt_seq = s->next_seq;
+        uint64_t now = wall_ns();
+        if (now > s->idx_since) {
+            s->idx_since = now;
+        }
+        uint8_t mark[8];
+        td__put_be64(mark, s->idx_since);
+        leveldb_writebatch_put(wb, TD__KEY_META_IDX_SINCE, sizeof(TD__KEY_META_IDX_SINCE) - 1,
+                               (const char *)mark, sizeof(mark));
+        td_log(TD_LOG_INFO, MODULE,
+               "the store's index has an older format: searches over data written before now "
+               "scan it");
+    }
+    uint8_t fv[9];
+    fv[0] = TD__IDX_FMT;
+    td__put_be64(fv + 1, s->idx_fmt_seq);
+    leveldb_writebatch_put(wb, TD__KEY_META_IDX_FMT, sizeof(TD__KEY_META_IDX_FMT) - 1,
+                           (const char *)fv, sizeof(fv));
+    leveldb_write(s->db, s->wopts, wb, &lerr);
+    leveldb_writebatch_destroy(wb);
+    if (lerr) {
+        td_status st = td_err_set(err, TD_IO, "cannot write the index format mark: %s", lerr);
+        leveldb_free(lerr);
+        return st;
     }
     return TD_OK;
 }
@@ -465,7 +527,9 @@ td_status td_store_open(const td_store_opts *o, td_store **out, td_err *err)
         return st;
     }
     load_next_seq(s);
-    if ((st = load_idx_since(s, err)) != TD_OK || (st = load_idx_hole(s, err)) != TD_OK) {
+    bool had_since = false;
+    if ((st = load_idx_since(s, &had_since, err)) != TD_OK ||
+        (st = load_idx_fmt(s, had_since, err)) != TD_OK || (st = load_idx_hole(s, err)) != TD_OK) {
         store_free(s);
         return st;
     }
@@ -815,7 +879,7 @@ typedef struct idx_counts {
 typedef struct idx_ref {
     const td_batch *b;
     const td_idx_entry *e;
-    const uint8_t *trace_id;
+    uint32_t tix; /* the trace's position in the write's 'W' table of its tenant */
     uint32_t bucket;
     uint32_t tlen;
     uint32_t vid; /* same number for the same (tenant, scope, key, type, value) */
@@ -938,6 +1002,111 @@ static bool same_key(const idx_ref *x, const idx_ref *y)
            memcmp(x->e->key, y->e->key, x->e->key_len) == 0;
 }
 
+/* One fragment of a write, for the per-write trace tables ('W'). */
+typedef struct wtab_ent {
+    const td_batch *b;
+    const uint8_t *id;
+    uint32_t tlen;
+    uint32_t at; /* the fragment's position in the write (batch base + index) */
+} wtab_ent;
+
+static int cmp_wtab(const void *pa, const void *pb)
+{
+    const wtab_ent *x = pa, *y = pb;
+    if (x->b != y->b) {
+        if (x->tlen != y->tlen) {
+            return x->tlen < y->tlen ? -1 : 1;
+        }
+        int c = memcmp(x->b->tenant, y->b->tenant, x->tlen);
+        if (c) {
+            return c;
+        }
+    }
+    int c = memcmp(x->id, y->id, 16);
+    return c ? c : (x->at < y->at ? -1 : x->at > y->at);
+}
+
+/*
+ * Put one 'W' record per tenant of the write: its distinct trace IDs in
+ * ascending order (FORMAT.md), and note each fragment's position in it
+ * (tix[base of its batch + fragment]). Only batches with index entries count.
+ * Caller holds write_lock.
+ */
+static td_status put_wtabs(leveldb_writebatch_t *wb, td_batch *const *batches, size_t n,
+                           const size_t *base, uint32_t *tix, uint64_t seq, td_err *err)
+{
+    size_t nf = 0;
+    for (size_t i = 0; i < n; i++) {
+        nf += batches[i]->nidx ? batches[i]->nfrags : 0;
+    }
+    if (nf == 0) {
+        return TD_OK;
+    }
+    if (nf > UINT32_MAX) {
+        return td_err_set(err, TD_NOMEM, "too many fragments in one store write");
+    }
+    wtab_ent *w = td_malloc(nf * sizeof(*w));
+    uint8_t *ids = td_malloc(nf * 16);
+    if (!w || !ids) {
+        td_free(w);
+        td_free(ids);
+        return td_err_set(err, TD_NOMEM, "out of memory preparing a store write");
+    }
+    size_t k = 0;
+    bool sorted = true;
+    for (size_t i = 0; i < n; i++) {
+        const td_batch *b = batches[i];
+        if (!b->nidx) {
+            continue;
+        }
+        uint32_t tlen = (uint32_t)strlen(b->tenant);
+        for (size_t j = 0; j < b->nfrags; j++) {
+            w[k] = (wtab_ent){b, b->frags[j].trace_id, tlen, (uint32_t)(base[i] + j)};
+            if (k && sorted && cmp_wtab(&w[k - 1], &w[k]) > 0) {
+                sorted = false;
+            }
+            k++;
+        }
+    }
+    if (!sorted) {
+        qsort(w, nf, sizeof(*w), cmp_wtab);
+    }
+    uint8_t key[TD__KEY_WTAB_MAX];
+    size_t first = 0; /* the tenant group's first entry */
+    uint32_t pos = 0;
+    for (size_t x = 0; x <= nf; x++) {
+        bool same_tenant = x < nf && x > first && (w[x].b == w[first].b ||
+                                                   (w[x].tlen == w[first].tlen &&
+                                                    memcmp(w[x].b->tenant, w[first].b->tenant,
+                                                           w[x].tlen) == 0));
+        if (x > first && !same_tenant) {
+            /* the group [first, x) ends: its table */
+            size_t kl = td__key_wtab(key, w[first].b->tenant, w[first].tlen, seq);
+            leveldb_writebatch_put(wb, (const char *)key, kl, (const char *)ids, 16 * (size_t)pos);
+            first = x;
+            pos = 0;
+        }
+        if (x == nf) {
+            break;
+        }
+        if (pos && memcmp(ids + 16 * (size_t)(pos - 1), w[x].id, 16) == 0) {
+            tix[w[x].at] = pos - 1; /* a second fragment of the same trace */
+            continue;
+        }
+        memcpy(ids + 16 * (size_t)pos, w[x].id, 16);
+        tix[w[x].at] = pos++;
+    }
+    td_free(w);
+    td_free(ids);
+    return TD_OK;
+}
+
+static int cmp_u32(const void *pa, const void *pb)
+{
+    uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
+    return a < b ? -1 : a > b;
+}
+
 /*
  * Put the index records of a write into wb. Entries of all batches are grouped:
  * one 'I' record per (tenant, scope, key, type, value, minute) holding the
@@ -958,22 +1127,39 @@ static td_status put_index(td_store *s, leveldb_writebatch_t *wb, td_batch *cons
     if (total == 0) {
         return TD_OK;
     }
-    size_t bytes;
-    if (!td_size_mul(total, sizeof(idx_ref), &bytes)) {
+    size_t bytes, nfrags = 0;
+    if (!td_size_mul(total, sizeof(idx_ref), &bytes) || n > SIZE_MAX / sizeof(size_t)) {
         return td_err_set(err, TD_NOMEM, "out of memory preparing a store write");
     }
+    size_t *base = td_malloc(n * sizeof(*base));
+    for (size_t i = 0; base && i < n; i++) {
+        base[i] = nfrags;
+        nfrags += batches[i]->nfrags;
+    }
+    uint32_t *tix = base ? td_malloc((nfrags ? nfrags : 1) * sizeof(*tix)) : NULL;
     idx_ref *refs = td_malloc(bytes);
     /* an 'I' key, and after it room for the 'K' key of the same (scope, key) */
     uint8_t *key = td_malloc(TD__KEY_IDX_MAX + TD__KEY_IDX_PREFIX_MAX + 4);
     td_buf ids = TD_BUF_INIT;
-    if (!refs || !key) {
+    if (!refs || !key || !tix) {
+        td_free(base);
+        td_free(tix);
         td_free(refs);
         td_free(key);
         return td_err_set(err, TD_NOMEM, "out of memory preparing a store write");
     }
+    td_status wst = put_wtabs(wb, batches, n, base, tix, seq, err);
+    if (wst) {
+        td_free(base);
+        td_free(tix);
+        td_free(refs);
+        td_free(key);
+        return wst;
+    }
     size_t nr = 0;
     for (size_t i = 0; i < n; i++) {
         const td_batch *b = batches[i];
+        const uint32_t *btix = tix + base[i];
         uint32_t tlen = (uint32_t)strlen(b->tenant);
         for (size_t j = 0; j < b->nidx; j++) {
             const td_idx_entry *e = &b->idx[j];
@@ -986,13 +1172,17 @@ static td_status put_index(td_store *s, leveldb_writebatch_t *wb, td_batch *cons
                 continue;
             }
             const td_frag *f = &b->frags[e->frag];
-            refs[nr++] = (idx_ref){b, e, f->trace_id, td__sum_bucket(f->start_ns), tlen, 0};
+            refs[nr++] = (idx_ref){b, e, btix[e->frag], td__sum_bucket(f->start_ns), tlen, 0};
         }
     }
+    td_free(base);
     /* number the values, so that grouping works on integers, not strings */
     idx_sort *order = nr ? td_malloc(nr * sizeof(*order)) : NULL;
-    if (nr > UINT32_MAX - 1 || (nr && !order) || !number_values(refs, nr)) {
+    uint32_t *pos = nr ? td_malloc(nr * sizeof(*pos)) : NULL;
+    if (nr > UINT32_MAX - 1 || (nr && (!order || !pos)) || !number_values(refs, nr)) {
         td_free(order);
+        td_free(pos);
+        td_free(tix);
         td_free(refs);
         td_free(key);
         return td_err_set(err, TD_NOMEM, "out of memory preparing a store write");
@@ -1009,6 +1199,8 @@ static td_status put_index(td_store *s, leveldb_writebatch_t *wb, td_batch *cons
     size_t *start = nr ? td_calloc((size_t)nv + 1, sizeof(*start)) : NULL;
     if (nr && !start) {
         td_free(order);
+        td_free(pos);
+        td_free(tix);
         td_free(refs);
         td_free(key);
         return td_err_set(err, TD_NOMEM, "out of memory preparing a store write");
@@ -1086,17 +1278,30 @@ static td_status put_index(td_store *s, leveldb_writebatch_t *wb, td_batch *cons
             size_t y = x;
             uint32_t bucket = (uint32_t)order[x].k;
             td_buf_reset(&ids);
-            if (!td_buf_try_grow(&ids, 16 * (j - x))) {
+            if (!td_buf_try_grow(&ids, 5 * (j - x))) {
                 st = td_err_set(err, TD_NOMEM, "out of memory preparing a store write");
                 break;
             }
-            uint8_t *out = (uint8_t *)ids.data;
+            /* the traces' table positions, ascending and distinct, gap-coded */
+            bool asc = true;
             while (y < j && (uint32_t)order[y].k == bucket) {
-                memcpy(out + 16 * (y - x), refs[order[y].i].trace_id, 16);
+                pos[y - x] = refs[order[y].i].tix;
+                asc = asc && (y == x || pos[y - x] > pos[y - x - 1]);
                 y++;
             }
-            td_buf_setlen(&ids, 16 * (y - x));
-            c->entries += y - x;
+            size_t np = y - x;
+            if (!asc) {
+                qsort(pos, np, sizeof(*pos), cmp_u32);
+            }
+            uint8_t *out = (uint8_t *)ids.data;
+            size_t olen = td__varint_put(out, pos[0]);
+            for (size_t z = 1; z < np; z++) {
+                if (pos[z] != pos[z - 1]) {
+                    olen += td__varint_put(out + olen, pos[z] - pos[z - 1] - 1);
+                }
+            }
+            td_buf_setlen(&ids, olen);
+            c->entries += np;
             td__put_be32(key + vend, bucket);
             td__put_be64(key + vend + 4, seq);
             leveldb_writebatch_put(wb, (const char *)key, vend + TD__IDX_TAIL, ids.data, ids.len);
@@ -1117,6 +1322,8 @@ static td_status put_index(td_store *s, leveldb_writebatch_t *wb, td_batch *cons
     }
     td_buf_release(&ids);
     td_free(order);
+    td_free(pos);
+    td_free(tix);
     td_free(refs);
     td_free(key);
     return st;
@@ -1629,8 +1836,61 @@ static bool count_one(void *ud, uint8_t type, const uint8_t *v, size_t len)
 /* One index hit collected by td_store_index_traces before sorting. */
 typedef struct idx_hit {
     uint32_t bucket;
-    uint8_t id[16];
+    uint32_t tix; /* position in the 'W' table of write seq */
+    uint64_t seq;
+    uint8_t id[16]; /* filled from the table */
 } idx_hit;
+
+static int cmp_hit_table(const void *pa, const void *pb)
+{
+    const idx_hit *a = pa, *b = pb;
+    if (a->seq != b->seq) {
+        return a->seq < b->seq ? -1 : 1;
+    }
+    return a->tix < b->tix ? -1 : a->tix > b->tix;
+}
+
+/*
+ * Fill the trace IDs of hits[0..n) from the writes' 'W' tables: sorted by
+ * write, each table is read once (one leveldb_get) and released before the
+ * next, so memory stays at one table whatever the number of writes.
+ */
+static td_status resolve_hits(td_store *s, const char *tenant, size_t tlen, idx_hit *hits,
+                              size_t n, td_err *err)
+{
+    if (n > 1) {
+        qsort(hits, n, sizeof(*hits), cmp_hit_table);
+    }
+    uint8_t key[TD__KEY_WTAB_MAX];
+    for (size_t i = 0; i < n;) {
+        size_t kl = td__key_wtab(key, tenant, tlen, hits[i].seq);
+        char *lerr = NULL;
+        size_t vlen = 0;
+        char *v = leveldb_get(s->db, s->ropts, (const char *)key, kl, &vlen, &lerr);
+        if (lerr) {
+            td_status st = td_err_set(err, TD_IO, "store read failed: %s", lerr);
+            leveldb_free(lerr);
+            return st;
+        }
+        if (!v || vlen % 16 != 0) {
+            if (v) {
+                leveldb_free(v);
+            }
+            return td_err_set(err, TD_CORRUPT, "index names a missing or malformed write table");
+        }
+        size_t ntab = vlen / 16;
+        uint64_t seq = hits[i].seq;
+        for (; i < n && hits[i].seq == seq; i++) {
+            if (hits[i].tix >= ntab) {
+                leveldb_free(v);
+                return td_err_set(err, TD_CORRUPT, "index position beyond its write table");
+            }
+            memcpy(hits[i].id, v + 16 * (size_t)hits[i].tix, 16);
+        }
+        leveldb_free(v);
+    }
+    return TD_OK;
+}
 
 static int cmp_hit_desc(const void *pa, const void *pb)
 {
@@ -1752,6 +2012,7 @@ td_status td_store_index_traces(td_store *s, const char *tenant, uint8_t scope, 
     leveldb_iterator_t *vit = leveldb_create_iterator(s->db, s->ropts);
     leveldb_iterator_t *eit = leveldb_create_iterator(s->db, s->ropts);
     uint64_t nread = 0;
+    bool old_fmt = false;
     size_t n = plen;
     k0[n++] = type;
     n += td__esc_put(k0 + n, lo, lo_len);
@@ -1792,12 +2053,27 @@ td_status td_store_index_traces(td_store *s, const char *tenant, uint8_t scope, 
             if (bucket < b_lo) {
                 break;
             }
+            uint64_t wseq = td__get_be64(e + end + 4);
+            if (wseq < s->idx_fmt_seq) {
+                old_fmt = true; /* an older index format (FORMAT.md, Midxfmt) */
+                stop = true;
+                break;
+            }
             const uint8_t *ids = (const uint8_t *)leveldb_iter_value(eit, &vlen2);
-            if (vlen2 == 0 || vlen2 % 16 != 0) {
+            if (vlen2 == 0) {
                 st = td_err_set(err, TD_CORRUPT, "malformed index value (%zu bytes)", vlen2);
                 break;
             }
-            for (size_t x = 0; x < vlen2 / 16; x++) {
+            size_t vpos = 0;
+            uint32_t tix = 0;
+            for (size_t x = 0; vpos < vlen2; x++) {
+                uint32_t g;
+                if (!td__varint_get(ids, vlen2, &vpos, &g) ||
+                    (x && (uint64_t)tix + 1 + g > UINT32_MAX)) {
+                    st = td_err_set(err, TD_CORRUPT, "malformed index value (%zu bytes)", vlen2);
+                    break;
+                }
+                tix = x ? tix + 1 + g : g;
                 if (max_scan && nread >= max_scan) {
                     *truncated = true;
                     stop = true;
@@ -1815,7 +2091,8 @@ td_status td_store_index_traces(td_store *s, const char *tenant, uint8_t scope, 
                     cap = ncap;
                 }
                 hits[nhits].bucket = bucket;
-                memcpy(hits[nhits].id, ids + 16 * x, 16);
+                hits[nhits].tix = tix;
+                hits[nhits].seq = wseq;
                 nhits++;
             }
         }
@@ -1830,6 +2107,13 @@ td_status td_store_index_traces(td_store *s, const char *tenant, uint8_t scope, 
     leveldb_iter_destroy(vit);
     leveldb_iter_destroy(eit);
     td_free(k1);
+    if (!st && old_fmt) {
+        *exact = false;
+        goto done;
+    }
+    if (!st) {
+        st = resolve_hits(s, tenant, tlen, hits, nhits, err);
+    }
     if (!st) {
         if (nhits > 1) {
             qsort(hits, nhits, sizeof(*hits), cmp_hit_desc);
