@@ -883,6 +883,7 @@ typedef struct idx_ref {
     uint32_t bucket;
     uint32_t tlen;
     uint32_t vid; /* same number for the same (tenant, scope, key, type, value) */
+    uint32_t bi;  /* index of the batch */
 } idx_ref;
 
 /* (tenant, scope, key, type, value): the record's identity without bucket and trace. */
@@ -950,21 +951,55 @@ static uint64_t ref_hash(const idx_ref *r)
 
 /*
  * Number the distinct values of refs (vid) with a hash table, so that the sort
- * compares integers instead of strings. false on OOM.
+ * compares integers instead of strings. A batch whose builder numbered its
+ * values (nvids) costs one hash lookup per distinct value instead of per
+ * entry: its numbers map to the write's through map. false on OOM.
  */
-static bool number_values(idx_ref *refs, size_t n)
+static bool number_values(idx_ref *refs, size_t n, td_batch *const *batches, size_t nb)
 {
+    size_t nmap = 0, bound = 0;
+    size_t *mbase = td_malloc((nb ? nb : 1) * sizeof(*mbase));
+    if (!mbase) {
+        return false;
+    }
+    for (size_t i = 0; i < nb; i++) {
+        mbase[i] = nmap;
+        size_t nv = batches[i]->nvids;
+        if (nv > SIZE_MAX / 8 - nmap) {
+            td_free(mbase);
+            return false;
+        }
+        nmap += nv;
+        bound += nv ? (nv < batches[i]->nidx ? nv : batches[i]->nidx) : batches[i]->nidx;
+    }
+    bound = bound < n ? bound : n;
+    uint32_t *map = nmap ? td_malloc(nmap * sizeof(*map)) : NULL;
     size_t ns = 16;
-    while (ns < 2 * n) {
+    while (ns < 2 * bound) {
         ns *= 2;
     }
     uint32_t *slots = td_malloc(ns * sizeof(*slots)); /* ref index + 1, 0 = empty */
-    if (!slots) {
+    if (!slots || (nmap && !map)) {
+        td_free(slots);
+        td_free(map);
+        td_free(mbase);
         return false;
+    }
+    if (nmap) {
+        memset(map, 0xff, nmap * sizeof(*map));
     }
     memset(slots, 0, ns * sizeof(*slots));
     uint32_t next = 0;
     for (size_t i = 0; i < n; i++) {
+        const td_batch *b = batches[refs[i].bi];
+        uint32_t *m = NULL;
+        if (refs[i].e->vid < b->nvids) {
+            m = &map[mbase[refs[i].bi] + refs[i].e->vid];
+            if (*m != UINT32_MAX) {
+                refs[i].vid = *m;
+                continue;
+            }
+        }
         for (size_t j = ref_hash(&refs[i]) & (ns - 1);; j = (j + 1) & (ns - 1)) {
             if (slots[j] == 0) {
                 slots[j] = (uint32_t)i + 1;
@@ -977,8 +1012,13 @@ static bool number_values(idx_ref *refs, size_t n)
                 break;
             }
         }
+        if (m) {
+            *m = refs[i].vid;
+        }
     }
     td_free(slots);
+    td_free(map);
+    td_free(mbase);
     return true;
 }
 
@@ -1002,35 +1042,13 @@ static bool same_key(const idx_ref *x, const idx_ref *y)
            memcmp(x->e->key, y->e->key, x->e->key_len) == 0;
 }
 
-/* One fragment of a write, for the per-write trace tables ('W'). */
-typedef struct wtab_ent {
-    const td_batch *b;
-    const uint8_t *id;
-    uint32_t tlen;
-    uint32_t at; /* the fragment's position in the write (batch base + index) */
-} wtab_ent;
-
-static int cmp_wtab(const void *pa, const void *pb)
-{
-    const wtab_ent *x = pa, *y = pb;
-    if (x->b != y->b) {
-        if (x->tlen != y->tlen) {
-            return x->tlen < y->tlen ? -1 : 1;
-        }
-        int c = memcmp(x->b->tenant, y->b->tenant, x->tlen);
-        if (c) {
-            return c;
-        }
-    }
-    int c = memcmp(x->id, y->id, 16);
-    return c ? c : (x->at < y->at ? -1 : x->at > y->at);
-}
-
 /*
- * Put one 'W' record per tenant of the write: its distinct trace IDs in
- * ascending order (FORMAT.md), and note each fragment's position in it
- * (tix[base of its batch + fragment]). Only batches with index entries count.
- * Caller holds write_lock.
+ * Put one 'W' record per tenant of the write: its distinct trace IDs in the
+ * order the write's fragments first name them (FORMAT.md), and note each
+ * fragment's position in it (tix[base of its batch + fragment]). Fragments of
+ * a batch come in trace ID order and batches in write order, so the
+ * positions of one value's traces mostly come out ascending already. Only
+ * batches with index entries count. Caller holds write_lock.
  */
 static td_status put_wtabs(leveldb_writebatch_t *wb, td_batch *const *batches, size_t n,
                            const size_t *base, uint32_t *tix, uint64_t seq, td_err *err)
@@ -1042,63 +1060,85 @@ static td_status put_wtabs(leveldb_writebatch_t *wb, td_batch *const *batches, s
     if (nf == 0) {
         return TD_OK;
     }
-    if (nf > UINT32_MAX) {
+    if (nf > UINT32_MAX / 4) {
         return td_err_set(err, TD_NOMEM, "too many fragments in one store write");
     }
-    wtab_ent *w = td_malloc(nf * sizeof(*w));
-    uint8_t *ids = td_malloc(nf * 16);
-    if (!w || !ids) {
-        td_free(w);
-        td_free(ids);
-        return td_err_set(err, TD_NOMEM, "out of memory preparing a store write");
+    size_t ns = 16;
+    while (ns < 2 * nf) {
+        ns *= 2;
     }
-    size_t k = 0;
-    bool sorted = true;
+    uint32_t *first = td_malloc(n * sizeof(*first));  /* tenant number -> a batch of it */
+    uint32_t *npos = td_calloc(n, sizeof(*npos));     /* tenant number -> table length */
+    uint32_t *slots = td_calloc(ns, sizeof(*slots));  /* distinct trace + 1, 0 = empty */
+    uint32_t *dt = td_malloc(nf * sizeof(*dt));       /* distinct trace -> tenant number */
+    uint8_t *ids = td_malloc(nf * 16);                /* distinct traces, first-seen order */
+    uint8_t *tab = td_malloc(nf * 16);
+    uint32_t *dpos = td_malloc(nf * sizeof(*dpos)); /* distinct trace -> its position */
+    td_status st = TD_OK;
+    if (!first || !npos || !slots || !dt || !ids || !tab || !dpos) {
+        st = td_err_set(err, TD_NOMEM, "out of memory preparing a store write");
+        goto out;
+    }
+    uint32_t ntenants = 0, nd = 0;
     for (size_t i = 0; i < n; i++) {
         const td_batch *b = batches[i];
         if (!b->nidx) {
             continue;
         }
-        uint32_t tlen = (uint32_t)strlen(b->tenant);
-        for (size_t j = 0; j < b->nfrags; j++) {
-            w[k] = (wtab_ent){b, b->frags[j].trace_id, tlen, (uint32_t)(base[i] + j)};
-            if (k && sorted && cmp_wtab(&w[k - 1], &w[k]) > 0) {
-                sorted = false;
-            }
-            k++;
+        uint32_t t = 0;
+        while (t < ntenants && strcmp(batches[first[t]]->tenant, b->tenant) != 0) {
+            t++;
         }
-    }
-    if (!sorted) {
-        qsort(w, nf, sizeof(*w), cmp_wtab);
+        if (t == ntenants) {
+            first[ntenants++] = (uint32_t)i;
+        }
+        for (size_t j = 0; j < b->nfrags; j++) {
+            const uint8_t *id = b->frags[j].trace_id;
+            uint64_t h = (load_le64(id) ^ load_le64(id + 8)) + t * 0x9e3779b97f4a7c15ull;
+            h ^= h >> 29;
+            size_t x = h & (ns - 1);
+            for (; slots[x]; x = (x + 1) & (ns - 1)) {
+                uint32_t d = slots[x] - 1;
+                if (dt[d] == t && memcmp(ids + 16 * (size_t)d, id, 16) == 0) {
+                    break;
+                }
+            }
+            if (!slots[x]) {
+                memcpy(ids + 16 * (size_t)nd, id, 16);
+                dt[nd] = t;
+                dpos[nd] = npos[t]++;
+                slots[x] = ++nd;
+            }
+            /* a repeated trace gets the position of its first fragment */
+            tix[base[i] + j] = dpos[slots[x] - 1];
+        }
     }
     uint8_t key[TD__KEY_WTAB_MAX];
-    size_t first = 0; /* the tenant group's first entry */
-    uint32_t pos = 0;
-    for (size_t x = 0; x <= nf; x++) {
-        bool same_tenant = x < nf && x > first && (w[x].b == w[first].b ||
-                                                   (w[x].tlen == w[first].tlen &&
-                                                    memcmp(w[x].b->tenant, w[first].b->tenant,
-                                                           w[x].tlen) == 0));
-        if (x > first && !same_tenant) {
-            /* the group [first, x) ends: its table */
-            size_t kl = td__key_wtab(key, w[first].b->tenant, w[first].tlen, seq);
-            leveldb_writebatch_put(wb, (const char *)key, kl, (const char *)ids, 16 * (size_t)pos);
-            first = x;
-            pos = 0;
+    for (uint32_t t = 0; t < ntenants; t++) {
+        const char *tenant = batches[first[t]]->tenant;
+        const uint8_t *val = ids;
+        if (ntenants > 1) {
+            size_t k = 0;
+            for (uint32_t d = 0; d < nd; d++) {
+                if (dt[d] == t) {
+                    memcpy(tab + 16 * k++, ids + 16 * (size_t)d, 16);
+                }
+            }
+            val = tab;
         }
-        if (x == nf) {
-            break;
-        }
-        if (pos && memcmp(ids + 16 * (size_t)(pos - 1), w[x].id, 16) == 0) {
-            tix[w[x].at] = pos - 1; /* a second fragment of the same trace */
-            continue;
-        }
-        memcpy(ids + 16 * (size_t)pos, w[x].id, 16);
-        tix[w[x].at] = pos++;
+        size_t kl = td__key_wtab(key, tenant, strlen(tenant), seq);
+        leveldb_writebatch_put(wb, (const char *)key, kl, (const char *)val,
+                               16 * (size_t)npos[t]);
     }
-    td_free(w);
+out:
+    td_free(first);
+    td_free(npos);
+    td_free(slots);
+    td_free(dt);
     td_free(ids);
-    return TD_OK;
+    td_free(tab);
+    td_free(dpos);
+    return st;
 }
 
 static int cmp_u32(const void *pa, const void *pb)
@@ -1172,14 +1212,15 @@ static td_status put_index(td_store *s, leveldb_writebatch_t *wb, td_batch *cons
                 continue;
             }
             const td_frag *f = &b->frags[e->frag];
-            refs[nr++] = (idx_ref){b, e, btix[e->frag], td__sum_bucket(f->start_ns), tlen, 0};
+            refs[nr++] =
+                (idx_ref){b, e, btix[e->frag], td__sum_bucket(f->start_ns), tlen, 0, (uint32_t)i};
         }
     }
     td_free(base);
     /* number the values, so that grouping works on integers, not strings */
     idx_sort *order = nr ? td_malloc(nr * sizeof(*order)) : NULL;
     uint32_t *pos = nr ? td_malloc(nr * sizeof(*pos)) : NULL;
-    if (nr > UINT32_MAX - 1 || (nr && (!order || !pos)) || !number_values(refs, nr)) {
+    if (nr > UINT32_MAX - 1 || (nr && (!order || !pos)) || !number_values(refs, nr, batches, n)) {
         td_free(order);
         td_free(pos);
         td_free(tix);

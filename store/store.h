@@ -151,6 +151,12 @@ typedef struct td_idx_entry {
     uint8_t type;  /* td_idx_type */
     uint16_t key_len;
     uint32_t val_len;
+    /*
+     * With td_batch.nvids > 0: the entry's value number in its batch, < nvids;
+     * two entries have the same number exactly when scope, key, type and value
+     * are equal. Ignored when nvids is 0 (the store compares the strings).
+     */
+    uint32_t vid;
     const uint8_t *key;
     const uint8_t *val;
 } td_idx_entry;
@@ -178,6 +184,7 @@ typedef struct td_batch {
     td_res *res;
     size_t nidx;     /* index entries (td_batch_new_idx); 0 for batches without */
     td_idx_entry *idx;
+    size_t nvids;    /* > 0: the entries' vid numbers their distinct values (0..nvids-1) */
 } td_batch;
 
 /*
