@@ -1141,10 +1141,47 @@ out:
     return st;
 }
 
-static int cmp_u32(const void *pa, const void *pb)
+/*
+ * Sort p[0..n) ascending; tmp has room for n. Insertion sort for short lists,
+ * else LSD radix sort with 8-bit digits, only as many passes as the largest
+ * value needs (positions in a write table: usually two).
+ */
+static void sort_pos(uint32_t *p, uint32_t *tmp, size_t n)
 {
-    uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
-    return a < b ? -1 : a > b;
+    if (n < 32) {
+        for (size_t i = 1; i < n; i++) {
+            uint32_t v = p[i];
+            size_t j = i;
+            for (; j > 0 && p[j - 1] > v; j--) {
+                p[j] = p[j - 1];
+            }
+            p[j] = v;
+        }
+        return;
+    }
+    uint32_t max = 0;
+    for (size_t i = 0; i < n; i++) {
+        max |= p[i];
+    }
+    uint32_t *src = p, *dst = tmp;
+    for (unsigned sh = 0; sh < 32 && (max >> sh); sh += 8) {
+        size_t cnt[257] = {0};
+        for (size_t i = 0; i < n; i++) {
+            cnt[((src[i] >> sh) & 0xff) + 1]++;
+        }
+        for (size_t d = 0; d < 256; d++) {
+            cnt[d + 1] += cnt[d];
+        }
+        for (size_t i = 0; i < n; i++) {
+            dst[cnt[(src[i] >> sh) & 0xff]++] = src[i];
+        }
+        uint32_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != p) {
+        memcpy(p, src, n * sizeof(*p));
+    }
 }
 
 /*
@@ -1219,7 +1256,8 @@ static td_status put_index(td_store *s, leveldb_writebatch_t *wb, td_batch *cons
     td_free(base);
     /* number the values, so that grouping works on integers, not strings */
     idx_sort *order = nr ? td_malloc(nr * sizeof(*order)) : NULL;
-    uint32_t *pos = nr ? td_malloc(nr * sizeof(*pos)) : NULL;
+    /* table positions of one record, and sort scratch after them */
+    uint32_t *pos = nr ? td_malloc(2 * nr * sizeof(*pos)) : NULL;
     if (nr > UINT32_MAX - 1 || (nr && (!order || !pos)) || !number_values(refs, nr, batches, n)) {
         td_free(order);
         td_free(pos);
@@ -1332,7 +1370,7 @@ static td_status put_index(td_store *s, leveldb_writebatch_t *wb, td_batch *cons
             }
             size_t np = y - x;
             if (!asc) {
-                qsort(pos, np, sizeof(*pos), cmp_u32);
+                sort_pos(pos, pos + nr, np);
             }
             uint8_t *out = (uint8_t *)ids.data;
             size_t olen = td__varint_put(out, pos[0]);
