@@ -217,6 +217,7 @@ typedef struct td_store_opts {
     uint64_t cache_bytes;        /* LevelDB block cache */
     uint64_t write_buffer_bytes; /* LevelDB memtable size */
     bool sync;                   /* fsync every write batch */
+    uint64_t max_open_files;     /* LevelDB table files kept open (0: the default, 128) */
     uint64_t index_max_value_len;   /* longer values are not indexed (counted) */
     uint64_t index_max_values;      /* distinct values indexed per tenant, scope and key */
 } td_store_opts;
