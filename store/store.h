@@ -238,7 +238,7 @@ void td_store_close(td_store *s);
  * atomic LevelDB write. The batches stay owned by the caller. A resource already
  * written recently (by this td_store, for the same tenant) is not written again.
  * A fragment's res_index must be < its batch's nres (a bug otherwise).
- * The batches' index entries become 'I' and 'K' records in the same write,
+ * The batches' index entries become 'I', 'K' and 'W' records in the same write,
  * within the index-max-value-len / index-max-values limits (entries over them
  * are counted in traced_index_skipped_total and left out); an entry's frag must
  * be < its batch's nfrags (a bug otherwise). This may read the index (at most
@@ -346,7 +346,10 @@ typedef bool (*td_index_trace_cb)(void *ud, const uint8_t trace_id[16], uint64_t
  * values, not the newest overall.
  * Cost: one seek per distinct value in [lo, hi], plus at most
  * index-max-values seeks to check the key's limit when lo is absent or for a
- * range. Errors as td_store_tag_values.
+ * range, plus one read of a write's trace table ('W') per distinct write among
+ * the entries read. Errors as td_store_tag_values, and TD_CORRUPT for a
+ * missing or malformed trace table. Records of an older index format
+ * (store/FORMAT.md, Midxfmt) make the lookup inexact.
  */
 td_status td_store_index_traces(td_store *s, const char *tenant, uint8_t scope, const char *key,
                                 size_t key_len, uint8_t type, const uint8_t *lo, size_t lo_len,
