@@ -227,17 +227,18 @@ q() { awk -F'\t' -v k="$1" -v w="$2" -v c="$3" '$1 == k && (w == "" || $2 == w) 
     echo "| files under traces/ | $(mb "$(kv "$Z" disk_bytes)") | $(per "$(kv "$Z" disk_bytes)") |"
     echo "| LevelDB estimate, all keys | $(mb "$(kv "$Z" approx_bytes)") | $(per "$(kv "$Z" approx_bytes)") |"
     if [ "$(kv "$Z" per_type)" = yes ]; then
-        for t in T R S I K M; do
+        for t in T R S I K W M; do
             case $t in
             T) d="'T' trace fragments" ;; R) d="'R' resources" ;; S) d="'S' search summaries" ;;
-            I) d="'I' index entries" ;; K) d="'K' tag names" ;; M) d="'M' metadata" ;;
+            I) d="'I' index entries" ;; K) d="'K' tag names" ;; W) d="'W' write trace tables" ;;
+            M) d="'M' metadata" ;;
             esac
             echo "| $d | $(mb "$(kv "$Z" "type_${t}_bytes")") | $(per "$(kv "$Z" "type_${t}_bytes")") |"
         done
     fi
     echo
     if [ "$(kv "$Z" per_type)" = yes ]; then
-        echo "Index overhead ('I' + 'K' + 'S') / ('T' + 'R') = $(awk -v x="$(kv "$Z" index_overhead)" 'BEGIN { printf "%.1f%%", 100 * x }')."
+        echo "Index overhead ('I' + 'K' + 'W' + 'S') / ('T' + 'R') = $(awk -v x="$(kv "$Z" index_overhead)" 'BEGIN { printf "%.1f%%", 100 * x }')."
     else
         echo "Per-type sizes unavailable: this build's store has no td_store_approx_size_type."
     fi
