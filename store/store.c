@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdalign.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,6 +215,14 @@ const td_opt td_store_opt_rows[] = {
      "{reason=\"too_many_values\"}); searches on that attribute then read more data. "
      "Do not lower it on an existing store.",
      1, 10000000},
+    {"retention", TD_OPT_DURATION, "336h", offsetof(td_store_opts, retention_ms),
+     "How long traces and profiles are kept. Spans and profiles older than this (by their "
+     "own timestamps, to the minute) are deleted by a background pass; 0 keeps everything "
+     "forever.",
+     0, 3650LL * 24 * 3600 * 1000},
+    {"retention-interval", TD_OPT_DURATION, "10m", offsetof(td_store_opts, retention_interval_ms),
+     "Time between two retention passes; the first runs shortly after start.",
+     100, 7LL * 24 * 3600 * 1000},
 };
 const size_t td_store_nopt_rows = sizeof(td_store_opt_rows) / sizeof(td_store_opt_rows[0]);
 
@@ -2242,4 +2251,373 @@ uint64_t td_store_approx_size_type(td_store *s, uint8_t rec_type)
     }
     leveldb_approximate_sizes(s->db, 1, &start_key, &start_len, &limit_key, &limit_len, &size);
     return size;
+}
+
+/* ---- retention (store/FORMAT.md, "Retention") ---- */
+
+/*
+ * Deletes gathered into bounded LevelDB write batches. A batch holding 'I' or
+ * 'K' deletes is committed under write_lock and clears the distinct-value and
+ * tag-name tables in the same critical section (FORMAT.md: the writer must not
+ * trust a value set or a "K already put" note that a delete made stale).
+ */
+#define RETAIN_BATCH_BYTES (4u << 20)
+
+typedef struct rbatch {
+    td_store *s;
+    const atomic_bool *stop; /* may be NULL */
+    leveldb_writebatch_t *wb;
+    size_t bytes, n;
+    bool idx;
+} rbatch;
+
+static td_status rb_flush(rbatch *b, td_err *err)
+{
+    if (b->n == 0) {
+        return TD_OK;
+    }
+    char *lerr = NULL;
+    if (b->idx) {
+        pthread_mutex_lock(&b->s->write_lock);
+        leveldb_write(b->s->db, b->s->wopts, b->wb, &lerr);
+        idx_keys_clear(b->s);
+        memset(b->s->tag_seen, 0, sizeof(b->s->tag_seen));
+        pthread_mutex_unlock(&b->s->write_lock);
+    } else {
+        leveldb_write(b->s->db, b->s->wopts, b->wb, &lerr);
+    }
+    leveldb_writebatch_clear(b->wb);
+    b->bytes = b->n = 0;
+    b->idx = false;
+    if (lerr) {
+        td_status st = td_err_set(err, TD_IO, "retention delete failed: %s", lerr);
+        leveldb_free(lerr);
+        return st;
+    }
+    return TD_OK;
+}
+
+static bool rb_stopped(const rbatch *b)
+{
+    return b->stop && atomic_load_explicit(b->stop, memory_order_relaxed);
+}
+
+static td_status rb_del(rbatch *b, const void *k, size_t klen, bool idx, td_err *err)
+{
+    leveldb_writebatch_delete(b->wb, (const char *)k, klen);
+    b->bytes += klen + 8;
+    b->n++;
+    b->idx |= idx;
+    return b->bytes >= RETAIN_BATCH_BYTES ? rb_flush(b, err) : TD_OK;
+}
+
+/* Move *pos past the escaped string at k[*pos..klen); false when malformed. */
+static bool esc_skip(const uint8_t *k, size_t klen, size_t *pos)
+{
+    size_t i = *pos;
+    while (i + 1 < klen) {
+        if (k[i] == 0) {
+            if (k[i + 1] == 0) {
+                *pos = i + 2;
+                return true;
+            }
+            if (k[i + 1] != 0xff) {
+                return false;
+            }
+            i += 2;
+        } else {
+            i++;
+        }
+    }
+    return false;
+}
+
+/*
+ * 'S' records of minutes before cb, and their fragments: per tenant one range
+ * from the tenant's first key to its first kept minute, then one seek to the
+ * next tenant. The 'T' key is rebuilt from the summary (trace ID, start, seq).
+ */
+static td_status retain_frags(td_store *s, leveldb_iterator_t *it, uint32_t cb, rbatch *b,
+                              uint64_t *nfrags, td_err *err)
+{
+    uint8_t tk[TD__KEY_TRACE_MAX], seek[TD__KEY_SUM_PREFIX_MAX + 5];
+    char c = TD__REC_SUM;
+    td_status st = TD_OK;
+    (void)s;
+    leveldb_iter_seek(it, &c, 1);
+    while (!st && leveldb_iter_valid(it) && !rb_stopped(b)) {
+        size_t klen, vlen;
+        const uint8_t *k = (const uint8_t *)leveldb_iter_key(it, &klen);
+        if (klen == 0 || k[0] != TD__REC_SUM) {
+            break;
+        }
+        size_t tl = klen > 1 ? k[1] : 0;
+        if (klen != 2 + tl + 28) {
+            return td_err_set(err, TD_CORRUPT, "malformed summary key (%zu bytes)", klen);
+        }
+        if (td__get_be32(k + 2 + tl) >= cb) {
+            /* the rest of this tenant is kept: skip to the next tenant */
+            memcpy(seek, k, 2 + tl);
+            memset(seek + 2 + tl, 0xff, 5);
+            leveldb_iter_seek(it, (const char *)seek, 2 + tl + 5);
+            continue;
+        }
+        const uint8_t *v = (const uint8_t *)leveldb_iter_value(it, &vlen);
+        if (vlen < TD__SUM_HDR || v[0] != TD__SUM_V1) {
+            return td_err_set(err, TD_CORRUPT, "malformed summary record (%zu bytes)", vlen);
+        }
+        size_t tkl = td__key_trace(tk, (const char *)k + 2, tl, k + 6 + tl, td__get_be64(v + 1),
+                                   td__get_be64(k + 22 + tl));
+        if ((st = rb_del(b, tk, tkl, false, err)) == TD_OK &&
+            (st = rb_del(b, k, klen, false, err)) == TD_OK) {
+            (*nfrags)++;
+            leveldb_iter_next(it);
+        }
+    }
+    return iter_status(it, st, err);
+}
+
+static int cmp_u64(const void *pa, const void *pb)
+{
+    uint64_t a = *(const uint64_t *)pa, b = *(const uint64_t *)pb;
+    return a < b ? -1 : a > b;
+}
+
+/*
+ * The 'W' tables of one tenant whose 'I' records this pass deleted (seqs,
+ * any order, may repeat). A table goes when no 'I' record of its write is
+ * left: its write's index records are in the minutes of its fragments'
+ * starts, so that is when no fragment of the write starting at or after the
+ * cutoff exists. Such a fragment is one of the table's traces with a seq in
+ * [seq, next write's seq); for each trace, one seek to its first kept fragment.
+ * Fragments of a later write without index entries in that range only keep
+ * a table that could go (harmless).
+ */
+static td_status retain_wtabs(td_store *s, leveldb_readoptions_t *ro, const uint8_t *tk,
+                              size_t tl, uint64_t *seqs, size_t n, uint64_t cut_ns,
+                              uint64_t snap_seq, rbatch *b, uint64_t *nwtabs, td_err *err)
+{
+    if (n == 0) {
+        return TD_OK;
+    }
+    /* the 'I' deletes go first: a table must never go before its records */
+    td_status st = rb_flush(b, err);
+    if (st) {
+        return st;
+    }
+    qsort(seqs, n, sizeof(*seqs), cmp_u64);
+    leveldb_iterator_t *it = leveldb_create_iterator(s->db, ro);
+    uint8_t wk[TD__KEY_WTAB_MAX], nk[TD__KEY_WTAB_MAX], fk[TD__KEY_TRACE_MAX];
+    const char *tenant = (const char *)tk;
+    for (size_t i = 0; i < n && !st; i++) {
+        if (i > 0 && seqs[i] == seqs[i - 1]) {
+            continue;
+        }
+        size_t wkl = td__key_wtab(wk, tenant, tl, seqs[i]);
+        char *lerr = NULL;
+        size_t vlen = 0;
+        char *v = leveldb_get(s->db, ro, (const char *)wk, wkl, &vlen, &lerr);
+        if (lerr) {
+            st = td_err_set(err, TD_IO, "store read failed: %s", lerr);
+            leveldb_free(lerr);
+            break;
+        }
+        if (!v) {
+            continue; /* an older-format record (no table), or gone already */
+        }
+        uint64_t next = snap_seq;
+        if (seqs[i] < UINT64_MAX) {
+            size_t nkl = td__key_wtab(nk, tenant, tl, seqs[i] + 1);
+            leveldb_iter_seek(it, (const char *)nk, nkl);
+            if (leveldb_iter_valid(it)) {
+                size_t fl;
+                const uint8_t *f = (const uint8_t *)leveldb_iter_key(it, &fl);
+                if (fl == nkl && memcmp(f, nk, nkl - 8) == 0) {
+                    next = td__get_be64(f + nkl - 8);
+                }
+            }
+        }
+        bool keep = false;
+        for (size_t p = 0; p + 16 <= vlen && !keep; p += 16) {
+            size_t pl = td__key_trace_prefix(fk, tenant, tl, (const uint8_t *)v + p);
+            td__put_be64(fk + pl, cut_ns);
+            leveldb_iter_seek(it, (const char *)fk, pl + 8);
+            for (; leveldb_iter_valid(it); leveldb_iter_next(it)) {
+                size_t fl;
+                const uint8_t *f = (const uint8_t *)leveldb_iter_key(it, &fl);
+                if (fl != pl + 16 || memcmp(f, fk, pl) != 0) {
+                    break;
+                }
+                uint64_t fseq = td__get_be64(f + pl + 8);
+                if (fseq >= seqs[i] && fseq < next) {
+                    keep = true;
+                    break;
+                }
+            }
+        }
+        leveldb_free(v);
+        if (!keep) {
+            st = rb_del(b, wk, wkl, false, err);
+            (*nwtabs)++;
+        }
+    }
+    st = iter_status(it, st, err);
+    leveldb_iter_destroy(it);
+    return st;
+}
+
+/*
+ * 'I' records of minutes before cb, by seek-skip: the records of one (tenant,
+ * scope, key, type, value) are in minute order, so the old ones are read and
+ * deleted from the value's first key on, and the first kept one costs one seek
+ * to the next distinct value. Cost: the deleted records plus one seek per
+ * distinct value. The seqs of the deleted records name the 'W' tables that
+ * may go with them (retain_wtabs, per tenant, when the walk leaves it).
+ */
+static td_status retain_index(td_store *s, leveldb_readoptions_t *ro, leveldb_iterator_t *it,
+                              uint32_t cb, uint64_t cut_ns, uint64_t snap_seq, rbatch *b,
+                              td_store_retained *r, td_err *err)
+{
+    uint8_t *seek = td_malloc(TD__KEY_IDX_MAX);
+    uint8_t tenant[TD_TENANT_MAX + 2]; /* L | tenant of the walk's current tenant */
+    bool have_tenant = false;
+    uint64_t *seqs = NULL;
+    size_t nseqs = 0, cap = 0;
+    td_status st = seek ? TD_OK : td_err_set(err, TD_NOMEM, "out of memory in retention");
+    char c = TD__REC_IDX;
+    leveldb_iter_seek(it, &c, 1);
+    while (!st && leveldb_iter_valid(it) && !rb_stopped(b)) {
+        size_t klen;
+        const uint8_t *k = (const uint8_t *)leveldb_iter_key(it, &klen);
+        if (klen == 0 || k[0] != TD__REC_IDX) {
+            break;
+        }
+        size_t tl = klen > 1 ? k[1] : 0, pos = 3 + tl;
+        if (klen < pos || !esc_skip(k, klen, &pos) || ++pos > klen || !esc_skip(k, klen, &pos) ||
+            klen != pos + TD__IDX_TAIL || pos > TD__KEY_IDX_MAX) {
+            st = td_err_set(err, TD_CORRUPT, "malformed index key (%zu bytes)", klen);
+            break;
+        }
+        if (!have_tenant || tenant[0] != tl || memcmp(tenant + 1, k + 2, tl) != 0) {
+            if (have_tenant) {
+                st = retain_wtabs(s, ro, tenant + 1, tenant[0], seqs, nseqs, cut_ns, snap_seq, b,
+                                  &r->write_tables, err);
+                nseqs = 0;
+                if (st) {
+                    break;
+                }
+            }
+            memcpy(tenant, k + 1, 1 + tl);
+            have_tenant = true;
+        }
+        if (td__get_be32(k + pos) >= cb) {
+            memcpy(seek, k, pos);
+            leveldb_iter_seek(it, (const char *)seek, td__esc_successor(seek, pos));
+            continue;
+        }
+        if (nseqs == cap) {
+            size_t ncap = cap ? 2 * cap : 1024;
+            uint64_t *ns = td_realloc(seqs, ncap * sizeof(*ns));
+            if (!ns) {
+                st = td_err_set(err, TD_NOMEM, "out of memory in retention");
+                break;
+            }
+            seqs = ns;
+            cap = ncap;
+        }
+        seqs[nseqs++] = td__get_be64(k + pos + 4);
+        if ((st = rb_del(b, k, klen, true, err)) == TD_OK) {
+            r->index_records++;
+            leveldb_iter_next(it);
+        }
+    }
+    st = iter_status(it, st, err);
+    if (!st && have_tenant) {
+        st = retain_wtabs(s, ro, tenant + 1, tenant[0], seqs, nseqs, cut_ns, snap_seq, b,
+                          &r->write_tables, err);
+    }
+    td_free(seqs);
+    td_free(seek);
+    return st;
+}
+
+/* 'K' records of hours before ch, by seek-skip per distinct (tenant, scope, key). */
+static td_status retain_tags(leveldb_iterator_t *it, uint32_t ch, rbatch *b, uint64_t *ntags,
+                             td_err *err)
+{
+    uint8_t seek[TD__KEY_IDX_PREFIX_MAX];
+    td_status st = TD_OK;
+    char c = TD__REC_TAG;
+    leveldb_iter_seek(it, &c, 1);
+    while (!st && leveldb_iter_valid(it) && !rb_stopped(b)) {
+        size_t klen;
+        const uint8_t *k = (const uint8_t *)leveldb_iter_key(it, &klen);
+        if (klen == 0 || k[0] != TD__REC_TAG) {
+            break;
+        }
+        size_t tl = klen > 1 ? k[1] : 0, pos = 3 + tl;
+        if (klen < pos || !esc_skip(k, klen, &pos) || klen != pos + TD__TAG_TAIL ||
+            pos > sizeof(seek)) {
+            return td_err_set(err, TD_CORRUPT, "malformed tag name key (%zu bytes)", klen);
+        }
+        if (td__get_be32(k + pos) >= ch) {
+            memcpy(seek, k, pos);
+            leveldb_iter_seek(it, (const char *)seek, td__esc_successor(seek, pos));
+            continue;
+        }
+        if ((st = rb_del(b, k, klen, true, err)) == TD_OK) {
+            (*ntags)++;
+            leveldb_iter_next(it);
+        }
+    }
+    return iter_status(it, st, err);
+}
+
+td_status td_store_retain(td_store *s, uint64_t cutoff_ns, const atomic_bool *stop,
+                          td_store_retained *out, td_err *err)
+{
+    td_store_retained r = {0};
+    uint32_t cb = td__sum_bucket(cutoff_ns);
+    uint32_t ch = td__tag_bucket(cutoff_ns);
+    uint64_t cut_ns = (uint64_t)cb * TD__SUM_BUCKET_NS; /* the cutoff, down to its minute */
+    /*
+     * Everything is read from one snapshot and only what it holds is deleted:
+     * records a write adds during the pass (a late fragment of an old trace,
+     * with its summary, index records and 'W' table, all keyed by its new seq)
+     * are not in it and stay whole until the next pass. next_seq is read under
+     * the write lock together with the snapshot: every seq it holds is below.
+     */
+    pthread_mutex_lock(&s->write_lock);
+    const leveldb_snapshot_t *snap = leveldb_create_snapshot(s->db);
+    uint64_t snap_seq = s->next_seq;
+    pthread_mutex_unlock(&s->write_lock);
+    leveldb_readoptions_t *ro = leveldb_readoptions_create();
+    leveldb_readoptions_set_snapshot(ro, snap);
+    leveldb_readoptions_set_fill_cache(ro, 0);
+    leveldb_iterator_t *it = leveldb_create_iterator(s->db, ro);
+    rbatch b = {s, stop, leveldb_writebatch_create(), 0, 0, false};
+
+    td_status st = retain_frags(s, it, cb, &b, &r.fragments, err);
+    if (!st && !rb_stopped(&b)) {
+        st = retain_index(s, ro, it, cb, cut_ns, snap_seq, &b, &r, err);
+    }
+    if (!st && !rb_stopped(&b)) {
+        st = retain_tags(it, ch, &b, &r.tag_records, err);
+    }
+    if (!st) {
+        st = rb_flush(&b, err);
+    }
+    leveldb_writebatch_destroy(b.wb);
+    leveldb_iter_destroy(it);
+    leveldb_readoptions_destroy(ro);
+    leveldb_release_snapshot(s->db, snap);
+    /* what was deleted before an error is gone all the same: count it */
+    td_count(TD_M_RETENTION_DELETED, r.fragments, "traces", "fragment");
+    td_count(TD_M_RETENTION_DELETED, r.index_records, "traces", "index");
+    td_count(TD_M_RETENTION_DELETED, r.tag_records, "traces", "tag");
+    td_count(TD_M_RETENTION_DELETED, r.write_tables, "traces", "write_table");
+    if (out) {
+        *out = r;
+    }
+    return st;
 }

@@ -24,6 +24,7 @@
 #include "core/queue.h"
 #include "core/status.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -220,6 +221,8 @@ typedef struct td_store_opts {
     uint64_t max_open_files;     /* LevelDB table files kept open (0: the default, 128) */
     uint64_t index_max_value_len;   /* longer values are not indexed (counted) */
     uint64_t index_max_values;      /* distinct values indexed per tenant, scope and key */
+    int64_t retention_ms;           /* data older than this is deleted; 0 = keep forever */
+    int64_t retention_interval_ms;  /* time between retention passes */
 } td_store_opts;
 
 /* Option rows for td_config (TD_OPT_* rows pointing into a td_store_opts). */
@@ -362,6 +365,34 @@ td_status td_store_index_traces(td_store *s, const char *tenant, uint8_t scope, 
  * LevelDB's estimate, which counts only data already flushed to table files.
  */
 uint64_t td_store_approx_size_type(td_store *s, uint8_t rec_type);
+
+/* Records deleted by one td_store_retain pass. */
+typedef struct td_store_retained {
+    uint64_t fragments;     /* 'T' records, each with its 'S' summary */
+    uint64_t index_records; /* 'I' */
+    uint64_t tag_records;   /* 'K' */
+    uint64_t write_tables;  /* 'W' */
+} td_store_retained;
+
+/*
+ * One retention pass (store/FORMAT.md, "Retention"): delete every fragment
+ * that starts before cutoff_ns rounded down to its minute, with its summary,
+ * the index records of those minutes, the tag name records of the hours
+ * before cutoff_ns and the write tables no index record needs any more.
+ * Resource records are kept. Found through the summaries and by seek-skip over
+ * the index (never a scan of the fragments); deletes go in write batches of at
+ * most 4 MiB, so concurrent writes wait at most for one of them. Safe to run
+ * concurrently with td_store_write and reads (one pass at a time); fragments
+ * written during the pass stay whole. cutoff_ns == 0 deletes nothing; a second
+ * pass with the same cutoff deletes nothing more. When *stop (stop may be
+ * NULL) becomes true the pass ends early, after the current batch, with
+ * TD_OK (a later pass finishes the work). Counts what it deleted in
+ * traced_retention_deleted_total{store="traces"} and in *out (may be NULL),
+ * also on error. Errors: TD_IO, TD_CORRUPT, TD_NOMEM (what was deleted stays
+ * deleted; the next pass goes on).
+ */
+td_status td_store_retain(td_store *s, uint64_t cutoff_ns, const atomic_bool *stop,
+                          td_store_retained *out, td_err *err);
 
 /* Approximate bytes on disk (LevelDB's estimate over the whole key space). */
 uint64_t td_store_approx_size(td_store *s);
