@@ -2095,7 +2095,175 @@ static void test_idx_write_oom(void)
     tmp_remove();
 }
 
+/* ---- retention ---- */
+
+static td_store_retained retain(td_store *s, uint64_t cutoff)
+{
+    td_store_retained r;
+    td_err err;
+    td_err_init(&err);
+    TD_ASSERT_OK(td_store_retain(s, cutoff, NULL, &r, &err));
+    return r;
+}
+
+/* The trace IDs (last byte) of every summary of tenant, newest minute first. */
+static const char *sum_tids(td_store *s, const char *tenant, td_buf *b)
+{
+    sum_seen w = {0};
+    uint64_t scanned;
+    bool trunc;
+    td_err err;
+    td_err_init(&err);
+    TD_ASSERT_OK(td_store_summaries(s, tenant, 0, UINT64_MAX / 2, 0, sum_cb, &w, &scanned,
+                                    &trunc, &err));
+    td_buf_reset(b);
+    td_buf_addstr(b, w.text);
+    return b->data;
+}
+
+static size_t raw_count_store(const td_store_opts *o, uint8_t type, const char *tenant)
+{
+    raw_db r;
+    raw_open(&r, o);
+    uint8_t p[2 + TD_TENANT_MAX];
+    size_t tl = strlen(tenant);
+    p[0] = type;
+    p[1] = (uint8_t)tl;
+    memcpy(p + 2, tenant, tl);
+    size_t n = raw_count(&r, p, 2 + tl, NULL);
+    raw_close(&r);
+    return n;
+}
+
+/*
+ * Data on both sides of the cutoff: old traces go from trace-by-ID, the
+ * summaries, tag values and lookups; new ones stay. A trace with an old and a
+ * new fragment keeps the new one only (retention is per fragment, by start).
+ * 'W' tables go once no index record of their write is left.
+ */
+static void test_retention_traces(void)
+{
+    tmp_make();
+    td_store_opts o = opts_for("db");
+    td_store *s = open_store(&o);
+    td_buf b = TD_BUF_INIT;
+    uint64_t t0 = 1000 * HOUR_NS;
+    uint64_t cutoff = t0 + 10 * MIN_NS + 30000000000ull; /* minute 10 of hour 1000, +30 s */
+    uint64_t m0 = t0 / MIN_NS;
+
+    /* write 1: trace 1 (old, minute 0) and trace 6 (two hours older) */
+    write_idx(s, "t", (unsigned[]){1, 6}, (uint64_t[]){t0 + 5, t0 - 2 * HOUR_NS}, 2,
+              (ispec[]){{0, 'r', 's', "service.name", "api", 0},
+                        {0, 's', 'i', "http.status", NULL, 200},
+                        {1, 's', 's', "ancient.key", "v", 0}},
+              3);
+    /* write 2: trace 2 (new, minute 20) and trace 4 (old, minute 9): one 'W' table */
+    write_idx(s, "t", (unsigned[]){2, 4}, (uint64_t[]){t0 + 20 * MIN_NS, t0 + 9 * MIN_NS}, 2,
+              (ispec[]){{0, 'r', 's', "service.name", "api", 0},
+                        {0, 's', 'i', "http.status", NULL, 500},
+                        {1, 's', 'i', "http.status", NULL, 404}},
+              3);
+    /* writes 3 and 4: trace 3, an old fragment (minute 1) and a new one (minute 30) */
+    write_idx(s, "t", (unsigned[]){3}, (uint64_t[]){t0 + MIN_NS}, 1,
+              (ispec[]){{0, 'r', 's', "service.name", "db", 0}}, 1);
+    write_idx(s, "t", (unsigned[]){3}, (uint64_t[]){t0 + 30 * MIN_NS}, 1,
+              (ispec[]){{0, 'r', 's', "service.name", "db", 0}}, 1);
+    /* write 5: another tenant, old */
+    write_idx(s, "u", (unsigned[]){5}, (uint64_t[]){t0 + 2 * MIN_NS}, 1,
+              (ispec[]){{0, 'r', 's', "service.name", "api", 0}}, 1);
+    /* the boundary minute itself is kept: a fragment at minute 10 + 1 s */
+    write_idx(s, "t", (unsigned[]){7}, (uint64_t[]){t0 + 10 * MIN_NS + 1000000000ull}, 1,
+              (ispec[]){{0, 'r', 's', "service.name", "edge", 0}}, 1);
+
+    TD_ASSERT_EQ_STR(names(s, "t", 's', 0, 0, 0, &b), "s:ancient.key;s:http.status;");
+    uint64_t before =
+        td_metric_get(td_metric_series(TD_M_RETENTION_DELETED, "traces", "fragment", NULL));
+
+    /* retention 0 / cutoff 0 deletes nothing */
+    td_store_retained r = retain(s, 0);
+    TD_ASSERT_EQ_U64(r.fragments + r.index_records + r.tag_records + r.write_tables, 0);
+
+    r = retain(s, cutoff);
+    TD_ASSERT_EQ_U64(r.fragments, 5); /* 1, 6, 4, 3's old one, 5 */
+    TD_ASSERT_EQ_U64(r.write_tables, 3); /* writes 1, 3 and 5 */
+    TD_ASSERT_EQ_U64(r.tag_records, 1); /* ancient.key's hour */
+    TD_ASSERT_EQ_U64(r.index_records, 6); /* api, 200, ancient.key, 404, db; u: api */
+    TD_ASSERT_EQ_U64(
+        td_metric_get(td_metric_series(TD_M_RETENTION_DELETED, "traces", "fragment", NULL)),
+        before + 5);
+
+    /* trace by ID */
+    TD_ASSERT_EQ_INT(read_trace(s, "t", 1, 0, 0, &b), TD_NOT_FOUND);
+    TD_ASSERT_EQ_INT(read_trace(s, "t", 4, 0, 0, &b), TD_NOT_FOUND);
+    TD_ASSERT_EQ_INT(read_trace(s, "t", 6, 0, 0, &b), TD_NOT_FOUND);
+    TD_ASSERT_EQ_INT(read_trace(s, "u", 5, 0, 0, &b), TD_NOT_FOUND);
+    TD_ASSERT_EQ_INT(read_trace(s, "t", 2, 0, 0, &b), TD_OK);
+    TD_ASSERT_EQ_STR(b.data, "x;");
+    TD_ASSERT_EQ_INT(read_trace(s, "t", 3, 0, 0, &b), TD_OK);
+    TD_ASSERT_EQ_STR(b.data, "x;"); /* only its new fragment */
+    TD_ASSERT_EQ_INT(read_trace(s, "t", 7, 0, 0, &b), TD_OK);
+
+    /* search candidates (summaries): newest minute first */
+    char want[256];
+    snprintf(want, sizeof(want), "3@%llu/0;2@%llu/0;7@%llu/0", (unsigned long long)(m0 + 30),
+             (unsigned long long)(m0 + 20), (unsigned long long)(m0 + 10));
+    TD_ASSERT_EQ_STR(sum_tids(s, "t", &b), want);
+    TD_ASSERT_EQ_STR(sum_tids(s, "u", &b), "");
+
+    /* tag names and values */
+    TD_ASSERT_EQ_STR(names(s, "t", 's', 0, 0, 0, &b), "s:http.status;");
+    TD_ASSERT_EQ_STR(values(s, "t", 's', "http.status", 0, 0, 0, &b), "i:500;");
+    TD_ASSERT_EQ_STR(values(s, "t", 'r', "service.name", 0, 0, 0, &b), "s:api;s:db;s:edge;");
+    TD_ASSERT_EQ_STR(values(s, "u", 'r', "service.name", 0, 0, 0, &b), "");
+    TD_ASSERT_EQ_STR(values(s, "t", 's', "ancient.key", 0, 0, 0, &b), "");
+
+    /* lookups stay exact, over windows reaching before the cutoff too */
+    bool exact, trunc;
+    snprintf(want, sizeof(want), "2@%llu;", (unsigned long long)(m0 + 20));
+    TD_ASSERT_EQ_STR(traces_str(s, "t", 'r', "service.name", 's', "api", 0, UINT64_MAX / 2, 0,
+                                &exact, &trunc, &b),
+                     want);
+    TD_CHECK(exact);
+    snprintf(want, sizeof(want), "3@%llu;", (unsigned long long)(m0 + 30));
+    TD_ASSERT_EQ_STR(traces_str(s, "t", 'r', "service.name", 's', "db", 0, UINT64_MAX / 2, 0,
+                                &exact, &trunc, &b),
+                     want);
+    TD_CHECK(exact);
+    snprintf(want, sizeof(want), "2@%llu;", (unsigned long long)(m0 + 20));
+    TD_ASSERT_EQ_STR(traces_num(s, "t", 's', "http.status", 0, 999, 0, UINT64_MAX / 2, &exact, &b),
+                     want); /* write 2's table is still there */
+    TD_CHECK(exact);
+    TD_ASSERT_EQ_STR(traces_num(s, "t", 's', "http.status", 200, 200, 0, UINT64_MAX / 2, &exact,
+                                &b),
+                     "");
+    TD_CHECK(exact);
+
+    /* idempotent */
+    r = retain(s, cutoff);
+    TD_ASSERT_EQ_U64(r.fragments + r.index_records + r.tag_records + r.write_tables, 0);
+
+    /* writes go on after a pass: an old value can come back, new ones are indexed */
+    write_idx(s, "t", (unsigned[]){8}, (uint64_t[]){t0 + 40 * MIN_NS}, 1,
+              (ispec[]){{0, 's', 'i', "http.status", NULL, 200}}, 1);
+    snprintf(want, sizeof(want), "8@%llu;", (unsigned long long)(m0 + 40));
+    TD_ASSERT_EQ_STR(traces_num(s, "t", 's', "http.status", 200, 200, 0, UINT64_MAX / 2, &exact,
+                                &b),
+                     want);
+    td_store_close(s);
+
+    /* on disk: the tables of writes 2, 4, 6 and 7 are left, none of tenant u */
+    TD_ASSERT_EQ_U64(raw_count_store(&o, 'W', "t"), 4);
+    TD_ASSERT_EQ_U64(raw_count_store(&o, 'W', "u"), 0);
+    TD_ASSERT_EQ_U64(raw_count_store(&o, 'I', "u"), 0);
+    TD_ASSERT_EQ_U64(raw_count_store(&o, 'T', "t"), 4);
+
+    td_buf_release(&b);
+    opts_release(&o);
+    tmp_remove();
+}
+
 TEST_LIST = {
+    {"retention_traces", test_retention_traces},
     {"idx_key_order", test_idx_key_order},
     {"batch_new_idx", test_batch_new_idx},
     {"idx_value_encoding", test_idx_value_encoding},
