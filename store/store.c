@@ -1045,8 +1045,9 @@ static bool number_values(idx_ref *refs, size_t n, td_batch *const *batches, siz
 
 /* Sort key of a ref: its value number, then its minute; i is the ref's index. */
 typedef struct idx_sort {
-    uint64_t k; /* vid << 32 | bucket */
-    size_t i;
+    uint64_t k;   /* vid << 32 | bucket */
+    uint32_t i;   /* the ref (nr < 2^32) */
+    uint32_t tix; /* the ref's table position, here so records need not gather refs */
 } idx_sort;
 
 static int cmp_sort(const void *pa, const void *pb)
@@ -1313,8 +1314,8 @@ static td_status put_index(td_store *s, leveldb_writebatch_t *wb, td_batch *cons
     }
     for (size_t i = 0; i < nr; i++) {
         size_t at = start[refs[i].vid]++;
-        order[at].k = (uint64_t)refs[i].vid << 32 | refs[i].bucket;
-        order[at].i = i;
+        order[at] = (idx_sort){(uint64_t)refs[i].vid << 32 | refs[i].bucket, (uint32_t)i,
+                               refs[i].tix};
     }
     td_free(start);
     for (size_t i = 0; i < nr;) {
@@ -1385,7 +1386,7 @@ static td_status put_index(td_store *s, leveldb_writebatch_t *wb, td_batch *cons
             /* the traces' table positions, ascending and distinct, gap-coded */
             bool asc = true;
             while (y < j && (uint32_t)order[y].k == bucket) {
-                pos[y - x] = refs[order[y].i].tix;
+                pos[y - x] = order[y].tix;
                 asc = asc && (y == x || pos[y - x] > pos[y - x - 1]);
                 y++;
             }
