@@ -2384,6 +2384,19 @@ static int cmp_u64(const void *pa, const void *pb)
     return a < b ? -1 : a > b;
 }
 
+/* Sort v[0..n) and drop repeats; returns the new length. */
+static size_t sort_unique(uint64_t *v, size_t n)
+{
+    qsort(v, n, sizeof(*v), cmp_u64);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (m == 0 || v[m - 1] != v[i]) {
+            v[m++] = v[i];
+        }
+    }
+    return m;
+}
+
 /*
  * The 'W' tables of one tenant whose 'I' records this pass deleted (seqs,
  * any order, may repeat). A table goes when no 'I' record of its write is
@@ -2406,14 +2419,11 @@ static td_status retain_wtabs(td_store *s, leveldb_readoptions_t *ro, const uint
     if (st) {
         return st;
     }
-    qsort(seqs, n, sizeof(*seqs), cmp_u64);
+    n = sort_unique(seqs, n);
     leveldb_iterator_t *it = leveldb_create_iterator(s->db, ro);
     uint8_t wk[TD__KEY_WTAB_MAX], nk[TD__KEY_WTAB_MAX], fk[TD__KEY_TRACE_MAX];
     const char *tenant = (const char *)tk;
     for (size_t i = 0; i < n && !st; i++) {
-        if (i > 0 && seqs[i] == seqs[i - 1]) {
-            continue;
-        }
         size_t wkl = td__key_wtab(wk, tenant, tl, seqs[i]);
         char *lerr = NULL;
         size_t vlen = 0;
@@ -2517,14 +2527,18 @@ static td_status retain_index(td_store *s, leveldb_readoptions_t *ro, leveldb_it
             continue;
         }
         if (nseqs == cap) {
-            size_t ncap = cap ? 2 * cap : 1024;
-            uint64_t *ns = td_realloc(seqs, ncap * sizeof(*ns));
-            if (!ns) {
-                st = td_err_set(err, TD_NOMEM, "out of memory in retention");
-                break;
+            /* records of one write repeat its seq: keep the distinct ones before growing */
+            nseqs = cap ? sort_unique(seqs, nseqs) : 0;
+            if (nseqs >= cap / 2 + cap / 4) {
+                size_t ncap = cap ? 2 * cap : 1024;
+                uint64_t *ns = td_realloc(seqs, ncap * sizeof(*ns));
+                if (!ns) {
+                    st = td_err_set(err, TD_NOMEM, "out of memory in retention");
+                    break;
+                }
+                seqs = ns;
+                cap = ncap;
             }
-            seqs = ns;
-            cap = ncap;
         }
         seqs[nseqs++] = td__get_be64(k + pos + 4);
         if ((st = rb_del(b, k, klen, true, err)) == TD_OK) {

@@ -18,6 +18,7 @@
 
 #include <ftw.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <leveldb/c.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -2262,7 +2263,60 @@ static void test_retention_traces(void)
     tmp_remove();
 }
 
+/*
+ * Many writes (more distinct write seqs than the first seq buffer holds), a
+ * stop flag set before the pass (nothing deleted, TD_OK), then the full pass.
+ */
+static void test_retention_many(void)
+{
+    tmp_make();
+    td_store_opts o = opts_for("db");
+    td_store *s = open_store(&o);
+    td_buf b = TD_BUF_INIT;
+    uint64_t t0 = 1000 * HOUR_NS;
+    enum { N = 1500 };
+    for (unsigned i = 0; i < N; i++) {
+        /* old fragments in minutes 0..4, a new one every 100 writes */
+        uint64_t start = i % 100 == 99 ? t0 + 30 * MIN_NS + i : t0 + (i % 5) * MIN_NS + i;
+        write_idx(s, "t", (unsigned[]){i + 1}, (uint64_t[]){start}, 1,
+                  (ispec[]){{0, 'r', 's', "service.name", i % 2 ? "a" : "b", 0}}, 1);
+    }
+    atomic_bool stop = true;
+    td_store_retained r;
+    td_err err;
+    td_err_init(&err);
+    TD_ASSERT_OK(td_store_retain(s, t0 + 10 * MIN_NS, &stop, &r, &err));
+    TD_ASSERT_EQ_U64(r.fragments + r.index_records + r.write_tables, 0);
+    TD_ASSERT_EQ_INT(read_trace(s, "t", 1, 0, 0, &b), TD_OK);
+
+    r = retain(s, t0 + 10 * MIN_NS);
+    TD_ASSERT_EQ_U64(r.fragments, N - N / 100);
+    TD_ASSERT_EQ_U64(r.index_records, N - N / 100);
+    TD_ASSERT_EQ_U64(r.write_tables, N - N / 100);
+    TD_ASSERT_EQ_INT(read_trace(s, "t", 1, 0, 0, &b), TD_NOT_FOUND);
+    TD_ASSERT_EQ_INT(read_trace(s, "t", 100, 0, 0, &b), TD_OK);
+    bool exact, trunc;
+    traces_str(s, "t", 'r', "service.name", 's', "b", 0, UINT64_MAX / 2, 0, &exact, &trunc, &b);
+    TD_CHECK(exact);
+    TD_ASSERT_EQ_U64(b.len, 0); /* every kept write (i = 99, 199, ...) has i odd: "a" */
+    traces_str(s, "t", 'r', "service.name", 's', "a", 0, UINT64_MAX / 2, 0, &exact, &trunc, &b);
+    TD_CHECK(exact);
+    size_t n = 0;
+    for (size_t i = 0; i < b.len; i++) {
+        n += b.data[i] == ';';
+    }
+    TD_ASSERT_EQ_U64(n, N / 100);
+    td_store_close(s);
+    TD_ASSERT_EQ_U64(raw_count_store(&o, 'W', "t"), N / 100);
+    TD_ASSERT_EQ_U64(raw_count_store(&o, 'T', "t"), N / 100);
+    TD_ASSERT_EQ_U64(raw_count_store(&o, 'S', "t"), N / 100);
+    td_buf_release(&b);
+    opts_release(&o);
+    tmp_remove();
+}
+
 TEST_LIST = {
+    {"retention_many", test_retention_many},
     {"retention_traces", test_retention_traces},
     {"idx_key_order", test_idx_key_order},
     {"batch_new_idx", test_batch_new_idx},
