@@ -18,6 +18,7 @@
 
 #include <ftw.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <leveldb/c.h>
 #include <stdint.h>
@@ -2315,7 +2316,109 @@ static void test_retention_many(void)
     tmp_remove();
 }
 
+/*
+ * Retention passes racing a writer of old and new fragments and a reader of
+ * index lookups: no pass or lookup fails (a 'W' table never goes before the
+ * records naming it), and once the writer is done one more pass leaves
+ * exactly the new fragments, all found through the index.
+ */
+typedef struct race_ctx {
+    td_store *s;
+    uint64_t t0;
+    atomic_bool done;
+    int failures;
+} race_ctx;
+
+enum { RACE_N = 600 };
+
+static void *race_writer(void *p)
+{
+    race_ctx *c = p;
+    for (unsigned i = 0; i < RACE_N; i++) {
+        /* a late fragment of an old trace next to a new one, in one write */
+        uint64_t old = c->t0 + (i % 5) * MIN_NS, now = c->t0 + 30 * MIN_NS + i;
+        td_batch *b = make_idx_batch("t", (unsigned[]){i % 50 + 1, 1000 + i},
+                                     (uint64_t[]){old, now}, 2,
+                                     (ispec[]){{0, 'r', 's', "service.name", "a", 0},
+                                               {1, 'r', 's', "service.name", "a", 0}},
+                                     2);
+        td_err err;
+        td_err_init(&err);
+        if (td_store_write(c->s, &b, 1, &err) != TD_OK) {
+            c->failures++;
+        }
+        td_batch_free(b);
+    }
+    atomic_store(&c->done, true);
+    return NULL;
+}
+
+static bool race_count(void *ud, const uint8_t id[16], uint64_t bucket)
+{
+    (void)id;
+    (void)bucket;
+    (*(size_t *)ud)++;
+    return true;
+}
+
+static void *race_reader(void *p)
+{
+    race_ctx *c = p;
+    while (!atomic_load(&c->done)) {
+        size_t n = 0;
+        bool exact, trunc;
+        td_err err;
+        td_err_init(&err);
+        if (td_store_index_traces(c->s, "t", 'r', "service.name", 12, 's',
+                                  (const uint8_t *)"a", 1, (const uint8_t *)"a", 1, 0,
+                                  UINT64_MAX / 2, 0, race_count, &n, &exact, &trunc,
+                                  &err) != TD_OK) {
+            fprintf(stderr, "  lookup: %s\n", err.msg);
+            c->failures++;
+        }
+    }
+    return NULL;
+}
+
+static void test_retention_race(void)
+{
+    tmp_make();
+    td_store_opts o = opts_for("db");
+    race_ctx c = {.s = open_store(&o), .t0 = 1000 * HOUR_NS};
+    atomic_init(&c.done, false);
+    pthread_t w, rd;
+    TD_ASSERT_EQ_INT(pthread_create(&w, NULL, race_writer, &c), 0);
+    TD_ASSERT_EQ_INT(pthread_create(&rd, NULL, race_reader, &c), 0);
+    unsigned passes = 0;
+    while (!atomic_load(&c.done)) {
+        retain(c.s, c.t0 + 10 * MIN_NS);
+        passes++;
+    }
+    pthread_join(w, NULL);
+    pthread_join(rd, NULL);
+    TD_ASSERT_EQ_INT(c.failures, 0);
+    TD_CHECK(passes > 0);
+    retain(c.s, c.t0 + 10 * MIN_NS);
+    size_t n = 0;
+    bool exact, trunc;
+    td_err err;
+    td_err_init(&err);
+    TD_ASSERT_OK(td_store_index_traces(c.s, "t", 'r', "service.name", 12, 's',
+                                       (const uint8_t *)"a", 1, (const uint8_t *)"a", 1, 0,
+                                       UINT64_MAX / 2, 0, race_count, &n, &exact, &trunc, &err));
+    TD_CHECK(exact);
+    TD_ASSERT_EQ_U64(n, RACE_N);
+    td_store_retained r = retain(c.s, c.t0 + 10 * MIN_NS);
+    TD_ASSERT_EQ_U64(r.fragments + r.index_records + r.write_tables + r.tag_records, 0);
+    td_store_close(c.s);
+    TD_ASSERT_EQ_U64(raw_count_store(&o, 'T', "t"), RACE_N);
+    TD_ASSERT_EQ_U64(raw_count_store(&o, 'W', "t"), RACE_N);
+    opts_release(&o);
+    tmp_remove();
+}
+
 TEST_LIST = {
+    {"retention_race", test_retention_race},
     {"retention_many", test_retention_many},
     {"retention_traces", test_retention_traces},
     {"idx_key_order", test_idx_key_order},
