@@ -377,20 +377,25 @@ static inline size_t td__key_idx(uint8_t *out, const char *tenant, size_t tlen, 
 }
 
 /*
- * Per-write trace tables ('W'): key 'W' | L | tenant | seq (8), the same seq as
- * the 'I' keys of the write; value: the distinct trace IDs (16 bytes each,
- * ascending) the write's 'I' records of this tenant refer to by position.
+ * Per-write trace tables ('W'): key 'W' | L | tenant | seq (8) | chunk (4), seq
+ * the same as in the 'I' keys of the write; value: the distinct trace IDs (16
+ * bytes each) the write's 'I' records of this tenant refer to by position, in
+ * chunks of TD__WTAB_CHUNK: chunk c holds positions c * TD__WTAB_CHUNK onwards,
+ * so a lookup reads 1 KiB per trace it resolves, not the write's whole table.
  */
-#define TD__KEY_WTAB_MAX (1 + 1 + TD_TENANT_MAX + 8)
+#define TD__WTAB_CHUNK 64
+#define TD__KEY_WTAB_MAX (1 + 1 + TD_TENANT_MAX + 8 + 4)
 
 /* Full 'W' key into out[TD__KEY_WTAB_MAX]; returns its length. */
-static inline size_t td__key_wtab(uint8_t *out, const char *tenant, size_t tlen, uint64_t seq)
+static inline size_t td__key_wtab(uint8_t *out, const char *tenant, size_t tlen, uint64_t seq,
+                                  uint32_t chunk)
 {
     out[0] = TD__REC_WTAB;
     out[1] = (uint8_t)tlen;
     memcpy(out + 2, tenant, tlen);
     td__put_be64(out + 2 + tlen, seq);
-    return 10 + tlen;
+    td__put_be32(out + 10 + tlen, chunk);
+    return 14 + tlen;
 }
 
 /*

@@ -1148,9 +1148,14 @@ static td_status put_wtabs(leveldb_writebatch_t *wb, td_batch *const *batches, s
             }
             val = tab;
         }
-        size_t kl = td__key_wtab(key, tenant, strlen(tenant), seq);
-        leveldb_writebatch_put(wb, (const char *)key, kl, (const char *)val,
-                               16 * (size_t)npos[t]);
+        size_t tl = strlen(tenant);
+        for (uint32_t c = 0; (size_t)c * TD__WTAB_CHUNK < npos[t]; c++) {
+            size_t at = (size_t)c * TD__WTAB_CHUNK;
+            size_t cn = npos[t] - at < TD__WTAB_CHUNK ? npos[t] - at : TD__WTAB_CHUNK;
+            size_t kl = td__key_wtab(key, tenant, tl, seq, c);
+            leveldb_writebatch_put(wb, (const char *)key, kl, (const char *)val + 16 * at,
+                                   16 * cn);
+        }
     }
 out:
     td_free(first);
@@ -1953,8 +1958,8 @@ static int cmp_hit_table(const void *pa, const void *pb)
 
 /*
  * Fill the trace IDs of hits[0..n) from the writes' 'W' tables: sorted by
- * write, each table is read once (one leveldb_get) and released before the
- * next, so memory stays at one table whatever the number of writes.
+ * write and position, each chunk of a table that holds a hit is read once (one
+ * leveldb_get of at most 1 KiB) and released before the next.
  */
 static td_status resolve_hits(td_store *s, const char *tenant, size_t tlen, idx_hit *hits,
                               size_t n, td_err *err)
@@ -1964,7 +1969,8 @@ static td_status resolve_hits(td_store *s, const char *tenant, size_t tlen, idx_
     }
     uint8_t key[TD__KEY_WTAB_MAX];
     for (size_t i = 0; i < n;) {
-        size_t kl = td__key_wtab(key, tenant, tlen, hits[i].seq);
+        uint32_t chunk = hits[i].tix / TD__WTAB_CHUNK;
+        size_t kl = td__key_wtab(key, tenant, tlen, hits[i].seq, chunk);
         char *lerr = NULL;
         size_t vlen = 0;
         char *v = leveldb_get(s->db, s->ropts, (const char *)key, kl, &vlen, &lerr);
@@ -1981,12 +1987,13 @@ static td_status resolve_hits(td_store *s, const char *tenant, size_t tlen, idx_
         }
         size_t ntab = vlen / 16;
         uint64_t seq = hits[i].seq;
-        for (; i < n && hits[i].seq == seq; i++) {
-            if (hits[i].tix >= ntab) {
+        for (; i < n && hits[i].seq == seq && hits[i].tix / TD__WTAB_CHUNK == chunk; i++) {
+            uint32_t off = hits[i].tix % TD__WTAB_CHUNK;
+            if (off >= ntab) {
                 leveldb_free(v);
                 return td_err_set(err, TD_CORRUPT, "index position beyond its write table");
             }
-            memcpy(hits[i].id, v + 16 * (size_t)hits[i].tix, 16);
+            memcpy(hits[i].id, v + 16 * (size_t)off, 16);
         }
         leveldb_free(v);
     }

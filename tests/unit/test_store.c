@@ -1990,6 +1990,51 @@ static void test_idx_old_format(void)
     tmp_remove();
 }
 
+/* A write of more traces than one 'W' chunk holds: every position resolves to its trace. */
+static void test_idx_wtab_chunks(void)
+{
+    tmp_make();
+    td_store_opts o = opts_for("db");
+    td_store *s = open_store(&o);
+    enum { N = 200 };
+    unsigned tids[N];
+    uint64_t starts[N];
+    ispec e[N + N / 3 + 1];
+    size_t ne = 0;
+    for (unsigned i = 0; i < N; i++) {
+        tids[i] = i + 1;
+        starts[i] = MIN_NS;
+        e[ne++] = (ispec){i, 's', 's', "k", "v", 0};
+        if (i % 3 == 0) {
+            e[ne++] = (ispec){i, 's', 's', "k", "w", 0};
+        }
+    }
+    write_idx(s, "t", tids, starts, N, e, ne);
+    td_buf b = TD_BUF_INIT;
+    bool exact, trunc;
+    for (int pass = 0; pass < 2; pass++) {
+        const char *val = pass ? "w" : "v";
+        traces_str(s, "t", 's', "k", 's', val, 0, HOUR_NS, 0, &exact, &trunc, &b);
+        TD_CHECK(exact && !trunc);
+        size_t n = 0;
+        for (const char *c = b.data; *c; c++) {
+            n += *c == ';';
+        }
+        TD_ASSERT_EQ_U64(n, pass ? (N + 2) / 3 : N);
+        for (unsigned i = 0; i < N; i += pass ? 3 : 1) {
+            char want[32];
+            snprintf(want, sizeof(want), "%u@1;", i + 1);
+            char pre[34];
+            snprintf(pre, sizeof(pre), ";%s", want);
+            TD_CHECK(strncmp(b.data, want, strlen(want)) == 0 || strstr(b.data, pre) != NULL);
+        }
+    }
+    td_buf_release(&b);
+    td_store_close(s);
+    opts_release(&o);
+    tmp_remove();
+}
+
 /* A lookup whose write table is missing, short or malformed reports TD_CORRUPT. */
 static void test_idx_wtab_corrupt(void)
 {
@@ -2010,7 +2055,7 @@ static void test_idx_wtab_corrupt(void)
     leveldb_iter_seek(it, "W", 1);
     TD_CHECK(leveldb_iter_valid(it));
     const char *k = leveldb_iter_key(it, &wlen);
-    TD_CHECK(wlen == 2 + 1 + 8 && k[0] == 'W');
+    TD_CHECK(wlen == 2 + 1 + 8 + 4 && k[0] == 'W');
     memcpy(wkey, k, wlen);
     size_t vlen;
     (void)leveldb_iter_value(it, &vlen);
@@ -2429,6 +2474,7 @@ TEST_LIST = {
     {"idx_since_and_hole", test_idx_since_and_hole},
     {"idx_old_format", test_idx_old_format},
     {"idx_wtab_corrupt", test_idx_wtab_corrupt},
+    {"idx_wtab_chunks", test_idx_wtab_chunks},
     {"idx_write_oom", test_idx_write_oom},
     {"summaries", test_summaries},
     {"key_layout", test_key_layout},
