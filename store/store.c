@@ -2427,58 +2427,71 @@ static td_status retain_wtabs(td_store *s, leveldb_readoptions_t *ro, const uint
         return st;
     }
     n = sort_unique(seqs, n);
+    /* it: next tables and fragments; wit: the chunks of the table at hand */
     leveldb_iterator_t *it = leveldb_create_iterator(s->db, ro);
+    leveldb_iterator_t *wit = leveldb_create_iterator(s->db, ro);
     uint8_t wk[TD__KEY_WTAB_MAX], nk[TD__KEY_WTAB_MAX], fk[TD__KEY_TRACE_MAX];
     const char *tenant = (const char *)tk;
     for (size_t i = 0; i < n && !st; i++) {
-        size_t wkl = td__key_wtab(wk, tenant, tl, seqs[i]);
-        char *lerr = NULL;
-        size_t vlen = 0;
-        char *v = leveldb_get(s->db, ro, (const char *)wk, wkl, &vlen, &lerr);
-        if (lerr) {
-            st = td_err_set(err, TD_IO, "store read failed: %s", lerr);
-            leveldb_free(lerr);
-            break;
-        }
-        if (!v) {
-            continue; /* an older-format record (no table), or gone already */
-        }
+        size_t wkl = td__key_wtab(wk, tenant, tl, seqs[i], 0);
+        size_t wpl = wkl - 4; /* 'W' | L | tenant | seq: every chunk of the table */
         uint64_t next = snap_seq;
         if (seqs[i] < UINT64_MAX) {
-            size_t nkl = td__key_wtab(nk, tenant, tl, seqs[i] + 1);
+            size_t nkl = td__key_wtab(nk, tenant, tl, seqs[i] + 1, 0);
             leveldb_iter_seek(it, (const char *)nk, nkl);
             if (leveldb_iter_valid(it)) {
                 size_t fl;
                 const uint8_t *f = (const uint8_t *)leveldb_iter_key(it, &fl);
-                if (fl == nkl && memcmp(f, nk, nkl - 8) == 0) {
-                    next = td__get_be64(f + nkl - 8);
+                if (fl == nkl && memcmp(f, nk, nkl - 12) == 0) {
+                    next = td__get_be64(f + nkl - 12);
                 }
             }
         }
-        bool keep = false;
-        for (size_t p = 0; p + 16 <= vlen && !keep; p += 16) {
-            size_t pl = td__key_trace_prefix(fk, tenant, tl, (const uint8_t *)v + p);
-            td__put_be64(fk + pl, cut_ns);
-            leveldb_iter_seek(it, (const char *)fk, pl + 8);
-            for (; leveldb_iter_valid(it); leveldb_iter_next(it)) {
-                size_t fl;
-                const uint8_t *f = (const uint8_t *)leveldb_iter_key(it, &fl);
-                if (fl != pl + 16 || memcmp(f, fk, pl) != 0) {
-                    break;
-                }
-                uint64_t fseq = td__get_be64(f + pl + 8);
-                if (fseq >= seqs[i] && fseq < next) {
-                    keep = true;
-                    break;
+        bool keep = false, any = false;
+        for (leveldb_iter_seek(wit, (const char *)wk, wkl); !keep && leveldb_iter_valid(wit);
+             leveldb_iter_next(wit)) {
+            size_t fl, vlen;
+            const uint8_t *f = (const uint8_t *)leveldb_iter_key(wit, &fl);
+            if (fl != wkl || memcmp(f, wk, wpl) != 0) {
+                break;
+            }
+            any = true;
+            const uint8_t *v = (const uint8_t *)leveldb_iter_value(wit, &vlen);
+            for (size_t p = 0; p + 16 <= vlen && !keep; p += 16) {
+                size_t pl = td__key_trace_prefix(fk, tenant, tl, v + p);
+                td__put_be64(fk + pl, cut_ns);
+                leveldb_iter_seek(it, (const char *)fk, pl + 8);
+                for (; leveldb_iter_valid(it); leveldb_iter_next(it)) {
+                    size_t tl2;
+                    const uint8_t *t = (const uint8_t *)leveldb_iter_key(it, &tl2);
+                    if (tl2 != pl + 16 || memcmp(t, fk, pl) != 0) {
+                        break;
+                    }
+                    uint64_t fseq = td__get_be64(t + pl + 8);
+                    if (fseq >= seqs[i] && fseq < next) {
+                        keep = true;
+                        break;
+                    }
                 }
             }
         }
-        leveldb_free(v);
-        if (!keep) {
-            st = rb_del(b, wk, wkl, false, err);
-            (*nwtabs)++;
+        if (!any || keep) {
+            continue; /* an older-format record (no table), gone already, or still needed */
+        }
+        for (leveldb_iter_seek(wit, (const char *)wk, wkl); !st && leveldb_iter_valid(wit);
+             leveldb_iter_next(wit)) {
+            size_t fl;
+            const uint8_t *f = (const uint8_t *)leveldb_iter_key(wit, &fl);
+            if (fl != wkl || memcmp(f, wk, wpl) != 0) {
+                break;
+            }
+            if ((st = rb_del(b, f, fl, false, err)) == TD_OK) {
+                (*nwtabs)++;
+            }
         }
     }
+    st = iter_status(wit, st, err);
+    leveldb_iter_destroy(wit);
     st = iter_status(it, st, err);
     leveldb_iter_destroy(it);
     return st;

@@ -371,7 +371,7 @@ typedef struct td_store_retained {
     uint64_t fragments;     /* 'T' records, each with its 'S' summary */
     uint64_t index_records; /* 'I' */
     uint64_t tag_records;   /* 'K' */
-    uint64_t write_tables;  /* 'W' */
+    uint64_t write_tables;  /* 'W' records (table chunks) */
 } td_store_retained;
 
 /*

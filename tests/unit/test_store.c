@@ -2462,7 +2462,51 @@ static void test_retention_race(void)
     tmp_remove();
 }
 
+/* A write of more traces than one 'W' chunk holds: its chunks go together or stay together. */
+static void test_retention_chunks(void)
+{
+    tmp_make();
+    td_store_opts o = opts_for("db");
+    td_store *s = open_store(&o);
+    td_buf b = TD_BUF_INIT;
+    uint64_t t0 = 1000 * HOUR_NS;
+    enum { NT = 2 * TD__WTAB_CHUNK + 2 }; /* three chunks */
+    unsigned tids[NT];
+    uint64_t starts[NT];
+    ispec e[NT];
+    for (unsigned w = 0; w < 2; w++) {
+        for (unsigned i = 0; i < NT; i++) {
+            tids[i] = 1 + w * 1000 + i;
+            /* write 1 (w = 1): its last trace, in the last chunk, is new */
+            starts[i] = w == 1 && i == NT - 1 ? t0 + 30 * MIN_NS : t0 + i;
+            e[i] = (ispec){i, 'r', 's', "service.name", w == 1 && i == NT - 1 ? "new" : "old", 0};
+        }
+        write_idx(s, "t", tids, starts, NT, e, NT);
+    }
+    td_store_retained r = retain(s, t0 + 10 * MIN_NS);
+    TD_ASSERT_EQ_U64(r.fragments, 2 * NT - 1);
+    TD_ASSERT_EQ_U64(r.write_tables, 3); /* write 0's three chunks */
+    bool exact, trunc;
+    char want[64];
+    snprintf(want, sizeof(want), "%u@%llu;", (unsigned)((1 + 1000 + NT - 1) & 0xff),
+             (unsigned long long)(t0 / MIN_NS + 30));
+    TD_ASSERT_EQ_STR(traces_str(s, "t", 'r', "service.name", 's', "new", 0, UINT64_MAX / 2, 0,
+                                &exact, &trunc, &b),
+                     want);
+    TD_CHECK(exact);
+    TD_ASSERT_EQ_STR(traces_str(s, "t", 'r', "service.name", 's', "old", 0, UINT64_MAX / 2, 0,
+                                &exact, &trunc, &b),
+                     "");
+    TD_CHECK(exact);
+    td_store_close(s);
+    TD_ASSERT_EQ_U64(raw_count_store(&o, 'W', "t"), 3);
+    td_buf_release(&b);
+    opts_release(&o);
+    tmp_remove();
+}
+
 TEST_LIST = {
+    {"retention_chunks", test_retention_chunks},
     {"retention_race", test_retention_race},
     {"retention_many", test_retention_many},
     {"retention_traces", test_retention_traces},
