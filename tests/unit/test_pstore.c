@@ -20,6 +20,7 @@
 #include <ftw.h>
 #include <leveldb/c.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1305,7 +1306,74 @@ static void test_retention(void)
     tmp_remove();
 }
 
+/*
+ * Retention passes racing a writer: new profiles of a/cpu, b/cpu and
+ * a/alloc, and old-only profiles of series x, which passes keep emptying
+ * (deleting the series) while the writer keeps creating it again. No write
+ * or pass fails, and a last pass leaves exactly the new profiles.
+ */
+static const td_plabel lab_x_cpu[] = {
+    {"__name__", "process_cpu"}, {"__profile_type__", PT_CPU}, {"service_name", "x"}};
+
+typedef struct ret_race {
+    td_pstore *s;
+    atomic_bool done;
+    int failures;
+} ret_race;
+
+enum { RRACE_N = 150 };
+
+static void *ret_race_writer(void *p)
+{
+    ret_race *c = p;
+    for (int i = 0; i < RRACE_N; i++) {
+        write_three(c->s, "t1", T0 + 3600000 + i, 1);
+        td_psample smp = {0, 1, 0, {0}};
+        td_pseries_in se = {lab_x_cpu, 3, &smp, 1};
+        td_pwrite w = {"t1", (T0 + i) * 1000000, 0, locs, 5, stacks, 4, &se, 1};
+        td_err err;
+        td_err_init(&err);
+        if (td_pstore_write(c->s, &w, &err) != TD_OK) {
+            c->failures++;
+        }
+    }
+    atomic_store(&c->done, true);
+    return NULL;
+}
+
+static void test_retention_race(void)
+{
+    tmp_make();
+    ret_race c = {.s = open_ps()};
+    atomic_init(&c.done, false);
+    pthread_t w;
+    TD_ASSERT_EQ_INT(pthread_create(&w, NULL, ret_race_writer, &c), 0);
+    int passes = 0;
+    while (!atomic_load(&c.done)) {
+        retain_ps(c.s, (T0 + 1800000) * 1000000);
+        passes++;
+    }
+    pthread_join(w, NULL);
+    TD_ASSERT_EQ_INT(c.failures, 0);
+    TD_CHECK(passes > 0);
+    retain_ps(c.s, (T0 + 1800000) * 1000000);
+    got_series g = series_of(c.s, "t1", NULL, 0, 0, 0);
+    TD_ASSERT_EQ_INT(g.n, 3);
+    TD_ASSERT_EQ_INT(series_of(c.s, "t1", (const char *const[]){"{service_name=\"x\"}"}, 1, 0, 0).n,
+                     0);
+    td_pstore_retained r = retain_ps(c.s, (T0 + 1800000) * 1000000);
+    TD_ASSERT_EQ_U64(r.profiles + r.time_keys + r.series + r.postings, 0);
+    td_pstore_close(c.s);
+    TD_ASSERT_EQ_U64(count_type('X', NULL), 3 * RRACE_N);
+    TD_ASSERT_EQ_U64(count_type('I', NULL), 3 * RRACE_N);
+    TD_ASSERT_EQ_U64(count_type('S', NULL), 3);
+    TD_ASSERT_EQ_U64(count_type('s', NULL), 3);
+    TD_ASSERT_EQ_U64(count_type('N', NULL), 10);
+    tmp_remove();
+}
+
 TEST_LIST = {
+    {"retention_race", test_retention_race},
     {"retention", test_retention},
     {"selector_parse", test_selector_parse},
     {"selector_errors", test_selector_errors},
