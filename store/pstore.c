@@ -1623,8 +1623,7 @@ static void seen_drop(td_pstore *s, const uint8_t *key, size_t klen)
  * series id, into wb (caller holds write_lock). *nposts counts the postings.
  */
 static td_status drop_series(td_pstore *s, leveldb_writebatch_t *wb, const char *tenant,
-                             size_t tlen, uint64_t id, series_rec *r, uint64_t *nposts,
-                             td_err *err)
+                             size_t tlen, uint64_t id, series_rec *r, uint64_t *nposts, td_err *err)
 {
     uint8_t k[TD__PK_KEY_MAX];
     size_t klen = td__pk_id_key(k, TD__PK_SERIES, tenant, tlen, id);

@@ -2414,9 +2414,9 @@ static size_t sort_unique(uint64_t *v, size_t n)
  * Fragments of a later write without index entries in that range only keep
  * a table that could go (harmless).
  */
-static td_status retain_wtabs(td_store *s, leveldb_readoptions_t *ro, const uint8_t *tk,
-                              size_t tl, uint64_t *seqs, size_t n, uint64_t cut_ns,
-                              uint64_t snap_seq, rbatch *b, uint64_t *nwtabs, td_err *err)
+static td_status retain_wtabs(td_store *s, leveldb_readoptions_t *ro, const uint8_t *tk, size_t tl,
+                              uint64_t *seqs, size_t n, uint64_t cut_ns, uint64_t snap_seq,
+                              rbatch *b, uint64_t *nwtabs, td_err *err)
 {
     if (n == 0) {
         return TD_OK;

@@ -1245,7 +1245,7 @@ static void test_retention(void)
     r = retain_ps(s, (T0 + 15000) * 1000000 + 500);
     TD_ASSERT_EQ_U64(r.profiles, 9); /* 6 of t1, 3 of t2 */
     TD_ASSERT_EQ_U64(r.time_keys, 9);
-    TD_ASSERT_EQ_U64(r.series, 3);   /* t2's */
+    TD_ASSERT_EQ_U64(r.series, 3); /* t2's */
     TD_ASSERT_EQ_U64(r.postings, 10);
     TD_ASSERT_EQ_U64(
         td_metric_get(td_metric_series(TD_M_RETENTION_DELETED, "profiles", "profile", NULL)),

@@ -2161,8 +2161,8 @@ static const char *sum_tids(td_store *s, const char *tenant, td_buf *b)
     bool trunc;
     td_err err;
     td_err_init(&err);
-    TD_ASSERT_OK(td_store_summaries(s, tenant, 0, UINT64_MAX / 2, 0, sum_cb, &w, &scanned,
-                                    &trunc, &err));
+    TD_ASSERT_OK(
+        td_store_summaries(s, tenant, 0, UINT64_MAX / 2, 0, sum_cb, &w, &scanned, &trunc, &err));
     td_buf_reset(b);
     td_buf_addstr(b, w.text);
     return b->data;
@@ -2231,9 +2231,9 @@ static void test_retention_traces(void)
     TD_ASSERT_EQ_U64(r.fragments + r.index_records + r.tag_records + r.write_tables, 0);
 
     r = retain(s, cutoff);
-    TD_ASSERT_EQ_U64(r.fragments, 5); /* 1, 6, 4, 3's old one, 5 */
-    TD_ASSERT_EQ_U64(r.write_tables, 3); /* writes 1, 3 and 5 */
-    TD_ASSERT_EQ_U64(r.tag_records, 1); /* ancient.key's hour */
+    TD_ASSERT_EQ_U64(r.fragments, 5);     /* 1, 6, 4, 3's old one, 5 */
+    TD_ASSERT_EQ_U64(r.write_tables, 3);  /* writes 1, 3 and 5 */
+    TD_ASSERT_EQ_U64(r.tag_records, 1);   /* ancient.key's hour */
     TD_ASSERT_EQ_U64(r.index_records, 6); /* api, 200, ancient.key, 404, db; u: api */
     TD_ASSERT_EQ_U64(
         td_metric_get(td_metric_series(TD_M_RETENTION_DELETED, "traces", "fragment", NULL)),
@@ -2280,9 +2280,8 @@ static void test_retention_traces(void)
     TD_ASSERT_EQ_STR(traces_num(s, "t", 's', "http.status", 0, 999, 0, UINT64_MAX / 2, &exact, &b),
                      want); /* write 2's table is still there */
     TD_CHECK(exact);
-    TD_ASSERT_EQ_STR(traces_num(s, "t", 's', "http.status", 200, 200, 0, UINT64_MAX / 2, &exact,
-                                &b),
-                     "");
+    TD_ASSERT_EQ_STR(
+        traces_num(s, "t", 's', "http.status", 200, 200, 0, UINT64_MAX / 2, &exact, &b), "");
     TD_CHECK(exact);
 
     /* idempotent */
@@ -2293,9 +2292,8 @@ static void test_retention_traces(void)
     write_idx(s, "t", (unsigned[]){8}, (uint64_t[]){t0 + 40 * MIN_NS}, 1,
               (ispec[]){{0, 's', 'i', "http.status", NULL, 200}}, 1);
     snprintf(want, sizeof(want), "8@%llu;", (unsigned long long)(m0 + 40));
-    TD_ASSERT_EQ_STR(traces_num(s, "t", 's', "http.status", 200, 200, 0, UINT64_MAX / 2, &exact,
-                                &b),
-                     want);
+    TD_ASSERT_EQ_STR(
+        traces_num(s, "t", 's', "http.status", 200, 200, 0, UINT64_MAX / 2, &exact, &b), want);
     td_store_close(s);
 
     /* on disk: the tables of writes 2, 4, 6 and 7 are left, none of tenant u */
@@ -2382,11 +2380,10 @@ static void *race_writer(void *p)
     for (unsigned i = 0; i < RACE_N; i++) {
         /* a late fragment of an old trace next to a new one, in one write */
         uint64_t old = c->t0 + (i % 5) * MIN_NS, now = c->t0 + 30 * MIN_NS + i;
-        td_batch *b = make_idx_batch("t", (unsigned[]){i % 50 + 1, 1000 + i},
-                                     (uint64_t[]){old, now}, 2,
-                                     (ispec[]){{0, 'r', 's', "service.name", "a", 0},
-                                               {1, 'r', 's', "service.name", "a", 0}},
-                                     2);
+        td_batch *b = make_idx_batch(
+            "t", (unsigned[]){i % 50 + 1, 1000 + i}, (uint64_t[]){old, now}, 2,
+            (ispec[]){{0, 'r', 's', "service.name", "a", 0}, {1, 'r', 's', "service.name", "a", 0}},
+            2);
         td_err err;
         td_err_init(&err);
         if (td_store_write(c->s, &b, 1, &err) != TD_OK) {
@@ -2414,10 +2411,9 @@ static void *race_reader(void *p)
         bool exact, trunc;
         td_err err;
         td_err_init(&err);
-        if (td_store_index_traces(c->s, "t", 'r', "service.name", 12, 's',
-                                  (const uint8_t *)"a", 1, (const uint8_t *)"a", 1, 0,
-                                  UINT64_MAX / 2, 0, race_count, &n, &exact, &trunc,
-                                  &err) != TD_OK) {
+        if (td_store_index_traces(c->s, "t", 'r', "service.name", 12, 's', (const uint8_t *)"a", 1,
+                                  (const uint8_t *)"a", 1, 0, UINT64_MAX / 2, 0, race_count, &n,
+                                  &exact, &trunc, &err) != TD_OK) {
             fprintf(stderr, "  lookup: %s\n", err.msg);
             c->failures++;
         }
@@ -2448,9 +2444,9 @@ static void test_retention_race(void)
     bool exact, trunc;
     td_err err;
     td_err_init(&err);
-    TD_ASSERT_OK(td_store_index_traces(c.s, "t", 'r', "service.name", 12, 's',
-                                       (const uint8_t *)"a", 1, (const uint8_t *)"a", 1, 0,
-                                       UINT64_MAX / 2, 0, race_count, &n, &exact, &trunc, &err));
+    TD_ASSERT_OK(td_store_index_traces(c.s, "t", 'r', "service.name", 12, 's', (const uint8_t *)"a",
+                                       1, (const uint8_t *)"a", 1, 0, UINT64_MAX / 2, 0, race_count,
+                                       &n, &exact, &trunc, &err));
     TD_CHECK(exact);
     TD_ASSERT_EQ_U64(n, RACE_N);
     td_store_retained r = retain(c.s, c.t0 + 10 * MIN_NS);
