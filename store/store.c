@@ -2265,18 +2265,30 @@ uint64_t td_store_approx_size_type(td_store *s, uint8_t rec_type)
 
 /*
  * Deletes gathered into bounded LevelDB write batches. A batch holding 'I' or
- * 'K' deletes is committed under write_lock and clears the distinct-value and
- * tag-name tables in the same critical section (FORMAT.md: the writer must not
- * trust a value set or a "K already put" note that a delete made stale).
+ * 'K' deletes is committed under write_lock, and in the same critical section
+ * (FORMAT.md: the writer must not trust a note that a delete made stale) the
+ * recently-put 'K' table is cleared when the batch deletes 'K' records, and the
+ * distinct-value table when the batch removes the last record of a value (a
+ * key's count of distinct values drops). Deleting some records of a value that
+ * stays in the index leaves the table right, so the writer does not have to
+ * rebuild its value sets (up to index-max-values seeks per key) after most
+ * batches.
  */
 #define RETAIN_BATCH_BYTES (4u << 20)
+
+enum {
+    RB_LOCK = 1, /* an 'I' or 'K' delete: commit under write_lock */
+    RB_TAGS = 2, /* a 'K' delete: clear tag_seen */
+};
 
 typedef struct rbatch {
     td_store *s;
     const atomic_bool *stop; /* may be NULL */
     leveldb_writebatch_t *wb;
     size_t bytes, n;
-    bool idx;
+    unsigned flags;  /* RB_* of the deletes in the batch */
+    bool clear_vals; /* the batch removes a value from the index */
+    bool hold;       /* rb_del does not flush: the caller flushes at value boundaries */
 } rbatch;
 
 static td_status rb_flush(rbatch *b, td_err *err)
@@ -2285,18 +2297,23 @@ static td_status rb_flush(rbatch *b, td_err *err)
         return TD_OK;
     }
     char *lerr = NULL;
-    if (b->idx) {
+    if (b->flags & RB_LOCK) {
         pthread_mutex_lock(&b->s->write_lock);
         leveldb_write(b->s->db, b->s->wopts, b->wb, &lerr);
-        idx_keys_clear(b->s);
-        memset(b->s->tag_seen, 0, sizeof(b->s->tag_seen));
+        if (b->clear_vals) {
+            idx_keys_clear(b->s);
+        }
+        if (b->flags & RB_TAGS) {
+            memset(b->s->tag_seen, 0, sizeof(b->s->tag_seen));
+        }
         pthread_mutex_unlock(&b->s->write_lock);
     } else {
         leveldb_write(b->s->db, b->s->wopts, b->wb, &lerr);
     }
     leveldb_writebatch_clear(b->wb);
     b->bytes = b->n = 0;
-    b->idx = false;
+    b->flags = 0;
+    b->clear_vals = false;
     if (lerr) {
         td_status st = td_err_set(err, TD_IO, "retention delete failed: %s", lerr);
         leveldb_free(lerr);
@@ -2310,13 +2327,13 @@ static bool rb_stopped(const rbatch *b)
     return b->stop && atomic_load_explicit(b->stop, memory_order_relaxed);
 }
 
-static td_status rb_del(rbatch *b, const void *k, size_t klen, bool idx, td_err *err)
+static td_status rb_del(rbatch *b, const void *k, size_t klen, unsigned flags, td_err *err)
 {
     leveldb_writebatch_delete(b->wb, (const char *)k, klen);
     b->bytes += klen + 8;
     b->n++;
-    b->idx |= idx;
-    return b->bytes >= RETAIN_BATCH_BYTES ? rb_flush(b, err) : TD_OK;
+    b->flags |= flags;
+    return b->bytes >= RETAIN_BATCH_BYTES && !b->hold ? rb_flush(b, err) : TD_OK;
 }
 
 /* Move *pos past the escaped string at k[*pos..klen); false when malformed. */
@@ -2376,8 +2393,8 @@ static td_status retain_frags(td_store *s, leveldb_iterator_t *it, uint32_t cb, 
         }
         size_t tkl = td__key_trace(tk, (const char *)k + 2, tl, k + 6 + tl, td__get_be64(v + 1),
                                    td__get_be64(k + 22 + tl));
-        if ((st = rb_del(b, tk, tkl, false, err)) == TD_OK &&
-            (st = rb_del(b, k, klen, false, err)) == TD_OK) {
+        if ((st = rb_del(b, tk, tkl, 0, err)) == TD_OK &&
+            (st = rb_del(b, k, klen, 0, err)) == TD_OK) {
             (*nfrags)++;
             leveldb_iter_next(it);
         }
@@ -2426,6 +2443,8 @@ static td_status retain_wtabs(td_store *s, leveldb_readoptions_t *ro, const uint
     if (st) {
         return st;
     }
+    bool hold = b->hold;
+    b->hold = false;
     n = sort_unique(seqs, n);
     /* it: next tables and fragments; wit: the chunks of the table at hand */
     leveldb_iterator_t *it = leveldb_create_iterator(s->db, ro);
@@ -2485,11 +2504,12 @@ static td_status retain_wtabs(td_store *s, leveldb_readoptions_t *ro, const uint
             if (fl != wkl || memcmp(f, wk, wpl) != 0) {
                 break;
             }
-            if ((st = rb_del(b, f, fl, false, err)) == TD_OK) {
+            if ((st = rb_del(b, f, fl, 0, err)) == TD_OK) {
                 (*nwtabs)++;
             }
         }
     }
+    b->hold = hold;
     st = iter_status(wit, st, err);
     leveldb_iter_destroy(wit);
     st = iter_status(it, st, err);
@@ -2510,11 +2530,17 @@ static td_status retain_index(td_store *s, leveldb_readoptions_t *ro, leveldb_it
                               td_store_retained *r, td_err *err)
 {
     uint8_t *seek = td_malloc(TD__KEY_IDX_MAX);
+    uint8_t *cur = td_malloc(TD__KEY_IDX_MAX); /* the value at hand: its key up to the bucket */
+    size_t curlen = 0;
+    bool cur_kept = false;             /* a record of it is left */
     uint8_t tenant[TD_TENANT_MAX + 2]; /* L | tenant of the walk's current tenant */
     bool have_tenant = false;
     uint64_t *seqs = NULL;
     size_t nseqs = 0, cap = 0;
-    td_status st = seek ? TD_OK : td_err_set(err, TD_NOMEM, "out of memory in retention");
+    td_status st = seek && cur ? TD_OK : td_err_set(err, TD_NOMEM, "out of memory in retention");
+    /* flushes happen here, after the value boundary check, so a value's last delete and the
+     * clearing of the distinct-value table land in the same batch */
+    b->hold = true;
     char c = TD__REC_IDX;
     leveldb_iter_seek(it, &c, 1);
     while (!st && leveldb_iter_valid(it) && !rb_stopped(b)) {
@@ -2527,6 +2553,17 @@ static td_status retain_index(td_store *s, leveldb_readoptions_t *ro, leveldb_it
         if (klen < pos || !esc_skip(k, klen, &pos) || ++pos > klen || !esc_skip(k, klen, &pos) ||
             klen != pos + TD__IDX_TAIL || pos > TD__KEY_IDX_MAX) {
             st = td_err_set(err, TD_CORRUPT, "malformed index key (%zu bytes)", klen);
+            break;
+        }
+        if (curlen != pos || memcmp(cur, k, pos) != 0) {
+            if (curlen && !cur_kept) {
+                b->clear_vals = true; /* the previous value has no record left */
+            }
+            memcpy(cur, k, pos);
+            curlen = pos;
+            cur_kept = false;
+        }
+        if (b->bytes >= RETAIN_BATCH_BYTES && (st = rb_flush(b, err)) != TD_OK) {
             break;
         }
         if (!have_tenant || tenant[0] != tl || memcmp(tenant + 1, k + 2, tl) != 0) {
@@ -2542,6 +2579,7 @@ static td_status retain_index(td_store *s, leveldb_readoptions_t *ro, leveldb_it
             have_tenant = true;
         }
         if (td__get_be32(k + pos) >= cb) {
+            cur_kept = true;
             memcpy(seek, k, pos);
             leveldb_iter_seek(it, (const char *)seek, td__esc_successor(seek, pos));
             continue;
@@ -2561,17 +2599,22 @@ static td_status retain_index(td_store *s, leveldb_readoptions_t *ro, leveldb_it
             }
         }
         seqs[nseqs++] = td__get_be64(k + pos + 4);
-        if ((st = rb_del(b, k, klen, true, err)) == TD_OK) {
+        if ((st = rb_del(b, k, klen, RB_LOCK, err)) == TD_OK) {
             r->index_records++;
             leveldb_iter_next(it);
         }
+    }
+    if (curlen && !cur_kept) {
+        b->clear_vals = true; /* the last value (or, when stopped, maybe) has no record left */
     }
     st = iter_status(it, st, err);
     if (!st && have_tenant) {
         st = retain_wtabs(s, ro, tenant + 1, tenant[0], seqs, nseqs, cut_ns, snap_seq, b,
                           &r->write_tables, err);
     }
+    b->hold = false;
     td_free(seqs);
+    td_free(cur);
     td_free(seek);
     return st;
 }
@@ -2600,7 +2643,7 @@ static td_status retain_tags(leveldb_iterator_t *it, uint32_t ch, rbatch *b, uin
             leveldb_iter_seek(it, (const char *)seek, td__esc_successor(seek, pos));
             continue;
         }
-        if ((st = rb_del(b, k, klen, true, err)) == TD_OK) {
+        if ((st = rb_del(b, k, klen, RB_LOCK | RB_TAGS, err)) == TD_OK) {
             (*ntags)++;
             leveldb_iter_next(it);
         }
@@ -2630,7 +2673,7 @@ td_status td_store_retain(td_store *s, uint64_t cutoff_ns, const atomic_bool *st
     leveldb_readoptions_set_snapshot(ro, snap);
     leveldb_readoptions_set_fill_cache(ro, 0);
     leveldb_iterator_t *it = leveldb_create_iterator(s->db, ro);
-    rbatch b = {s, stop, leveldb_writebatch_create(), 0, 0, false};
+    rbatch b = {s, stop, leveldb_writebatch_create(), 0, 0, 0, false, false};
 
     td_status st = retain_frags(s, it, cb, &b, &r.fragments, err);
     if (!st && !rb_stopped(&b)) {

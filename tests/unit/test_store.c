@@ -2501,7 +2501,51 @@ static void test_retention_chunks(void)
     tmp_remove();
 }
 
+/*
+ * A key at its index-max-values limit whose values all go with retention: the
+ * writer's distinct-value table is cleared with the batch that removes them, so
+ * a new value is admitted and indexed (not refused by a stale "key full").
+ */
+static void test_retention_value_limit(void)
+{
+    tmp_make();
+    td_store_opts o = opts_for("db");
+    o.index_max_values = 3;
+    o.index_max_value_len = 256;
+    td_store *s = open_store(&o);
+    td_buf b = TD_BUF_INIT;
+    uint64_t t0 = 1000 * HOUR_NS;
+    const char *vals[] = {"v1", "v2", "v3"};
+    for (unsigned i = 0; i < 3; i++) {
+        write_idx(s, "t", (unsigned[]){i + 1}, (uint64_t[]){t0 + i}, 1,
+                  (ispec[]){{0, 's', 's', "k", vals[i], 0}, {0, 's', 's', "keep", vals[i], 0}},
+                  2);
+    }
+    /* "keep" gets a new record of v1: the value stays after the pass */
+    write_idx(s, "t", (unsigned[]){9}, (uint64_t[]){t0 + 20 * MIN_NS}, 1,
+              (ispec[]){{0, 's', 's', "keep", "v1", 0}}, 1);
+    TD_ASSERT_EQ_STR(values(s, "t", 's', "k", 0, 0, 0, &b), "s:v1;s:v2;s:v3;");
+    td_store_retained r = retain(s, t0 + 10 * MIN_NS);
+    TD_ASSERT_EQ_U64(r.fragments, 3);
+    TD_ASSERT_EQ_STR(values(s, "t", 's', "k", 0, 0, 0, &b), "");
+    TD_ASSERT_EQ_STR(values(s, "t", 's', "keep", 0, 0, 0, &b), "s:v1;");
+    write_idx(s, "t", (unsigned[]){10}, (uint64_t[]){t0 + 21 * MIN_NS}, 1,
+              (ispec[]){{0, 's', 's', "k", "v4", 0}}, 1);
+    bool exact, trunc;
+    char want[64];
+    snprintf(want, sizeof(want), "10@%llu;", (unsigned long long)(t0 / MIN_NS + 21));
+    TD_ASSERT_EQ_STR(
+        traces_str(s, "t", 's', "k", 's', "v4", 0, UINT64_MAX / 2, 0, &exact, &trunc, &b), want);
+    TD_CHECK(exact);
+    TD_ASSERT_EQ_STR(values(s, "t", 's', "k", 0, 0, 0, &b), "s:v4;");
+    td_store_close(s);
+    td_buf_release(&b);
+    opts_release(&o);
+    tmp_remove();
+}
+
 TEST_LIST = {
+    {"retention_value_limit", test_retention_value_limit},
     {"retention_chunks", test_retention_chunks},
     {"retention_race", test_retention_race},
     {"retention_many", test_retention_many},
