@@ -2219,6 +2219,10 @@ td_status td_store_index_traces(td_store *s, const char *tenant, uint8_t scope, 
         *exact = false;
         goto done;
     }
+    if (!st && *truncated) {
+        /* an incomplete answer is of no use to the planner: skip reading its tables */
+        goto done;
+    }
     if (!st) {
         st = resolve_hits(s, tenant, tlen, hits, nhits, err);
     }

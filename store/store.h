@@ -335,7 +335,9 @@ typedef bool (*td_index_trace_cb)(void *ud, const uint8_t trace_id[16], uint64_t
  * [lo, hi] (byte order within the type; lo == hi for equality) in a minute
  * bucket of [start_ns, end_ns], newest bucket first. A trace may be visited
  * more than once (one entry per bucket and per value). At most max_scan
- * entries are read (0 = no bound); *truncated says whether the bound stopped it.
+ * entries are read (0 = no bound); *truncated says whether the bound stopped it,
+ * and then nothing is visited (resolving positions to trace IDs costs a read
+ * per write, and the search planner drops incomplete answers).
  *
  * *exact tells whether the index is complete for this lookup: false when a
  * value in [lo, hi] may have been left out (too long, or its key reached its
@@ -344,9 +346,7 @@ typedef bool (*td_index_trace_cb)(void *ud, const uint8_t trace_id[16], uint64_t
  * written without index entries (batches with nidx == 0; store/FORMAT.md). When *exact is false
  * nothing is visited and the caller must find candidates another way.
  * String and keyword ranges (lo != hi) are never exact. Entries are collected
- * (at most max_scan) and sorted before the first callback; for a range of
- * several values, a truncated lookup holds the newest entries of the lowest
- * values, not the newest overall.
+ * (at most max_scan) and sorted before the first callback.
  * Cost: one seek per distinct value in [lo, hi], plus at most
  * index-max-values seeks to check the key's limit when lo is absent or for a
  * range, plus one read of a write's trace table ('W') per distinct write among

@@ -1741,10 +1741,10 @@ static void test_idx_round_trip(void)
                                 &exact, &trunc, &b),
                      want);
     TD_CHECK(exact && !trunc);
-    snprintf(want, sizeof(want), "3@%llu;", (unsigned long long)(m0 + 120));
+    /* a truncated lookup says so and visits nothing */
     TD_ASSERT_EQ_STR(traces_str(s, "t", 'r', "service.name", 's', "api", 0, UINT64_MAX / 2, 1,
                                 &exact, &trunc, &b),
-                     want);
+                     "");
     TD_CHECK(exact && trunc);
     /* window cuts the later one; absent values are exactly empty */
     traces_str(s, "t", 'r', "service.name", 's', "api", t0, t0 + HOUR_NS, 0, &exact, &trunc, &b);
