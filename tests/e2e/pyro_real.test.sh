@@ -176,6 +176,47 @@ expect_eq "step 60: the same sum" "$(series_sum "$E2E_TMP/ss60.json")" "${TOT[$C
 check "step 60: point timestamps are multiples of 60 s from start" \
     test "$(jsv "$E2E_TMP/ss60.json" '(j.series || []).every(s => s.points.every(p => (Number(p.timestamp) - '$(((now - 3600) * 1000))') % 60000 === 0))')" = true
 
+# ---- time: each posted profile lands on the step boundary its own time_nanos gives ----
+ptime_ns() { # FILE: the profile's time_nanos as go tool pprof prints it
+    date -d "$(gopprof -raw "$1" | sed -n 's/^Time: \(.*\) UTC$/\1/p' | head -1)" +%s%N
+}
+START_MS=$(((now - 3600) * 1000))
+for k in cpu heap; do
+    case $k in cpu) t=$CPU st=cpu ;; heap) t=memory:alloc_space:bytes:space:bytes st=alloc_space ;; esac
+    for team in a b; do
+        f=$E2E_TMP/$team/$k.pb.gz
+        ts=$(ptime_ns "$f")
+        # first boundary start + n*15 s at or after ts (in ms)
+        want_ts=$(awk -v s="$START_MS" -v t="$ts" 'BEGIN { d = t / 1e6 - s; n = int(d / 15000); if (n * 15000 < d) n++; printf "%.0f", s + n * 15000 }')
+        pcall SelectSeries SelectSeriesRequest '{"profileTypeID":"'$t'","labelSelector":"{service_name=\"goreal\",team=\"'$team'\"}",'"$RANGE"',"step":15}' "pt_$k$team" >/dev/null
+        dec SelectSeriesResponse "pt_$k$team" >/dev/null
+        expect_eq "SelectSeries $st team $team: one point at the step boundary after time_nanos, value = total" \
+            "$(jsv "$E2E_TMP/pt_$k$team.json" '(j.series || []).map(s => s.points.map(p => p.timestamp + "=" + p.value).join(",")).join(";")')" \
+            "$want_ts=$(raw_sum "$st" - "$f")"
+    done
+done
+# a range that starts after team a's profiles and before team b's selects team b only
+tsa=$(ptime_ns "$A/heap.pb.gz")
+tsb=$(ptime_ns "$B/cpu.pb.gz")
+mid_ms=$(awk -v a="$tsa" -v b="$tsb" 'BEGIN { printf "%.0f", (a + b) / 2e6 }')
+check "the two runs are apart in time (team a heap $tsa < team b cpu $tsb)" test "$tsa" -lt "$tsb"
+expect_eq "SelectMergeStacktraces over [between the runs, now] (proto)" \
+    "$(pcall SelectMergeStacktraces SelectMergeStacktracesRequest '{"profileTypeID":"'$CPU'","labelSelector":"'"$GOSEL"'","start":"'$mid_ms'","end":"'$(((now + 60) * 1000))'"}' fgtime)" 200
+dec SelectMergeStacktracesResponse fgtime >/dev/null
+read -r gtotal _ _ <<<"$(jsv "$E2E_TMP/fgtime.json" "$FG_STATS")"
+expect_eq "time range after run a: total = team b's cpu total" "$gtotal" "$(raw_sum cpu - "$B/cpu.pb.gz")"
+expect_eq "SelectMergeStacktraces over [start, between the runs] (proto)" \
+    "$(pcall SelectMergeStacktraces SelectMergeStacktracesRequest '{"profileTypeID":"'$CPU'","labelSelector":"'"$GOSEL"'","start":"'$START_MS'","end":"'$mid_ms'"}' fgtime2)" 200
+dec SelectMergeStacktracesResponse fgtime2 >/dev/null
+read -r gtotal _ _ <<<"$(jsv "$E2E_TMP/fgtime2.json" "$FG_STATS")"
+expect_eq "time range before run b: total = team a's cpu total" "$gtotal" "$(raw_sum cpu - "$A/cpu.pb.gz")"
+
+# ---- Diff team a vs team b (JSON, Drilldown's comparison view) ----
+expect_eq "Diff team a vs team b (JSON)" "$(jcall Diff '{"left":{"profileTypeID":"'$CPU'","labelSelector":"{service_name=\"goreal\",team=\"a\"}",'"$RANGE"'},"right":{"profileTypeID":"'$CPU'","labelSelector":"{service_name=\"goreal\",team=\"b\"}",'"$RANGE"'}}' diff)" 200
+expect_eq "Diff ticks = the two runs' posted totals" \
+    "$(jsv "$E2E_TMP/diff.body" 'j.flamegraph.leftTicks + " " + j.flamegraph.rightTicks')" \
+    "$(raw_sum cpu - "$A/cpu.pb.gz") $(raw_sum cpu - "$B/cpu.pb.gz")"
+
 # ---- flame graphs: the hot function is the heaviest leaf, label filters narrow ----
 # heaviest leaf by go tool pprof over the posted files (flat, merged over both runs)
 heaviest() { # SAMPLE_INDEX KIND -> "name flat"
@@ -302,6 +343,13 @@ expect_eq "render numTicks = posted total" "$(jsv "$E2E_TMP/render.body" 'j.flam
 expect_eq "render timeline sums to the posted total" \
     "$(jsv "$E2E_TMP/render.body" 'j.timeline.samples.reduce((a, b) => a + b, 0)')" "${TOT[$CPU]}"
 
+expect_eq "/pyroscope/render groupBy=worker" "$(http rgroup -G "$QUERY/pyroscope/render" \
+    --data-urlencode "query=$CPU{service_name=\"goreal\"}" --data-urlencode "from=now-1h" --data-urlencode "until=now" \
+    --data-urlencode "groupBy=worker")" 200
+expect_eq "render groups: hot and cold timelines sum to the label totals" \
+    "$(jsv "$E2E_TMP/rgroup.body" '["hot", "cold"].map(k => j.groups && j.groups[k] ? j.groups[k].samples.reduce((a, b) => a + b, 0) : "none").join(" ")')" \
+    "$HOT $COLD"
+
 # ---- @pyroscope/nodejs: the known hot function is the heaviest leaf ----
 if [ "$NODE_OK" = 1 ]; then
     for t in wall:cpu:nanoseconds:wall:nanoseconds wall:wall:nanoseconds:wall:nanoseconds; do
@@ -421,4 +469,20 @@ for t in $GO_TYPES; do
 done
 check "rejects counted" test "$(metric 'traced_profiles_rejected_total{path="ingest",reason="422"}')" -ge 5
 check "traced stops cleanly" traced_stop
+
+# ---- restart: the same answers from the store on disk ----
+start_or_bail
+pcall SelectSeries SelectSeriesRequest '{"profileTypeID":"'$CPU'","labelSelector":"'"$GOSEL"'",'"$RANGE"',"step":15}' rs >/dev/null
+dec SelectSeriesResponse rs >/dev/null
+expect_eq "after restart: cpu SelectSeries sum" "$(series_sum "$E2E_TMP/rs.json")" "${TOT[$CPU]}"
+pcall SelectMergeSpanProfile SelectMergeSpanProfileRequest '{"profileTypeID":"'$CPU'","labelSelector":"'"$GOSEL"'","spanSelector":["'$SPAN_A'"],'"$RANGE"'}' rspa >/dev/null
+dec SelectMergeStacktracesResponse rspa >/dev/null
+read -r gtotal gname _ <<<"$(jsv "$E2E_TMP/rspa.json" "$FG_STATS")"
+expect_eq "after restart: span a1 profile" "$gtotal $gname" "$SA main.hotLeafE2E"
+pcall SelectMergeProfile SelectMergeProfileRequest '{"profileTypeID":"memory:alloc_space:bytes:space:bytes","labelSelector":"'"$GOSEL"'",'"$RANGE"'}' rsmp >/dev/null
+gzip -c "$E2E_TMP/rsmp.body" >"$E2E_TMP/rsmp.pb.gz"
+top_rows -unit=minimum "$E2E_TMP/rsmp.pb.gz" | sort >"$E2E_TMP/rsmp.top"
+check "after restart: SelectMergeProfile alloc_space = the posted heap profiles (go tool pprof -top)" \
+    diff -q "$E2E_TMP/want_alloc_spaceheap.top" "$E2E_TMP/rsmp.top"
+check "traced stops cleanly (after restart)" traced_stop
 finish
