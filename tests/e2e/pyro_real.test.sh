@@ -446,6 +446,51 @@ expect_eq "empty label name in name= ({=a}) -> 400" "$(badname badname4 '%3Da')"
 expect_eq "LabelValues service_name after the invalid names (proto)" \
     "$(pcall LabelValues LabelValuesRequest '{"name":"service_name","matchers":["{}"],'"$RANGE"'}' svcs)" 200
 check "nothing stored for the invalid label names (no badsvc)" bash -c "! grep -q badsvc '$E2E_TMP/svcs.body'"
+# label names/values inside the pprof (pprof.Do labels promoted to series labels): Pyroscope's
+# ValidateLabels refuses names that are not valid (empty, not UTF-8) and values that are not
+# UTF-8 (invalid_labels -> invalid_argument); they must not be stored under another name
+lab() { # NAME KEY VALUE: a Go profile labelled KEY=VALUE, posted as pprof for service badlab
+    quiet timeout 30 "$GOPROF" -labeled "$E2E_TMP/$1.pb.gz" -lk "$2" -lv "$3" || return 1
+    http "$1" -X POST --data-binary "@$E2E_TMP/$1.pb.gz" "$QUERY/ingest?name=badlab&format=pprof&spyName=gospy"
+}
+is_4xx_invalid() { # NAME
+    local c
+    c=$(cat "$E2E_TMP/$1.code")
+    [[ $c == 400 || $c == 422 ]] && grep -q '"code":"invalid_argument"' "$E2E_TMP/$1.body"
+}
+lab goodlab ok_name fine >"$E2E_TMP/goodlab.code"
+expect_eq "control: pprof label ok_name=fine -> 200" "$(cat "$E2E_TMP/goodlab.code")" 200
+lab labkey $'bad\xffkey' x >"$E2E_TMP/labkey.code"
+check "pprof label name that is not UTF-8 (bad\\xffkey) -> 400/422 invalid_argument (got $(cat "$E2E_TMP/labkey.code"): $(show_body labkey))" \
+    is_4xx_invalid labkey
+lab labval k $'v\xff' >"$E2E_TMP/labval.code"
+check "pprof label value that is not UTF-8 (v\\xff) -> 400/422 invalid_argument (got $(cat "$E2E_TMP/labval.code"): $(show_body labval))" \
+    is_4xx_invalid labval
+lab labempty '' x >"$E2E_TMP/labempty.code"
+check "pprof label with an empty name -> 400/422 invalid_argument (got $(cat "$E2E_TMP/labempty.code"): $(show_body labempty))" \
+    is_4xx_invalid labempty
+http badlabnames -X POST -H 'Content-Type: application/json' -H 'Accept: application/json; allow-utf8-labelnames=true' \
+    -d '{"matchers":["{service_name=\"badlab\"}"],'"$RANGE"'}' "$QUERY/querier.v1.QuerierService/LabelNames" >/dev/null
+check "the control label ok_name is stored" grep -q '"ok_name"' "$E2E_TMP/badlabnames.body"
+check "no label name with a replacement character stored (got $(show_body badlabnames))" \
+    bash -c "! grep -q \$'\\xef\\xbf\\xbd' '$E2E_TMP/badlabnames.body' && ! grep -q 'bad.*key' '$E2E_TMP/badlabnames.body'"
+http badlabk -X POST -H 'Content-Type: application/json' -d '{"name":"k","matchers":["{service_name=\"badlab\"}"],'"$RANGE"'}' \
+    "$QUERY/querier.v1.QuerierService/LabelValues" >/dev/null
+check "no label value from the non-UTF-8 profile stored (got $(show_body badlabk))" \
+    bash -c "! grep -q '\"names\"' '$E2E_TMP/badlabk.body'"
+
+# push.v1 (Connect JSON): a gzip bomb and a corrupt pprof as raw_profile
+push_raw() { # NAME FILE
+    printf '{"series":[{"labels":[{"name":"__name__","value":"process_cpu"},{"name":"service_name","value":"goreal"},{"name":"team","value":"a"}],"samples":[{"rawProfile":"%s"}]}]}' \
+        "$(base64 -w0 "$2")" >"$E2E_TMP/$1.json"
+    http "$1" -X POST -H 'Content-Type: application/json' --data-binary "@$E2E_TMP/$1.json" "$QUERY/push.v1.PusherService/Push"
+}
+expect_eq "push.v1: gzip bomb raw_profile -> 400 invalid_argument (README: 413 / invalid_argument)" "$(push_raw pushbomb "$E2E_TMP/bomb.gz")" 400
+check "push.v1 gzip bomb: message names profile-max-size" grep -q 'profile-max-size' "$E2E_TMP/pushbomb.body"
+expect_eq "push.v1: truncated real pprof -> 400" "$(push_raw pushtrunc "$E2E_TMP/trunc.pb")" 400
+check "push.v1 truncated: invalid_argument" grep -q '"code":"invalid_argument"' "$E2E_TMP/pushtrunc.body"
+expect_eq "push.v1: real pprof + out-of-range label key -> 400" "$(push_raw pushidx "$E2E_TMP/badidx.pb")" 400
+
 expect_eq "maxNodes 1048577 (proto) -> 400" \
     "$(pcall SelectMergeStacktraces SelectMergeStacktracesRequest '{"profileTypeID":"'$CPU'","labelSelector":"'"$GOSEL"'",'"$RANGE"',"maxNodes":1048577}' bigmax)" 400
 check "maxNodes too big: invalid_argument" is_json_error bigmax invalid_argument

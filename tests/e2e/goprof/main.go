@@ -8,6 +8,8 @@
 //	goprof -dump DIR                                           # write the pprofs to DIR
 //	goprof -url URL -push gopush   # CPU profile as a push.v1 PushRequest (Connect, proto, gzip)
 //	goprof -url URL -app goreal -real DIR   # the pyro_real profiles (below), posted and kept in DIR
+//	goprof -labeled FILE -lk KEY -lv VALUE  # a short CPU profile whose samples carry the pprof
+//	                                        # label KEY=VALUE (any bytes), written to FILE
 //
 // -real: a CPU profile in which main.hotLeafE2E clearly dominates as the heaviest leaf
 // (about 4x main.coldLeafE2E), both run under runtime/pprof.Do with pprof labels: the hot
@@ -316,7 +318,25 @@ func main() {
 	dump := flag.String("dump", "", "write the profiles to this directory instead of posting")
 	push := flag.String("push", "", "send the CPU profile with push.v1 as this service instead")
 	real := flag.String("real", "", "post the pyro_real profiles and write them to this directory")
+	labeled := flag.String("labeled", "", "write a CPU profile labelled -lk=-lv to this file")
+	lk := flag.String("lk", "k", "pprof label key for -labeled")
+	lv := flag.String("lv", "v", "pprof label value for -labeled")
 	flag.Parse()
+
+	if *labeled != "" {
+		var cpu bytes.Buffer
+		if err := pprof.StartCPUProfile(&cpu); err != nil {
+			fail("cpu profile: %v", err)
+		}
+		pprof.Do(context.Background(), pprof.Labels(*lk, *lv), func(context.Context) {
+			usink += hotLeafE2E(300 * time.Millisecond)
+		})
+		pprof.StopCPUProfile()
+		if err := os.WriteFile(*labeled, cpu.Bytes(), 0o644); err != nil {
+			fail("%v", err)
+		}
+		return
+	}
 
 	if *real != "" {
 		profs, from, until := collectReal()
