@@ -32,26 +32,35 @@ fi
 start_or_bail
 
 # ---- helpers ----
-connect() { # BASE METHOD CTYPE BODYFILE NAME
-    http "$5" -X POST -H "Content-Type: $3" --data-binary "@$4" "$1/querier.v1.QuerierService/$2"
+# pcall METHOD REQMSG JSON NAME: proto, as Grafana's Go client; jcall METHOD JSON NAME: JSON, as
+# the Drilldown app. Both print the HTTP status and leave $E2E_TMP/NAME.{body,hdr,json,names,
+# stats,ssum,series} (pyro_real.mjs: one node process per call).
+RESP_OF() {
+    case $1 in
+    ProfileTypes) echo ProfileTypesResponse ;; LabelNames | LabelValues) echo NamesResponse ;;
+    SelectSeries) echo SelectSeriesResponse ;; Series) echo SeriesResponse ;;
+    SelectMergeStacktraces | SelectMergeSpanProfile) echo SelectMergeStacktracesResponse ;;
+    *) echo - ;;
+    esac
 }
-pcall() { # METHOD REQMSG JSON NAME: proto, as Grafana's Go client (Connect-Protocol-Version 1)
-    tool encode "$2" "$3" "$E2E_TMP/$4.req" || return 1
-    http "$4" -X POST -H 'Content-Type: application/proto' -H 'Connect-Protocol-Version: 1' \
-        --data-binary "@$E2E_TMP/$4.req" "$QUERY/querier.v1.QuerierService/$1"
+pcall() {
+    timeout -k 2 30 node "$TD_E2E_DIR/pyro_real.mjs" "$QUERY" "$1" "$2" "$(RESP_OF "$1")" "$3" "$E2E_TMP/$4"
 }
-jcall() { # METHOD JSON NAME: JSON, as the Drilldown app
-    printf '%s' "$2" >"$E2E_TMP/$3.req"
-    connect "$QUERY" "$1" application/json "$E2E_TMP/$3.req" "$3"
+jcall() {
+    timeout -k 2 30 node "$TD_E2E_DIR/pyro_real.mjs" "$QUERY" "$1" json - "$2" "$E2E_TMP/$3"
 }
-dec() { tool decode "$1" "$E2E_TMP/$2.body" >"$E2E_TMP/$2.json" && cat "$E2E_TMP/$2.json"; }
-
+dec() { cat "$E2E_TMP/$2.json"; }
+fgstats() { cat "$E2E_TMP/$1.stats"; }
 # raw_sum TYPE FILTER FILE...: sum of the TYPE column over the samples of the pprof FILEs
 # (go tool pprof -raw); FILTER "k=v" keeps samples carrying that string label, "-" all.
+rawtxt() { # FILE: `go tool pprof -raw FILE`, computed once
+    [ -s "$1.raw" ] || gopprof -raw "$1" >"$1.raw"
+    cat "$1.raw"
+}
 raw_sum() {
     local t=$1 f=$2 file
     shift 2
-    for file; do gopprof -raw "$file"; done | awk -v t="$t" -v f="$f" '
+    for file; do rawtxt "$file"; done | awk -v t="$t" -v f="$f" '
         function flush() { if (have && (f == "-" || hit)) sum += val; have = 0; hit = 0 }
         BEGIN { split(f, kv, "="); want = kv[1] ":[" kv[2] "]" }
         /^Samples:/ { flush(); ins = 1; hdr = 1; next }
@@ -66,15 +75,9 @@ top_rows() {
     gopprof -top -nodecount=100000 -nodefraction=0 -edgefraction=0 "$@" |
         awk 'f { print $1, $4, $6 } /^ *flat  flat%/ { f = 1 }'
 }
-# FG_JS: over a decoded FlameGraph response j, per-name self sums; prints
-# "total heaviest-name heaviest-self"
-FG_STATS='(() => { const g = j.flamegraph || {}; const s = {};
-  for (const l of g.levels || []) { const v = (l.values || []).map(Number);
-    for (let i = 0; i < v.length; i += 4) { const n = g.names[v[i + 3]]; s[n] = (s[n] || 0) + v[i + 2]; } }
-  let b = ""; for (const n in s) if (b === "" || s[n] > s[b]) b = n;
-  return (g.total || 0) + " " + b + " " + (s[b] || 0); })()'
-fg_names() { jsv "$1" '(j.flamegraph && j.flamegraph.names || []).join("\n")'; }
-series_sum() { jsv "$1" '(j.series || []).reduce((a, s) => a + (s.points || []).reduce((b, p) => b + (p.value || 0), 0), 0)'; }
+series_sum() { local f=${1%.json}; cat "${f%.body}.ssum"; }
+fg_names() { local f=${1%.json}; cat "${f%.body}.names"; }
+wsum() { awk -F'\t' -v l="worker=$2" '$1 == l { print $2 }' "$E2E_TMP/$1.series"; }
 
 # ---- producers: the Go program (twice, team=a and team=b) and @pyroscope/nodejs ----
 GOPROF=$E2E_TMP/goprof
@@ -85,6 +88,9 @@ if ! quiet env GOFLAGS= GOCACHE="$E2E_TMP/gocache" timeout 240 go build -o "$GOP
     exit 1
 fi
 mkdir -p "$E2E_TMP/a" "$E2E_TMP/b"
+# the Node program runs meanwhile (both run for a fixed wall time)
+node_run 60 nodeprof.mjs "$QUERY" nodereal >"$E2E_TMP/nodeprof.out" 2>&1 &
+NODE_JOB=$!
 check "goprof -real posts cpu, heap, mutex, block (team=a)" \
     quiet timeout 60 "$GOPROF" -url "$QUERY" -app goreal -tags "env=e2e,team=a" -real "$E2E_TMP/a"
 check "goprof -real posts cpu, heap, mutex, block (team=b)" \
@@ -92,11 +98,11 @@ check "goprof -real posts cpu, heap, mutex, block (team=b)" \
 A=$E2E_TMP/a
 B=$E2E_TMP/b
 NODE_OK=0
-if node_run 60 nodeprof.mjs "$QUERY" nodereal; then
+if wait "$NODE_JOB"; then
     NODE_OK=1
     pass "@pyroscope/nodejs profiled a Node program and pushed"
 else
-    fail "@pyroscope/nodejs profiled a Node program and pushed (npm ci in tests/e2e?)"
+    fail "@pyroscope/nodejs profiled a Node program and pushed (npm ci in tests/e2e?): $(tail -c 300 "$E2E_TMP/nodeprof.out")"
 fi
 
 now=$(date +%s)
@@ -146,10 +152,8 @@ for t in $GO_TYPES; do
     TOT[$t]=$(raw_sum "$st" - "$A/$k.pb.gz" "$B/$k.pb.gz")
     ta=$(raw_sum "$st" - "$A/$k.pb.gz")
     pcall SelectSeries SelectSeriesRequest '{"profileTypeID":"'$t'","labelSelector":"'"$GOSEL"'",'"$RANGE"',"groupBy":["service_name"],"step":15,"exemplarType":1}' "ss_$st" >/dev/null
-    dec SelectSeriesResponse "ss_$st" >/dev/null
     expect_eq "SelectSeries $t sum = posted total" "$(series_sum "$E2E_TMP/ss_$st.json")" "${TOT[$t]}"
     pcall SelectSeries SelectSeriesRequest '{"profileTypeID":"'$t'","labelSelector":"{service_name=\"goreal\",team=\"a\"}",'"$RANGE"',"step":15}' "ssa_$st" >/dev/null
-    dec SelectSeriesResponse "ssa_$st" >/dev/null
     expect_eq "SelectSeries $t {team=\"a\"} narrows to team a's total" "$(series_sum "$E2E_TMP/ssa_$st.json")" "$ta"
 done
 check "cpu total is non-zero" test "${TOT[$CPU]:-0}" -gt 0
@@ -160,25 +164,21 @@ COLD=$(raw_sum cpu worker=cold "$A/cpu.pb.gz" "$B/cpu.pb.gz")
 check "the Go program's hot part dominates (hot $HOT > 2 x cold $COLD)" test "$HOT" -gt $((2 * COLD))
 expect_eq "SelectSeries group_by worker (proto)" \
     "$(pcall SelectSeries SelectSeriesRequest '{"profileTypeID":"'$CPU'","labelSelector":"'"$GOSEL"'",'"$RANGE"',"groupBy":["worker"],"step":15}' ssw)" 200
-dec SelectSeriesResponse ssw >/dev/null
-wsum() { jsv "$E2E_TMP/$1.json" '(j.series || []).filter(s => (s.labels || []).some(l => l.name === "worker" && l.value === "'$2'")).reduce((a, s) => a + s.points.reduce((b, p) => b + (p.value || 0), 0), 0)'; }
 expect_eq "group_by worker: hot series sum" "$(wsum ssw hot)" "$HOT"
 expect_eq "group_by worker: cold series sum" "$(wsum ssw cold)" "$COLD"
 expect_eq "SelectSeries group_by worker limit 1 (proto)" \
     "$(pcall SelectSeries SelectSeriesRequest '{"profileTypeID":"'$CPU'","labelSelector":"'"$GOSEL"'",'"$RANGE"',"groupBy":["worker"],"step":15,"limit":1}' ssl)" 200
-dec SelectSeriesResponse ssl >/dev/null
-expect_eq "limit 1 keeps one series" "$(jsv "$E2E_TMP/ssl.json" '(j.series || []).length')" 1
+expect_eq "limit 1 keeps one series" "$(wc -l <"$E2E_TMP/ssl.series")" 1
 expect_eq "limit 1 keeps the top series (worker=hot) with its sum" "$(wsum ssl hot)" "$HOT"
 expect_eq "SelectSeries step 60 (proto) -> 200" \
     "$(pcall SelectSeries SelectSeriesRequest '{"profileTypeID":"'$CPU'","labelSelector":"'"$GOSEL"'",'"$RANGE"',"step":60}' ss60)" 200
-dec SelectSeriesResponse ss60 >/dev/null
 expect_eq "step 60: the same sum" "$(series_sum "$E2E_TMP/ss60.json")" "${TOT[$CPU]}"
 check "step 60: point timestamps are multiples of 60 s from start" \
-    test "$(jsv "$E2E_TMP/ss60.json" '(j.series || []).every(s => s.points.every(p => (Number(p.timestamp) - '$(((now - 3600) * 1000))') % 60000 === 0))')" = true
+    awk -F'\t' -v s=$(((now - 3600) * 1000)) '{ n = split($3, p, ";"); for (i = 1; i <= n; i++) { split(p[i], tv, "="); if ((tv[1] - s) % 60000) bad = 1 } } END { exit bad + (NR == 0) }' "$E2E_TMP/ss60.series"
 
 # ---- time: each posted profile lands on the step boundary its own time_nanos gives ----
 ptime_ns() { # FILE: the profile's time_nanos as go tool pprof prints it
-    date -d "$(gopprof -raw "$1" | sed -n 's/^Time: \(.*\) UTC$/\1/p' | head -1)" +%s%N
+    date -d "$(rawtxt "$1" | sed -n 's/^Time: \(.*\) UTC$/\1/p' | head -1)" +%s%N
 }
 START_MS=$(((now - 3600) * 1000))
 for k in cpu heap; do
@@ -189,9 +189,8 @@ for k in cpu heap; do
         # first boundary start + n*15 s at or after ts (in ms)
         want_ts=$(awk -v s="$START_MS" -v t="$ts" 'BEGIN { d = t / 1e6 - s; n = int(d / 15000); if (n * 15000 < d) n++; printf "%.0f", s + n * 15000 }')
         pcall SelectSeries SelectSeriesRequest '{"profileTypeID":"'$t'","labelSelector":"{service_name=\"goreal\",team=\"'$team'\"}",'"$RANGE"',"step":15}' "pt_$k$team" >/dev/null
-        dec SelectSeriesResponse "pt_$k$team" >/dev/null
         expect_eq "SelectSeries $st team $team: one point at the step boundary after time_nanos, value = total" \
-            "$(jsv "$E2E_TMP/pt_$k$team.json" '(j.series || []).map(s => s.points.map(p => p.timestamp + "=" + p.value).join(",")).join(";")')" \
+            "$(cut -f3 "$E2E_TMP/pt_$k$team.series" | paste -sd';')" \
             "$want_ts=$(raw_sum "$st" - "$f")"
     done
 done
@@ -202,13 +201,11 @@ mid_ms=$(awk -v a="$tsa" -v b="$tsb" 'BEGIN { printf "%.0f", (a + b) / 2e6 }')
 check "the two runs are apart in time (team a heap $tsa < team b cpu $tsb)" test "$tsa" -lt "$tsb"
 expect_eq "SelectMergeStacktraces over [between the runs, now] (proto)" \
     "$(pcall SelectMergeStacktraces SelectMergeStacktracesRequest '{"profileTypeID":"'$CPU'","labelSelector":"'"$GOSEL"'","start":"'$mid_ms'","end":"'$(((now + 60) * 1000))'"}' fgtime)" 200
-dec SelectMergeStacktracesResponse fgtime >/dev/null
-read -r gtotal _ _ <<<"$(jsv "$E2E_TMP/fgtime.json" "$FG_STATS")"
+read -r gtotal _ _ <<<"$(fgstats fgtime)"
 expect_eq "time range after run a: total = team b's cpu total" "$gtotal" "$(raw_sum cpu - "$B/cpu.pb.gz")"
 expect_eq "SelectMergeStacktraces over [start, between the runs] (proto)" \
     "$(pcall SelectMergeStacktraces SelectMergeStacktracesRequest '{"profileTypeID":"'$CPU'","labelSelector":"'"$GOSEL"'","start":"'$START_MS'","end":"'$mid_ms'"}' fgtime2)" 200
-dec SelectMergeStacktracesResponse fgtime2 >/dev/null
-read -r gtotal _ _ <<<"$(jsv "$E2E_TMP/fgtime2.json" "$FG_STATS")"
+read -r gtotal _ _ <<<"$(fgstats fgtime2)"
 expect_eq "time range before run b: total = team a's cpu total" "$gtotal" "$(raw_sum cpu - "$A/cpu.pb.gz")"
 
 # ---- Diff team a vs team b (JSON, Drilldown's comparison view) ----
@@ -227,8 +224,7 @@ for spec in "$CPU cpu cpu" "memory:alloc_space:bytes:space:bytes alloc_space hea
     read -r t si k <<<"$spec"
     want=$(heaviest "$si" "$k")
     pcall SelectMergeStacktraces SelectMergeStacktracesRequest '{"profileTypeID":"'$t'","labelSelector":"'"$GOSEL"'",'"$RANGE"',"maxNodes":16384}' "fg_$si$k" >/dev/null
-    dec SelectMergeStacktracesResponse "fg_$si$k" >/dev/null
-    read -r gtotal gname gself <<<"$(jsv "$E2E_TMP/fg_$si$k.json" "$FG_STATS")"
+    read -r gtotal gname gself <<<"$(fgstats fg_$si$k)"
     expect_eq "$t flame graph total = posted total" "$gtotal" "${TOT[$t]}"
     # ties in flat are possible for mutex/block: compare flat values, as go tool pprof shows them
     rows=$(top_rows -sample_index="$si" -unit=minimum "$A/$k.pb.gz" "$B/$k.pb.gz")
@@ -236,34 +232,32 @@ for spec in "$CPU cpu cpu" "memory:alloc_space:bytes:space:bytes alloc_space hea
     wflat=$(head -1 <<<"$rows" | awk '{ print $1 }')
     expect_eq "$t heaviest leaf ($gname) has go tool pprof's top flat ($want)" "$gflat" "$wflat"
 done
-read -r gtotal gname gself <<<"$(jsv "$E2E_TMP/fg_cpucpu.json" "$FG_STATS")"
+read -r gtotal gname gself <<<"$(fgstats fg_cpucpu)"
 expect_eq "cpu: the known hot function main.hotLeafE2E is the heaviest leaf" "$gname" main.hotLeafE2E
 want_flat=$(top_rows -sample_index=cpu -unit=ns "$A/cpu.pb.gz" "$B/cpu.pb.gz" | awk '$3 == "main.hotLeafE2E" { sub(/ns$/, "", $1); print $1 }')
 expect_eq "cpu: main.hotLeafE2E self = its flat in the posted pprofs" "$gself" "$want_flat"
-read -r _ hname _ <<<"$(jsv "$E2E_TMP/fg_alloc_spaceheap.json" "$FG_STATS")"
+read -r _ hname _ <<<"$(fgstats fg_alloc_spaceheap)"
 expect_eq "alloc_space: the known allocator main.allocHeavyE2E is the heaviest leaf" "$hname" main.allocHeavyE2E
 
 expect_eq "label filter {worker=\"cold\"} (proto)" \
     "$(pcall SelectMergeStacktraces SelectMergeStacktracesRequest '{"profileTypeID":"'$CPU'","labelSelector":"{service_name=\"goreal\",worker=\"cold\"}",'"$RANGE"',"maxNodes":16384}' fgcold)" 200
-dec SelectMergeStacktracesResponse fgcold >/dev/null
-read -r gtotal gname _ <<<"$(jsv "$E2E_TMP/fgcold.json" "$FG_STATS")"
+read -r gtotal gname _ <<<"$(fgstats fgcold)"
 expect_eq "worker=cold: total = the cold samples' sum" "$gtotal" "$COLD"
 expect_eq "worker=cold: heaviest leaf main.coldLeafE2E" "$gname" main.coldLeafE2E
 check "worker=cold: no main.hotLeafE2E" bash -c "! grep -qx main.hotLeafE2E <<<\"\$(cat)\"" < <(fg_names "$E2E_TMP/fgcold.json")
 expect_eq "label filter {team=\"b\"} (JSON, as Drilldown)" \
     "$(jcall SelectMergeStacktraces '{"profileTypeID":"'$CPU'","labelSelector":"{service_name=\"goreal\",team=\"b\"}",'"$RANGE"'}' fgteamb)" 200
-read -r gtotal _ _ <<<"$(jsv "$E2E_TMP/fgteamb.body" "$FG_STATS")"
+read -r gtotal _ _ <<<"$(fgstats fgteamb)"
 expect_eq "team=b: total = team b's posted total" "$gtotal" "$(raw_sum cpu - "$B/cpu.pb.gz")"
 expect_eq "label filter with regex {worker=~\"h.*\"}" \
     "$(jcall SelectMergeStacktraces '{"profileTypeID":"'$CPU'","labelSelector":"{service_name=\"goreal\",worker=~\"h.*\"}",'"$RANGE"'}' fgre)" 200
-read -r gtotal _ _ <<<"$(jsv "$E2E_TMP/fgre.body" "$FG_STATS")"
+read -r gtotal _ _ <<<"$(fgstats fgre)"
 expect_eq "worker=~h.*: total = the hot samples' sum" "$gtotal" "$HOT"
 
 # maxNodes as Grafana sends it: truncation keeps the total
 expect_eq "SelectMergeStacktraces maxNodes=4 (proto)" \
     "$(pcall SelectMergeStacktraces SelectMergeStacktracesRequest '{"profileTypeID":"'$CPU'","labelSelector":"'"$GOSEL"'",'"$RANGE"',"maxNodes":4}' fg4)" 200
-dec SelectMergeStacktracesResponse fg4 >/dev/null
-read -r gtotal _ _ <<<"$(jsv "$E2E_TMP/fg4.json" "$FG_STATS")"
+read -r gtotal _ _ <<<"$(fgstats fg4)"
 expect_eq "maxNodes=4: total unchanged" "$gtotal" "${TOT[$CPU]}"
 check "maxNodes=4: fewer names than the full graph" \
     test "$(fg_names "$E2E_TMP/fg4.json" | wc -l)" -lt "$(fg_names "$E2E_TMP/fg_cpucpu.json" | wc -l)"
@@ -275,31 +269,27 @@ SA=$(raw_sum cpu span_id=$SPAN_A "$A/cpu.pb.gz" "$B/cpu.pb.gz")
 SB=$(raw_sum cpu span_id=$SPAN_B "$A/cpu.pb.gz" "$B/cpu.pb.gz")
 expect_eq "SelectMergeSpanProfile span a1 (proto, as Grafana)" \
     "$(pcall SelectMergeSpanProfile SelectMergeSpanProfileRequest '{"profileTypeID":"'$CPU'","labelSelector":"'"$GOSEL"'","spanSelector":["'$SPAN_A'"],'"$RANGE"',"maxNodes":16384}' spa)" 200
-dec SelectMergeStacktracesResponse spa >/dev/null
-read -r gtotal gname _ <<<"$(jsv "$E2E_TMP/spa.json" "$FG_STATS")"
+read -r gtotal gname _ <<<"$(fgstats spa)"
 expect_eq "span a1: total = the span's samples in the posted pprofs" "$gtotal" "$SA"
 expect_eq "span a1: heaviest leaf main.hotLeafE2E" "$gname" main.hotLeafE2E
 check "span a1: none of span b2's stacks (no main.coldLeafE2E)" \
     bash -c "! grep -qx main.coldLeafE2E" < <(fg_names "$E2E_TMP/spa.json")
 expect_eq "SelectMergeSpanProfile span b2 upper-case hex (proto)" \
     "$(pcall SelectMergeSpanProfile SelectMergeSpanProfileRequest '{"profileTypeID":"'$CPU'","labelSelector":"'"$GOSEL"'","spanSelector":["00000000000000B2"],'"$RANGE"'}' spb)" 200
-dec SelectMergeStacktracesResponse spb >/dev/null
-read -r gtotal gname _ <<<"$(jsv "$E2E_TMP/spb.json" "$FG_STATS")"
+read -r gtotal gname _ <<<"$(fgstats spb)"
 expect_eq "span b2: total" "$gtotal" "$SB"
 check "span b2: no main.hotLeafE2E" bash -c "! grep -qx main.hotLeafE2E" < <(fg_names "$E2E_TMP/spb.json")
 expect_eq "SelectMergeSpanProfile both spans (JSON)" \
     "$(jcall SelectMergeSpanProfile '{"profileTypeID":"'$CPU'","labelSelector":"'"$GOSEL"'","spanSelector":["'$SPAN_A'","'$SPAN_B'"],'"$RANGE"'}' spab)" 200
-read -r gtotal _ _ <<<"$(jsv "$E2E_TMP/spab.body" "$FG_STATS")"
+read -r gtotal _ _ <<<"$(fgstats spab)"
 expect_eq "both spans: total = a1 + b2" "$gtotal" "$((SA + SB))"
 expect_eq "SelectMergeStacktraces span_selector field (proto)" \
     "$(pcall SelectMergeStacktraces SelectMergeStacktracesRequest '{"profileTypeID":"'$CPU'","labelSelector":"'"$GOSEL"'","spanSelector":["'$SPAN_A'"],'"$RANGE"'}' spsel)" 200
-dec SelectMergeStacktracesResponse spsel >/dev/null
-read -r gtotal _ _ <<<"$(jsv "$E2E_TMP/spsel.json" "$FG_STATS")"
+read -r gtotal _ _ <<<"$(fgstats spsel)"
 expect_eq "span_selector on SelectMergeStacktraces: total = a1" "$gtotal" "$SA"
 expect_eq "unknown span (proto) -> 200" \
     "$(pcall SelectMergeSpanProfile SelectMergeSpanProfileRequest '{"profileTypeID":"'$CPU'","labelSelector":"'"$GOSEL"'","spanSelector":["00000000000000ff"],'"$RANGE"'}' spnone)" 200
-dec SelectMergeStacktracesResponse spnone >/dev/null
-read -r gtotal _ _ <<<"$(jsv "$E2E_TMP/spnone.json" "$FG_STATS")"
+read -r gtotal _ _ <<<"$(fgstats spnone)"
 expect_eq "unknown span: empty flame graph (total 0)" "$gtotal" 0
 
 # ---- SelectMergeProfile read by go tool pprof: same functions/values as the posted pprofs ----
@@ -332,7 +322,7 @@ expect_eq "LabelNames (JSON, allow-utf8-labelnames)" \
 check "LabelNames JSON lists worker" grep -q '"worker"' "$E2E_TMP/namesj.body"
 expect_eq "SelectMergeStacktraces (JSON, sandwich format ignored)" \
     "$(jcall SelectMergeStacktraces '{"profileTypeID":"'$CPU'","labelSelector":"'"$GOSEL"'",'"$RANGE"',"format":"PROFILE_FORMAT_SANDWICH","sandwichFunction":"main.hotLeafE2E"}' fgj)" 200
-read -r gtotal gname _ <<<"$(jsv "$E2E_TMP/fgj.body" "$FG_STATS")"
+read -r gtotal gname _ <<<"$(fgstats fgj)"
 expect_eq "JSON flame graph: total and heaviest leaf" "$gtotal $gname" "${TOT[$CPU]} main.hotLeafE2E"
 expect_eq "GetProfileStats (JSON)" "$(jcall GetProfileStats '{}' stats)" 200
 check "GetProfileStats: dataIngested" grep -q '"dataIngested":true' "$E2E_TMP/stats.body"
@@ -354,8 +344,7 @@ expect_eq "render groups: hot and cold timelines sum to the label totals" \
 if [ "$NODE_OK" = 1 ]; then
     for t in wall:cpu:nanoseconds:wall:nanoseconds wall:wall:nanoseconds:wall:nanoseconds; do
         pcall SelectMergeStacktraces SelectMergeStacktracesRequest '{"profileTypeID":"'$t'","labelSelector":"{service_name=\"nodereal\"}",'"$RANGE"',"maxNodes":16384}' "nfg" >/dev/null
-        dec SelectMergeStacktracesResponse nfg >/dev/null
-        read -r gtotal gname _ <<<"$(jsv "$E2E_TMP/nfg.json" "$FG_STATS")"
+        read -r gtotal gname _ <<<"$(fgstats nfg)"
         check "Node $t: heaviest leaf is hotNodeE2E (got '$gname', total $gtotal)" \
             bash -c "[[ '$gname' == hotNodeE2E* || '$gname' == *:hotNodeE2E* ]]"
     done
@@ -369,7 +358,7 @@ if [ "$NODE_OK" = 1 ]; then
     check "Node LabelNames (JSON, allow-utf8-labelnames): otel.scope.name listed" grep -q '"otel.scope.name"' "$E2E_TMP/nnamesj.body"
     expect_eq "Node: label filter {env=\"nope\"} narrows to nothing" \
         "$(jcall SelectMergeStacktraces '{"profileTypeID":"wall:cpu:nanoseconds:wall:nanoseconds","labelSelector":"{service_name=\"nodereal\",env=\"nope\"}",'"$RANGE"'}' nfgnone)" 200
-    read -r gtotal _ _ <<<"$(jsv "$E2E_TMP/nfgnone.body" "$FG_STATS")"
+    read -r gtotal _ _ <<<"$(fgstats nfgnone)"
     expect_eq "Node: {env=\"nope\"} total 0" "$gtotal" 0
 fi
 
@@ -498,7 +487,7 @@ expect_eq "maxNodes 9223372036854775807 (JSON) -> 400" \
     "$(jcall SelectMergeStacktraces '{"profileTypeID":"'$CPU'","labelSelector":"{}",'"$RANGE"',"maxNodes":"9223372036854775807"}' hugemax)" 400
 expect_eq "maxNodes 1048576 (the cap) -> 200" \
     "$(jcall SelectMergeStacktraces '{"profileTypeID":"'$CPU'","labelSelector":"'"$GOSEL"'",'"$RANGE"',"maxNodes":"1048576"}' capmax)" 200
-read -r gtotal _ _ <<<"$(jsv "$E2E_TMP/capmax.body" "$FG_STATS")"
+read -r gtotal _ _ <<<"$(fgstats capmax)"
 expect_eq "maxNodes at the cap: full total" "$gtotal" "${TOT[$CPU]}"
 expect_eq "span selector not 16 hex -> 400" \
     "$(pcall SelectMergeSpanProfile SelectMergeSpanProfileRequest '{"profileTypeID":"'$CPU'","spanSelector":["a1"],'"$RANGE"'}' badspan)" 400
@@ -509,7 +498,6 @@ check "daemon process alive" kill -0 "$TRACED_PID"
 for t in $GO_TYPES; do
     st=$(cut -d: -f2 <<<"$t")
     pcall SelectSeries SelectSeriesRequest '{"profileTypeID":"'$t'","labelSelector":"'"$GOSEL"'",'"$RANGE"',"step":15}' "after_$st" >/dev/null
-    dec SelectSeriesResponse "after_$st" >/dev/null
     expect_eq "after bad input: $t sum unchanged" "$(series_sum "$E2E_TMP/after_$st.json")" "${TOT[$t]}"
 done
 check "rejects counted" test "$(metric 'traced_profiles_rejected_total{path="ingest",reason="422"}')" -ge 5
@@ -518,11 +506,9 @@ check "traced stops cleanly" traced_stop
 # ---- restart: the same answers from the store on disk ----
 start_or_bail
 pcall SelectSeries SelectSeriesRequest '{"profileTypeID":"'$CPU'","labelSelector":"'"$GOSEL"'",'"$RANGE"',"step":15}' rs >/dev/null
-dec SelectSeriesResponse rs >/dev/null
 expect_eq "after restart: cpu SelectSeries sum" "$(series_sum "$E2E_TMP/rs.json")" "${TOT[$CPU]}"
 pcall SelectMergeSpanProfile SelectMergeSpanProfileRequest '{"profileTypeID":"'$CPU'","labelSelector":"'"$GOSEL"'","spanSelector":["'$SPAN_A'"],'"$RANGE"'}' rspa >/dev/null
-dec SelectMergeStacktracesResponse rspa >/dev/null
-read -r gtotal gname _ <<<"$(jsv "$E2E_TMP/rspa.json" "$FG_STATS")"
+read -r gtotal gname _ <<<"$(fgstats rspa)"
 expect_eq "after restart: span a1 profile" "$gtotal $gname" "$SA main.hotLeafE2E"
 pcall SelectMergeProfile SelectMergeProfileRequest '{"profileTypeID":"memory:alloc_space:bytes:space:bytes","labelSelector":"'"$GOSEL"'",'"$RANGE"'}' rsmp >/dev/null
 gzip -c "$E2E_TMP/rsmp.body" >"$E2E_TMP/rsmp.pb.gz"

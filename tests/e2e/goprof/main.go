@@ -166,10 +166,10 @@ func collectReal() (map[string][]byte, time.Time, time.Time) {
 	}
 	ctx := context.Background()
 	pprof.Do(ctx, pprof.Labels("span_id", "00000000000000a1", "worker", "hot"), func(context.Context) {
-		usink += hotLeafE2E(1600 * time.Millisecond)
+		usink += hotLeafE2E(1000 * time.Millisecond)
 	})
 	pprof.Do(ctx, pprof.Labels("span_id", "00000000000000b2", "worker", "cold"), func(context.Context) {
-		usink += coldLeafE2E(400 * time.Millisecond)
+		usink += coldLeafE2E(250 * time.Millisecond)
 	})
 	pprof.StopCPUProfile()
 	out["cpu"] = cpu.Bytes()
@@ -329,7 +329,7 @@ func main() {
 			fail("cpu profile: %v", err)
 		}
 		pprof.Do(context.Background(), pprof.Labels(*lk, *lv), func(context.Context) {
-			usink += hotLeafE2E(300 * time.Millisecond)
+			usink += hotLeafE2E(150 * time.Millisecond)
 		})
 		pprof.StopCPUProfile()
 		if err := os.WriteFile(*labeled, cpu.Bytes(), 0o644); err != nil {
