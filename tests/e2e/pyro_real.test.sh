@@ -49,6 +49,15 @@ pcall() {
 jcall() {
     timeout -k 2 30 node "$TD_E2E_DIR/pyro_real.mjs" "$QUERY" "$1" json - "$2" "$E2E_TMP/$3"
 }
+# batch: the calls given on stdin as "METHOD<TAB>REQMSG<TAB>JSON<TAB>NAME" lines (proto), made by
+# one node process; the answers land in the same files as pcall's
+batch() {
+    local f=$E2E_TMP/batch.$RANDOM m r j n
+    while IFS=$'\t' read -r m r j n; do
+        printf '%s\t%s\t%s\t%s\t%s\n' "$m" "$r" "$(RESP_OF "$m")" "$j" "$E2E_TMP/$n"
+    done >"$f"
+    timeout -k 2 60 node "$TD_E2E_DIR/pyro_real.mjs" "$QUERY" --batch "$f" >"$f.out"
+}
 dec() { cat "$E2E_TMP/$2.json"; }
 fgstats() { cat "$E2E_TMP/$1.stats"; }
 # raw_sum TYPE FILTER FILE...: sum of the TYPE column over the samples of the pprof FILEs
@@ -148,13 +157,18 @@ expect_eq "LabelValues team narrowed" "$(dec NamesResponse vteama)" '{"names":["
 declare -A TOT
 for t in $GO_TYPES; do
     st=$(cut -d: -f2 <<<"$t")
+    printf 'SelectSeries\tSelectSeriesRequest\t%s\tss_%s\n' \
+        '{"profileTypeID":"'$t'","labelSelector":"'"$GOSEL"'",'"$RANGE"',"groupBy":["service_name"],"step":15,"exemplarType":1}' "${t//:/_}"
+    printf 'SelectSeries\tSelectSeriesRequest\t%s\tssa_%s\n' \
+        '{"profileTypeID":"'$t'","labelSelector":"{service_name=\"goreal\",team=\"a\"}",'"$RANGE"',"step":15}' "${t//:/_}"
+done | batch
+for t in $GO_TYPES; do
+    st=$(cut -d: -f2 <<<"$t")
     k=$(file_of "$t")
     TOT[$t]=$(raw_sum "$st" - "$A/$k.pb.gz" "$B/$k.pb.gz")
     ta=$(raw_sum "$st" - "$A/$k.pb.gz")
-    pcall SelectSeries SelectSeriesRequest '{"profileTypeID":"'$t'","labelSelector":"'"$GOSEL"'",'"$RANGE"',"groupBy":["service_name"],"step":15,"exemplarType":1}' "ss_$st" >/dev/null
-    expect_eq "SelectSeries $t sum = posted total" "$(series_sum "$E2E_TMP/ss_$st.json")" "${TOT[$t]}"
-    pcall SelectSeries SelectSeriesRequest '{"profileTypeID":"'$t'","labelSelector":"{service_name=\"goreal\",team=\"a\"}",'"$RANGE"',"step":15}' "ssa_$st" >/dev/null
-    expect_eq "SelectSeries $t {team=\"a\"} narrows to team a's total" "$(series_sum "$E2E_TMP/ssa_$st.json")" "$ta"
+    expect_eq "SelectSeries $t sum = posted total" "$(series_sum "$E2E_TMP/ss_${t//:/_}.json")" "${TOT[$t]}"
+    expect_eq "SelectSeries $t {team=\"a\"} narrows to team a's total" "$(series_sum "$E2E_TMP/ssa_${t//:/_}.json")" "$ta"
 done
 check "cpu total is non-zero" test "${TOT[$CPU]:-0}" -gt 0
 
@@ -219,11 +233,16 @@ expect_eq "Diff ticks = the two runs' posted totals" \
 heaviest() { # SAMPLE_INDEX KIND -> "name flat"
     top_rows -sample_index="$1" -unit=minimum "$A/$2.pb.gz" "$B/$2.pb.gz" | head -1 | awk '{ print $3 }'
 }
-for spec in "$CPU cpu cpu" "memory:alloc_space:bytes:space:bytes alloc_space heap" \
-    "mutex:delay:nanoseconds:contentions:count delay mutex" "block:delay:nanoseconds:contentions:count delay block"; do
+FG_SPECS=("$CPU cpu cpu" "memory:alloc_space:bytes:space:bytes alloc_space heap"
+    "mutex:delay:nanoseconds:contentions:count delay mutex" "block:delay:nanoseconds:contentions:count delay block")
+for spec in "${FG_SPECS[@]}"; do
+    read -r t si k <<<"$spec"
+    printf 'SelectMergeStacktraces\tSelectMergeStacktracesRequest\t%s\tfg_%s\n' \
+        '{"profileTypeID":"'$t'","labelSelector":"'"$GOSEL"'",'"$RANGE"',"maxNodes":16384}' "$si$k"
+done | batch
+for spec in "${FG_SPECS[@]}"; do
     read -r t si k <<<"$spec"
     want=$(heaviest "$si" "$k")
-    pcall SelectMergeStacktraces SelectMergeStacktracesRequest '{"profileTypeID":"'$t'","labelSelector":"'"$GOSEL"'",'"$RANGE"',"maxNodes":16384}' "fg_$si$k" >/dev/null
     read -r gtotal gname gself <<<"$(fgstats fg_$si$k)"
     expect_eq "$t flame graph total = posted total" "$gtotal" "${TOT[$t]}"
     # ties in flat are possible for mutex/block: compare flat values, as go tool pprof shows them
@@ -496,9 +515,12 @@ check "daemon still ready" curl -sf -o /dev/null --max-time 5 "$QUERY/ready"
 check "daemon process alive" kill -0 "$TRACED_PID"
 # nothing lost, nothing added: every sum as before
 for t in $GO_TYPES; do
+    printf 'SelectSeries\tSelectSeriesRequest\t%s\tafter_%s\n' \
+        '{"profileTypeID":"'$t'","labelSelector":"'"$GOSEL"'",'"$RANGE"',"step":15}' "${t//:/_}"
+done | batch
+for t in $GO_TYPES; do
     st=$(cut -d: -f2 <<<"$t")
-    pcall SelectSeries SelectSeriesRequest '{"profileTypeID":"'$t'","labelSelector":"'"$GOSEL"'",'"$RANGE"',"step":15}' "after_$st" >/dev/null
-    expect_eq "after bad input: $t sum unchanged" "$(series_sum "$E2E_TMP/after_$st.json")" "${TOT[$t]}"
+    expect_eq "after bad input: $t sum unchanged" "$(series_sum "$E2E_TMP/after_${t//:/_}.json")" "${TOT[$t]}"
 done
 check "rejects counted" test "$(metric 'traced_profiles_rejected_total{path="ingest",reason="422"}')" -ge 5
 check "traced stops cleanly" traced_stop
