@@ -9,7 +9,8 @@
 # and like the Drilldown app (JSON), `go tool pprof` on SelectMergeProfile and on
 # `tracectl profiles export`, and `tracectl profiles types|labels|top`.
 # Every expected number comes from the bytes the Go program posted (it writes them to disk),
-# read with `go tool pprof -raw/-top`, never from traced. Bad input (corrupt, truncated,
+# read with `go tool pprof -raw/-top`, never from traced. Queries go through pyro_real.mjs (the
+# pyro_tool.mjs codec; one node process per call or per batch of calls). Bad input (corrupt, truncated,
 # gzip bomb, out-of-range index, invalid label names, huge maxNodes) must get the documented
 # 4xx while the data already there stays exactly the same and the daemon stays up.
 source "$(dirname "$0")/lib.sh"
@@ -21,7 +22,6 @@ memory:alloc_objects:count:space:bytes memory:alloc_space:bytes:space:bytes
 memory:inuse_objects:count:space:bytes memory:inuse_space:bytes:space:bytes
 mutex:contentions:count:contentions:count mutex:delay:nanoseconds:contentions:count
 block:contentions:count:contentions:count block:delay:nanoseconds:contentions:count"
-tool() { timeout -k 2 30 node "$TD_E2E_DIR/pyro_tool.mjs" "$@"; }
 gopprof() { timeout -k 2 60 go tool pprof "$@" 2>/dev/null; }
 
 if ! command -v go >/dev/null; then
@@ -60,12 +60,12 @@ batch() {
 }
 dec() { cat "$E2E_TMP/$2.json"; }
 fgstats() { cat "$E2E_TMP/$1.stats"; }
-# raw_sum TYPE FILTER FILE...: sum of the TYPE column over the samples of the pprof FILEs
-# (go tool pprof -raw); FILTER "k=v" keeps samples carrying that string label, "-" all.
 rawtxt() { # FILE: `go tool pprof -raw FILE`, computed once
     [ -s "$1.raw" ] || gopprof -raw "$1" >"$1.raw"
     cat "$1.raw"
 }
+# raw_sum TYPE FILTER FILE...: sum of the TYPE column over the samples of the pprof FILEs
+# (go tool pprof -raw); FILTER "k=v" keeps samples carrying that string label, "-" all.
 raw_sum() {
     local t=$1 f=$2 file
     shift 2
