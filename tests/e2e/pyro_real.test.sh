@@ -311,6 +311,20 @@ expect_eq "unknown span (proto) -> 200" \
 read -r gtotal _ _ <<<"$(fgstats spnone)"
 expect_eq "unknown span: empty flame graph (total 0)" "$gtotal" 0
 
+# legacy profile_id label (older Go SDKs): renamed to span_id on ingest (API-CONTRACT §5.3, §8)
+SPAN_C=00000000000000c3
+quiet timeout 30 "$GOPROF" -labeled "$E2E_TMP/pid.pb.gz" -lk profile_id -lv $SPAN_C
+expect_eq "pprof with a profile_id label posted (multipart) -> 200" "$(http pidpost -X POST \
+    -F "profile=@$E2E_TMP/pid.pb.gz;filename=profile.pprof" "$QUERY/ingest?name=gospan&spyName=gospy")" 200
+expect_eq "SelectMergeSpanProfile on the profile_id value (proto)" \
+    "$(pcall SelectMergeSpanProfile SelectMergeSpanProfileRequest '{"profileTypeID":"'$CPU'","labelSelector":"{service_name=\"gospan\"}","spanSelector":["'$SPAN_C'"],'"$RANGE"'}' spc)" 200
+read -r gtotal _ _ <<<"$(fgstats spc)"
+want=$(raw_sum cpu profile_id=$SPAN_C "$E2E_TMP/pid.pb.gz")
+check "the profile_id profile has samples ($want ns)" test "$want" -gt 0
+expect_eq "profile_id samples are span c3's (total = the file's profile_id=c3 sum)" "$gtotal" "$want"
+check "profile_id is not a series label" bash -c "[ \"\$(cat)\" = '{}' ]" < <(pcall LabelValues LabelValuesRequest \
+    '{"name":"profile_id","matchers":["{service_name=\"gospan\"}"],'"$RANGE"'}' pidv >/dev/null; cat "$E2E_TMP/pidv.json")
+
 # ---- SelectMergeProfile read by go tool pprof: same functions/values as the posted pprofs ----
 for spec in "$CPU cpu cpu" "memory:alloc_space:bytes:space:bytes alloc_space heap" \
     "mutex:delay:nanoseconds:contentions:count delay mutex"; do
