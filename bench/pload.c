@@ -83,6 +83,7 @@ static uint64_t nsteps, step0, nitems;
 static atomic_uint_fast64_t next_item;
 static atomic_uint_fast64_t ok_profiles, ok_ticks, ok_records, refused, failed, wire;
 static atomic_bool stop;
+static atomic_int running; /* workers not yet finished */
 static double t_start;
 
 static const char *const names[] = {"checkout", "cart", "payment", "catalog", "search",
@@ -204,6 +205,7 @@ static void *run(void *arg)
     td_buf_release(&hdr);
     td_bench_http_resp_release(&r);
     td_bench_http_release(&h);
+    atomic_fetch_sub(&running, 1);
     return NULL;
 }
 
@@ -380,6 +382,7 @@ int main(int argc, char **argv)
     getrusage(RUSAGE_SELF, &ru0);
     worker *ws = td_xcalloc((size_t)C.connections, sizeof(*ws));
     t_start = now_s();
+    atomic_store(&running, C.connections);
     for (int i = 0; i < C.connections; i++) {
         ws[i].id = i;
         if (pthread_create(&ws[i].th, NULL, run, &ws[i]) != 0) {
@@ -390,11 +393,13 @@ int main(int argc, char **argv)
     if (C.progress > 0) {
         uint64_t last = 0;
         double tl = t_start;
-        while (atomic_load(&next_item) < nitems && !atomic_load(&stop) &&
-               !(C.duration > 0 && now_s() - t_start >= C.duration)) {
-            sleep((unsigned)C.progress);
-            uint64_t n = atomic_load(&ok_profiles);
+        while (atomic_load(&running) > 0) {
+            usleep(100000);
             double t = now_s();
+            if (t - tl < C.progress) {
+                continue;
+            }
+            uint64_t n = atomic_load(&ok_profiles);
             fprintf(stderr, "bench_pload: %.0f s: %" PRIu64 "/%" PRIu64 " profiles, %.0f/s\n",
                     t - t_start, n, nitems, (double)(n - last) / (t - tl));
             last = n;
