@@ -27,7 +27,8 @@
  * `sample_type_config` file part, as pyroscope-go's uploader sends it; --raw
  * sends the gzipped pprof as the whole body with format=pprof, as
  * @pyroscope/nodejs does. URL: /ingest?name=<service>{env=prod,region=eu-west-1,
- * version=1.4.2}&from=<ns>&until=<ns>&spyName=gospy&sampleRate=100.
+ * version=1.4.2}&from=<ns>&until=<ns>&spyName=gospy&sampleRate=100&units=samples&
+ * aggregationType=sum, the parameters of pyroscope-go's upstream/remote.
  *
  * --duration S stops after S seconds even if profiles are left (saturation
  * runs). A 429/503 is retried after Retry-After (1 s if absent).
@@ -238,7 +239,7 @@ static void build_service(int i, const char *dump)
     td_buf_init(&p, 256);
     td_buf_addstr(&p, "/ingest?name=");
     td_bench_urlenc(&p, lbl.data);
-    td_buf_addstr(&p, "&spyName=gospy&sampleRate=100");
+    td_buf_addstr(&p, "&spyName=gospy&sampleRate=100&units=samples&aggregationType=sum");
     if (C.raw) {
         td_buf_addstr(&p, "&format=pprof");
     }
