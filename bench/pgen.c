@@ -225,15 +225,15 @@ static const char *const leaves[] = {
     "runtime.madvise",
 };
 
-static const char *const pkgs[] = {"api", "service", "repo", "cache", "auth", "pricing",
-                                   "catalog", "events", "billing", "search", "middleware",
-                                   "codec"};
-static const char *const types[] = {"Handler", "Service", "Store", "Client", "Cache",
+static const char *const pkgs[] = {"api",     "service", "repo",       "cache",
+                                   "auth",    "pricing", "catalog",    "events",
+                                   "billing", "search",  "middleware", "codec"};
+static const char *const types[] = {"Handler",   "Service", "Store",  "Client",   "Cache",
                                     "Validator", "Encoder", "Worker", "Resolver", "Queue"};
-static const char *const verbs[] = {"Get", "List", "Create", "Update", "Delete", "Load",
-                                    "Resolve", "Validate", "Encode", "Decode", "Apply",
-                                    "Compute", "Fetch", "Build", "Merge", "Check"};
-static const char *const nouns[] = {"Order", "Cart", "User", "Price", "Item", "Session",
+static const char *const verbs[] = {"Get",     "List",     "Create", "Update", "Delete", "Load",
+                                    "Resolve", "Validate", "Encode", "Decode", "Apply",  "Compute",
+                                    "Fetch",   "Build",    "Merge",  "Check"};
+static const char *const nouns[] = {"Order",   "Cart",  "User",  "Price", "Item",  "Session",
                                     "Invoice", "Stock", "Token", "Quote", "Batch", "Page"};
 
 #define NAPP 240
@@ -251,7 +251,8 @@ static void build_funcs(td_bench_pgen *g, const char *service, uint64_t *rs)
     add_str(g, "/usr/local/bin/app");
     char name[256], file[256];
     for (size_t i = 0; i < NELEM(trunk); i++) {
-        snprintf(file, sizeof(file), "/usr/local/go/src/%s.go", i < 6 ? "net/http/server" : "runtime/proc");
+        snprintf(file, sizeof(file), "/usr/local/go/src/%s.go",
+                 i < 6 ? "net/http/server" : "runtime/proc");
         add_func(g, trunk[i], file, 100 + (int64_t)(mix(rs) % 3000));
     }
     g->first_std = g->nfuncs;
@@ -342,7 +343,8 @@ static uint32_t intern_loc(td_bench_pgen *g, uint32_t f, int64_t line)
                 g->caplocs *= 2;
                 g->locs = td_xrealloc(g->locs, g->caplocs * sizeof(*g->locs));
             }
-            g->locs[g->nlocs] = (loc){f, line, 0x401000 + (uint64_t)f * 0x1000 + (uint64_t)(line & 0xfff)};
+            g->locs[g->nlocs] =
+                (loc){f, line, 0x401000 + (uint64_t)f * 0x1000 + (uint64_t)(line & 0xfff)};
             g->lochash[i] = ++g->nlocs;
             TD_ASSERT(g->nlocs * 2 < g->lochash_cap);
             return g->nlocs - 1;
@@ -411,7 +413,8 @@ td_bench_pgen *td_bench_pgen_new(const char *service, uint64_t seed, int nstacks
             uint32_t f = g->nodes[nd].func;
             int64_t line;
             if (i == 0) {
-                line = g->funcs[f].start_line + 1 + (int64_t)((g->nodes[path[depth - 2]].func * 40503u) % 6);
+                line = g->funcs[f].start_line + 1 +
+                       (int64_t)((g->nodes[path[depth - 2]].func * 40503u) % 6);
             } else {
                 uint32_t callee = g->nodes[path[depth - i]].func;
                 line = g->funcs[f].start_line + 1 + (int64_t)((callee * 2654435761u) % 60);

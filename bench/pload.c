@@ -87,9 +87,9 @@ static atomic_bool stop;
 static atomic_int running; /* workers not yet finished */
 static double t_start;
 
-static const char *const names[] = {"checkout", "cart", "payment", "catalog", "search",
-                                    "shipping", "users", "auth", "pricing", "inventory",
-                                    "orders", "notify", "reviews", "ads", "gateway", "billing"};
+static const char *const names[] = {
+    "checkout", "cart",      "payment", "catalog", "search",  "shipping", "users",   "auth",
+    "pricing",  "inventory", "orders",  "notify",  "reviews", "ads",      "gateway", "billing"};
 
 static double now_s(void)
 {
@@ -262,8 +262,9 @@ static void build_service(int i, const char *dump)
                 perror(dump);
                 exit(1);
             }
-            fprintf(stderr, "bench_pload: wrote %s: %zu bytes, %" PRIu64 " samples (records), %"
-                    PRIu64 " ticks, %" PRIu64 " locations, %" PRIu64 " functions\n",
+            fprintf(stderr,
+                    "bench_pload: wrote %s: %zu bytes, %" PRIu64 " samples (records), %" PRIu64
+                    " ticks, %" PRIu64 " locations, %" PRIu64 " functions\n",
                     dump, raw.len, info.records, info.ticks, info.locations, info.functions);
         }
         v->records = info.records;
@@ -295,42 +296,95 @@ static void build_service(int i, const char *dump)
 
 int main(int argc, char **argv)
 {
-    C = (cfg){.services = 10, .connections = 4, .variants = 64, .ticks = 2000, .hours = 24,
-              .from_h = 0, .to_h = -1, .interval_s = 10, .seed = 1};
+    C = (cfg){.services = 10,
+              .connections = 4,
+              .variants = 64,
+              .ticks = 2000,
+              .hours = 24,
+              .from_h = 0,
+              .to_h = -1,
+              .interval_s = 10,
+              .seed = 1};
     const char *dump = NULL;
-    static const struct option lo[] = {
-        {"target", required_argument, NULL, 't'},    {"services", required_argument, NULL, 's'},
-        {"hours", required_argument, NULL, 'H'},     {"interval-s", required_argument, NULL, 'i'},
-        {"from-h", required_argument, NULL, 'f'},    {"to-h", required_argument, NULL, 'T'},
-        {"end-s", required_argument, NULL, 'e'},     {"connections", required_argument, NULL, 'c'},
-        {"variants", required_argument, NULL, 'v'},  {"ticks", required_argument, NULL, 'k'},
-        {"stacks", required_argument, NULL, 'S'},    {"seed", required_argument, NULL, 'r'},
-        {"raw", no_argument, NULL, 'R'},             {"duration", required_argument, NULL, 'd'},
-        {"tenant", required_argument, NULL, 'o'},    {"progress", required_argument, NULL, 'p'},
-        {"dump", required_argument, NULL, 'D'},      {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option lo[] = {{"target", required_argument, NULL, 't'},
+                                       {"services", required_argument, NULL, 's'},
+                                       {"hours", required_argument, NULL, 'H'},
+                                       {"interval-s", required_argument, NULL, 'i'},
+                                       {"from-h", required_argument, NULL, 'f'},
+                                       {"to-h", required_argument, NULL, 'T'},
+                                       {"end-s", required_argument, NULL, 'e'},
+                                       {"connections", required_argument, NULL, 'c'},
+                                       {"variants", required_argument, NULL, 'v'},
+                                       {"ticks", required_argument, NULL, 'k'},
+                                       {"stacks", required_argument, NULL, 'S'},
+                                       {"seed", required_argument, NULL, 'r'},
+                                       {"raw", no_argument, NULL, 'R'},
+                                       {"duration", required_argument, NULL, 'd'},
+                                       {"tenant", required_argument, NULL, 'o'},
+                                       {"progress", required_argument, NULL, 'p'},
+                                       {"dump", required_argument, NULL, 'D'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
-        case 't': C.target = optarg; break;
-        case 's': C.services = atoi(optarg); break;
-        case 'H': C.hours = atof(optarg); break;
-        case 'i': C.interval_s = atoll(optarg); break;
-        case 'f': C.from_h = atof(optarg); break;
-        case 'T': C.to_h = atof(optarg); break;
-        case 'e': C.end_s = atoll(optarg); break;
-        case 'c': C.connections = atoi(optarg); break;
-        case 'v': C.variants = atoi(optarg); break;
-        case 'k': C.ticks = atoi(optarg); break;
-        case 'S': C.stacks = atoi(optarg); break;
-        case 'r': C.seed = strtoull(optarg, NULL, 10); break;
-        case 'R': C.raw = true; break;
-        case 'd': C.duration = atof(optarg); break;
-        case 'o': C.tenant = optarg; break;
-        case 'p': C.progress = atoi(optarg); break;
-        case 'D': dump = optarg; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 't':
+            C.target = optarg;
+            break;
+        case 's':
+            C.services = atoi(optarg);
+            break;
+        case 'H':
+            C.hours = atof(optarg);
+            break;
+        case 'i':
+            C.interval_s = atoll(optarg);
+            break;
+        case 'f':
+            C.from_h = atof(optarg);
+            break;
+        case 'T':
+            C.to_h = atof(optarg);
+            break;
+        case 'e':
+            C.end_s = atoll(optarg);
+            break;
+        case 'c':
+            C.connections = atoi(optarg);
+            break;
+        case 'v':
+            C.variants = atoi(optarg);
+            break;
+        case 'k':
+            C.ticks = atoi(optarg);
+            break;
+        case 'S':
+            C.stacks = atoi(optarg);
+            break;
+        case 'r':
+            C.seed = strtoull(optarg, NULL, 10);
+            break;
+        case 'R':
+            C.raw = true;
+            break;
+        case 'd':
+            C.duration = atof(optarg);
+            break;
+        case 'o':
+            C.tenant = optarg;
+            break;
+        case 'p':
+            C.progress = atoi(optarg);
+            break;
+        case 'D':
+            dump = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if ((!C.target && !dump) || optind != argc || C.services < 1 || C.connections < 1 ||
@@ -454,8 +508,8 @@ int main(int argc, char **argv)
     printf("window_end_s=%" PRId64 "\n", C.end_s);
     printf("sent_start_s=%" PRId64 "\n",
            C.end_s - (int64_t)(C.hours * 3600) + (int64_t)step0 * C.interval_s);
-    printf("sent_end_s=%" PRId64 "\n", C.end_s - (int64_t)(C.hours * 3600) +
-                                           (int64_t)(step0 + nsteps) * C.interval_s);
+    printf("sent_end_s=%" PRId64 "\n",
+           C.end_s - (int64_t)(C.hours * 3600) + (int64_t)(step0 + nsteps) * C.interval_s);
     td_free(all);
     td_free(ws);
     for (int i = 0; i < C.services; i++) {

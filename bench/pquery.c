@@ -114,7 +114,8 @@ static bool parse_flamegraph(const uint8_t *p, const uint8_t *end, fg *out)
     while (p < end) {
         uint64_t key, len = 0, num = 0;
         const uint8_t *val = NULL;
-        if (!get_varint(&p, end, &key) || !skip_field(&p, end, (uint32_t)(key & 7), &val, &len, &num)) {
+        if (!get_varint(&p, end, &key) ||
+            !skip_field(&p, end, (uint32_t)(key & 7), &val, &len, &num)) {
             return false;
         }
         if (key >> 3 != 1 || (key & 7) != 2) {
@@ -125,7 +126,8 @@ static bool parse_flamegraph(const uint8_t *p, const uint8_t *end, fg *out)
         while (q < qe) {
             uint64_t k2, l2 = 0, n2 = 0;
             const uint8_t *v2 = NULL;
-            if (!get_varint(&q, qe, &k2) || !skip_field(&q, qe, (uint32_t)(k2 & 7), &v2, &l2, &n2)) {
+            if (!get_varint(&q, qe, &k2) ||
+                !skip_field(&q, qe, (uint32_t)(k2 & 7), &v2, &l2, &n2)) {
                 return false;
             }
             if (k2 >> 3 == 1) {
@@ -171,27 +173,51 @@ int main(int argc, char **argv)
     long max_nodes = 8192;
     double max_seconds = 300;
     static const struct option lo[] = {
-        {"target", required_argument, NULL, 't'},      {"service", required_argument, NULL, 's'},
-        {"end-s", required_argument, NULL, 'e'},       {"windows", required_argument, NULL, 'w'},
-        {"n", required_argument, NULL, 'n'},           {"max-nodes", required_argument, NULL, 'm'},
-        {"type", required_argument, NULL, 'y'},        {"max-seconds", required_argument, NULL, 'x'},
-        {"tenant", required_argument, NULL, 'o'},      {"tsv", required_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},              {NULL, 0, NULL, 0}};
+        {"target", required_argument, NULL, 't'}, {"service", required_argument, NULL, 's'},
+        {"end-s", required_argument, NULL, 'e'},  {"windows", required_argument, NULL, 'w'},
+        {"n", required_argument, NULL, 'n'},      {"max-nodes", required_argument, NULL, 'm'},
+        {"type", required_argument, NULL, 'y'},   {"max-seconds", required_argument, NULL, 'x'},
+        {"tenant", required_argument, NULL, 'o'}, {"tsv", required_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
-        case 't': target = optarg; break;
-        case 's': service = optarg; break;
-        case 'e': end_s = atoll(optarg); break;
-        case 'w': windows = optarg; break;
-        case 'n': n = atoi(optarg); break;
-        case 'm': max_nodes = atol(optarg); break;
-        case 'y': type = optarg; break;
-        case 'x': max_seconds = atof(optarg); break;
-        case 'o': tenant = optarg; break;
-        case 'v': tsv = optarg; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 't':
+            target = optarg;
+            break;
+        case 's':
+            service = optarg;
+            break;
+        case 'e':
+            end_s = atoll(optarg);
+            break;
+        case 'w':
+            windows = optarg;
+            break;
+        case 'n':
+            n = atoi(optarg);
+            break;
+        case 'm':
+            max_nodes = atol(optarg);
+            break;
+        case 'y':
+            type = optarg;
+            break;
+        case 'x':
+            max_seconds = atof(optarg);
+            break;
+        case 'o':
+            tenant = optarg;
+            break;
+        case 'v':
+            tsv = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (!target || !service || end_s <= 0 || n < 1 || optind != argc) {
@@ -253,9 +279,9 @@ int main(int argc, char **argv)
                 break;
             }
             double t0 = now_s();
-            td_status st = td_bench_http_do(&h, "POST",
-                                            "/querier.v1.QuerierService/SelectMergeStacktraces",
-                                            hdr.data, req.data, req.len, &r, &err);
+            td_status st =
+                td_bench_http_do(&h, "POST", "/querier.v1.QuerierService/SelectMergeStacktraces",
+                                 hdr.data, req.data, req.len, &r, &err);
             double dt = (now_s() - t0) * 1e3;
             bool good = false;
             fg f = {0};
@@ -272,8 +298,9 @@ int main(int argc, char **argv)
                                          (const uint8_t *)r.body.data + r.body.len, &f) ||
                        f.names <= 1 || f.total <= 0) {
                 if (shown++ < 5) {
-                    fprintf(stderr, "bench_pquery: window %ld: empty or malformed flame graph "
-                                    "(%zu bytes, %" PRIu64 " names, total %" PRId64 ")\n",
+                    fprintf(stderr,
+                            "bench_pquery: window %ld: empty or malformed flame graph "
+                            "(%zu bytes, %" PRIu64 " names, total %" PRId64 ")\n",
                             win, r.body.len, f.names, f.total);
                 }
             } else {
@@ -297,11 +324,13 @@ int main(int argc, char **argv)
         } else {
             snprintf(wl, sizeof(wl), "%ld s", win);
         }
-        printf("| %s | 1 + %d | %d/%d | %.1f | %.1f | %.1f | %.1f | %.1f | %" PRIu64 " | %.0f | %.1f |\n",
+        printf("| %s | 1 + %d | %d/%d | %.1f | %.1f | %.1f | %.1f | %.1f | %" PRIu64
+               " | %.0f | %.1f |\n",
                wl, done, ok, done + 1, first, pct(lat, nl, 50), pct(lat, nl, 90), pct(lat, nl, 99),
                nl ? lat[nl - 1] : 0.0, last.names, (double)last.total / 1e9, (double)bytes / 1024);
         if (tf) {
-            fprintf(tf, "%ld\t%d\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%" PRIu64 "\t%" PRId64 "\t%zu\n",
+            fprintf(tf,
+                    "%ld\t%d\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%" PRIu64 "\t%" PRId64 "\t%zu\n",
                     win, done, ok, first, pct(lat, nl, 50), pct(lat, nl, 90), pct(lat, nl, 99),
                     nl ? lat[nl - 1] : 0.0, last.names, last.total, bytes);
         }
