@@ -449,8 +449,23 @@ td_status td_profiler_pprof_to_write(const td_pnorm *in, td_arena *a, td_pwrite 
         for (size_t k = 0; k < s->n_label; k++) {
             const td_pprof_label *lb = s->label[k];
             const char *lk = S[lb->key], *lv = S[lb->str];
-            if (!lb->str || !lk[0] || !lv[0] || strncmp(lk, "pprof::", 7) == 0) {
-                continue; /* numeric labels (no str) do not identify series */
+            if (!lb->str || !lv[0] || strncmp(lk, "pprof::", 7) == 0) {
+                continue; /* numeric labels (no str) do not identify series; "" = no label */
+            }
+            /*
+             * Pyroscope validates labels that become series labels: a name must be
+             * non-empty and, like every value, valid UTF-8. Such a profile is refused
+             * whole rather than stored with a mangled label.
+             */
+            if (!lk[0]) {
+                td_buf_release(&key);
+                return td_err_set(err, TD_INVALID, "sample %zu has a label with an empty name", i);
+            }
+            if (!td__utf8_valid(lk, strlen(lk)) || !td__utf8_valid(lv, strlen(lv))) {
+                td_buf_release(&key);
+                return td_err_set(err, TD_INVALID,
+                                  "sample %zu has a label whose name or value is not valid UTF-8",
+                                  i);
             }
             if (strcmp(lk, "span_id") == 0 || strcmp(lk, "profile_id") == 0) {
                 uint8_t id[8];

@@ -582,6 +582,32 @@ static void test_labels(void)
     TD_ASSERT_EQ_INT(ingest("{a=b}", "pprof", NULL, pack(&b, false), &a, &res, &err), TD_INVALID);
     TD_ASSERT_EQ_INT(ingest(NULL, "pprof", NULL, pack(&b, false), &a, &res, &err), TD_INVALID);
     TD_ASSERT_EQ_INT(ingest("a{b=c", "pprof", NULL, pack(&b, false), &a, &res, &err), TD_INVALID);
+
+    /* sample labels inside the pprof: an empty name or non-UTF-8 text refuses the profile */
+    const char *const bad[][3] = {{"", "x", NULL}, {"bad\xffkey", "x", NULL}, {"k", "v\xff", NULL}};
+    for (size_t i = 0; i < 3; i++) {
+        size_t before = nwrites;
+        pbld c;
+        pb_init(&c, &a);
+        add_type(&c, "cpu", "nanoseconds");
+        set_period(&c, "cpu", "nanoseconds");
+        uint64_t cm, cw;
+        go_stacks(&c, &cm, &cw);
+        add_sample(&c, &cm, 1, (int64_t[]){10}, 1, bad[i]);
+        TD_ASSERT_EQ_INT(ingest("shop", "pprof", NULL, pack(&c, false), &a, &res, &err),
+                         TD_INVALID);
+        TD_ASSERT_EQ_INT(res.http, 422);
+        TD_CHECK(strstr(err.msg, "label") != NULL);
+        TD_ASSERT_EQ_U64(nwrites, before); /* nothing written */
+    }
+    /* an empty value is no label at all: accepted */
+    pbld d;
+    pb_init(&d, &a);
+    add_type(&d, "cpu", "nanoseconds");
+    uint64_t dm, dw;
+    go_stacks(&d, &dm, &dw);
+    add_sample(&d, &dm, 1, (int64_t[]){10}, 1, (const char *const[]){"k", "", NULL});
+    TD_ASSERT_OK(ingest("shop", "pprof", NULL, pack(&d, false), &a, &res, &err));
     td_arena_release(&a);
 }
 

@@ -7,11 +7,23 @@
 //	goprof -url http://127.0.0.1:3200 -app goapp -tags env=e2e   # post
 //	goprof -dump DIR                                           # write the pprofs to DIR
 //	goprof -url URL -push gopush   # CPU profile as a push.v1 PushRequest (Connect, proto, gzip)
+//	goprof -url URL -app goreal -real DIR   # the pyro_real profiles (below), posted and kept in DIR
+//	goprof -labeled FILE -lk KEY -lv VALUE  # a short CPU profile whose samples carry the pprof
+//	                                        # label KEY=VALUE (any bytes), written to FILE
+//
+// -real: a CPU profile in which main.hotLeafE2E clearly dominates as the heaviest leaf
+// (about 4x main.coldLeafE2E), both run under runtime/pprof.Do with pprof labels: the hot
+// part carries span_id=00000000000000a1 worker=hot, the cold part span_id=00000000000000b2
+// worker=cold, so its samples carry span_id (span profiles) and a series label; plus heap
+// (alloc_*/inuse_*), mutex and block profiles. Each is posted like pyroscope-go and written
+// unchanged to DIR/<kind>.pb.gz, so the test computes its expectations from exactly the
+// bytes traced received (go tool pprof), never from traced.
 package main
 
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -110,6 +122,70 @@ func blockOnChannelE2E() {
 	}()
 	for range ch {
 	}
+}
+
+// hotLeafE2E / coldLeafE2E: pure arithmetic leaves (no calls inside the inner loop, so
+// they are the leaf of nearly every sample taken while they run).
+//
+//go:noinline
+func hotLeafE2E(d time.Duration) uint64 {
+	var x uint64 = 3
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		for i := 0; i < 1000000; i++ {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+	}
+	return x
+}
+
+//go:noinline
+func coldLeafE2E(d time.Duration) uint64 {
+	var x uint64 = 5
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		for i := 0; i < 1000000; i++ {
+			x = x*2862933555777941757 + 3037000493
+		}
+	}
+	return x
+}
+
+var usink uint64
+
+func collectReal() (map[string][]byte, time.Time, time.Time) {
+	runtime.MemProfileRate = 512
+	runtime.SetMutexProfileFraction(1)
+	runtime.SetBlockProfileRate(1)
+	from := time.Now()
+	out := map[string][]byte{}
+
+	var cpu bytes.Buffer
+	if err := pprof.StartCPUProfile(&cpu); err != nil {
+		fail("cpu profile: %v", err)
+	}
+	ctx := context.Background()
+	pprof.Do(ctx, pprof.Labels("span_id", "00000000000000a1", "worker", "hot"), func(context.Context) {
+		usink += hotLeafE2E(1000 * time.Millisecond)
+	})
+	pprof.Do(ctx, pprof.Labels("span_id", "00000000000000b2", "worker", "cold"), func(context.Context) {
+		usink += coldLeafE2E(250 * time.Millisecond)
+	})
+	pprof.StopCPUProfile()
+	out["cpu"] = cpu.Bytes()
+
+	allocHeavyE2E()
+	contendMutexE2E()
+	blockOnChannelE2E()
+	runtime.GC()
+	for _, kind := range []string{"heap", "mutex", "block"} {
+		var b bytes.Buffer
+		if err := pprof.Lookup(kind).WriteTo(&b, 0); err != nil {
+			fail("%s profile: %v", kind, err)
+		}
+		out[kind] = b.Bytes()
+	}
+	return out, from, time.Now()
 }
 
 func collect() (map[string][]byte, time.Time, time.Time) {
@@ -241,7 +317,44 @@ func main() {
 	tags := flag.String("tags", "", "labels k=v,k2=v2")
 	dump := flag.String("dump", "", "write the profiles to this directory instead of posting")
 	push := flag.String("push", "", "send the CPU profile with push.v1 as this service instead")
+	real := flag.String("real", "", "post the pyro_real profiles and write them to this directory")
+	labeled := flag.String("labeled", "", "write a CPU profile labelled -lk=-lv to this file")
+	lk := flag.String("lk", "k", "pprof label key for -labeled")
+	lv := flag.String("lv", "v", "pprof label value for -labeled")
 	flag.Parse()
+
+	if *labeled != "" {
+		var cpu bytes.Buffer
+		if err := pprof.StartCPUProfile(&cpu); err != nil {
+			fail("cpu profile: %v", err)
+		}
+		pprof.Do(context.Background(), pprof.Labels(*lk, *lv), func(context.Context) {
+			usink += hotLeafE2E(150 * time.Millisecond)
+		})
+		pprof.StopCPUProfile()
+		if err := os.WriteFile(*labeled, cpu.Bytes(), 0o644); err != nil {
+			fail("%v", err)
+		}
+		return
+	}
+
+	if *real != "" {
+		profs, from, until := collectReal()
+		name := *app + "{" + *tags + "}"
+		for _, kind := range []string{"cpu", "heap", "mutex", "block"} {
+			if err := os.WriteFile(filepath.Join(*real, kind+".pb.gz"), profs[kind], 0o644); err != nil {
+				fail("%v", err)
+			}
+			if *base == "" {
+				continue
+			}
+			if err := post(*base, name, kind, profs[kind], from, until); err != nil {
+				fail("%v", err)
+			}
+		}
+		fmt.Printf("from_ns=%d until_ns=%d\n", from.UnixNano(), until.UnixNano())
+		return
+	}
 
 	profs, from, until := collect()
 	if *dump != "" {
