@@ -2662,6 +2662,12 @@ td_status td_store_retain(td_store *s, uint64_t cutoff_ns, const atomic_bool *st
     uint32_t cb = td__sum_bucket(cutoff_ns);
     uint32_t ch = td__tag_bucket(cutoff_ns);
     uint64_t cut_ns = (uint64_t)cb * TD__SUM_BUCKET_NS; /* the cutoff, down to its minute */
+    if (cb == 0) {
+        if (out) {
+            *out = r;
+        }
+        return TD_OK; /* nothing is older than minute 0 */
+    }
     /*
      * Everything is read from one snapshot and only what it holds is deleted:
      * records a write adds during the pass (a late fragment of an old trace,
