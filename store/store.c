@@ -103,6 +103,7 @@ struct td_store {
     /* ---- secondary index ---- */
     uint64_t idx_max_value_len, idx_max_values;
     uint64_t idx_since;                    /* TD__KEY_META_IDX_SINCE, read at open */
+    uint64_t idx_fmt_seq; /* TD__KEY_META_IDX_FMT: 'I' records below this seq are unreadable */
     /*
      * TD__KEY_META_IDX_HOLE in memory (empty when lo > hi). Guarded by hole_lock,
      * not write_lock, so that lookups never wait for a write to reach the disk;
@@ -196,6 +197,12 @@ const td_opt td_store_opt_rows[] = {
      "of the process loses nothing already written, but a power loss or kernel crash can "
      "lose the last few seconds. On is safer and slower.",
      0, 0},
+    {"store-max-open-files", TD_OPT_INT, "128", offsetof(td_store_opts, max_open_files),
+     "Store files kept open for reading (at least 74, at most a quarter of the process's "
+     "file descriptor limit). Each open file is memory-mapped, and the parts read count in "
+     "traced's resident memory, so this bounds the memory reads use at about 2 MiB per file "
+     "whatever the size of the store; more makes reads over large stores faster.",
+     74, 50000},
     {"index-max-value-len", TD_OPT_SIZE, "256", offsetof(td_store_opts, index_max_value_len),
      "Longest attribute value (in bytes) put into the search index. Longer values are "
      "still stored and searchable, only more slowly, and are counted in "
@@ -248,22 +255,28 @@ static td_status mkdir_p(const char *dir, td_err *err)
 }
 
 /*
- * LevelDB keeps up to max_open_files table files open (default 1000). Leave most
- * of the process's descriptor limit to sockets: use a quarter of it, within the
- * range LevelDB itself accepts.
+ * LevelDB keeps up to max_open_files - 10 table files open in its table cache,
+ * each memory-mapped (its first 1000) with its index block on the heap. The
+ * pages a read or a compaction touches stay in traced's resident set until the
+ * table leaves the cache, so an unbounded cache makes RSS grow with the store
+ * (about 1 GB after 10M spans, 2.6 GB of tables); store-max-open-files bounds
+ * it (default 128: at most 118 tables, about 236 MiB at 2 MiB per table). It
+ * never takes more than a quarter of the descriptor limit (the rest is for
+ * sockets), nor less than LevelDB's minimum of 74.
  */
-static int pick_max_open_files(void)
+static int pick_max_open_files(uint64_t want)
 {
     struct rlimit rl;
-    rlim_t n = 1000;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+    rlim_t n = want ? (rlim_t)want : 128;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur / 4 < n) {
         n = rl.rlim_cur / 4;
     }
     if (n < 74) {
         n = 74;
     }
-    if (n > 5000) {
-        n = 5000;
+    if (n > 50000) {
+        n = 50000;
     }
     return (int)n;
 }
@@ -305,8 +318,9 @@ static void load_next_seq(td_store *s)
  * (everything it will ever hold is indexed) and the current time otherwise
  * (older fragments have no index entries, so earlier windows are inexact).
  */
-static td_status load_idx_since(td_store *s, td_err *err)
+static td_status load_idx_since(td_store *s, bool *had, td_err *err)
 {
+    *had = false;
     char *lerr = NULL;
     size_t vlen = 0;
     char *v = leveldb_get(s->db, s->ropts, TD__KEY_META_IDX_SINCE,
@@ -318,6 +332,7 @@ static td_status load_idx_since(td_store *s, td_err *err)
     }
     if (v) {
         bool ok = vlen == 8;
+        *had = true;
         if (ok) {
             s->idx_since = td__get_be64((const uint8_t *)v);
         }
@@ -351,6 +366,65 @@ static td_status load_idx_since(td_store *s, td_err *err)
     if (old) {
         td_log(TD_LOG_INFO, MODULE,
                "indexing an existing store from now on; searches over older data scan it");
+    }
+    return TD_OK;
+}
+
+/*
+ * The index value format (TD__KEY_META_IDX_FMT). Absent in a store that had
+ * an index before (had_since: Midxsince was there): its 'I' records hold raw
+ * trace IDs (format 1), which this version does not read. They stay where they
+ * are, the seq boundary marks them (every one of their keys has a seq below
+ * next_seq), and Midxsince moves to now, so lookups of older windows fall back
+ * to the summaries and any lookup meeting an old record is inexact.
+ */
+static td_status load_idx_fmt(td_store *s, bool had_since, td_err *err)
+{
+    char *lerr = NULL;
+    size_t vlen = 0;
+    char *v = leveldb_get(s->db, s->ropts, TD__KEY_META_IDX_FMT, sizeof(TD__KEY_META_IDX_FMT) - 1,
+                          &vlen, &lerr);
+    if (lerr) {
+        td_status st = td_err_set(err, TD_IO, "cannot read the index format mark: %s", lerr);
+        leveldb_free(lerr);
+        return st;
+    }
+    if (v) {
+        bool ok = vlen == 9 && (uint8_t)v[0] == TD__IDX_FMT;
+        if (ok) {
+            s->idx_fmt_seq = td__get_be64((const uint8_t *)v + 1);
+        }
+        leveldb_free(v);
+        return ok ? TD_OK
+                  : td_err_set(err, TD_CORRUPT, "unknown index format mark (%zu bytes)", vlen);
+    }
+    leveldb_writebatch_t *wb = leveldb_writebatch_create();
+    s->idx_fmt_seq = 0;
+    if (had_since) {
+        s->idx_fmt_seq = s->next_seq;
+        uint64_t now = wall_ns();
+        if (now > s->idx_since) {
+            s->idx_since = now;
+        }
+        uint8_t mark[8];
+        td__put_be64(mark, s->idx_since);
+        leveldb_writebatch_put(wb, TD__KEY_META_IDX_SINCE, sizeof(TD__KEY_META_IDX_SINCE) - 1,
+                               (const char *)mark, sizeof(mark));
+        td_log(TD_LOG_INFO, MODULE,
+               "the store's index has an older format: searches over data written before now "
+               "scan it");
+    }
+    uint8_t fv[9];
+    fv[0] = TD__IDX_FMT;
+    td__put_be64(fv + 1, s->idx_fmt_seq);
+    leveldb_writebatch_put(wb, TD__KEY_META_IDX_FMT, sizeof(TD__KEY_META_IDX_FMT) - 1,
+                           (const char *)fv, sizeof(fv));
+    leveldb_write(s->db, s->wopts, wb, &lerr);
+    leveldb_writebatch_destroy(wb);
+    if (lerr) {
+        td_status st = td_err_set(err, TD_IO, "cannot write the index format mark: %s", lerr);
+        leveldb_free(lerr);
+        return st;
     }
     return TD_OK;
 }
@@ -448,7 +522,7 @@ td_status td_store_open(const td_store_opts *o, td_store **out, td_err *err)
     leveldb_options_set_write_buffer_size(s->opts, (size_t)o->write_buffer_bytes);
     /* snappy is LevelDB's default; it silently stores blocks raw if built without it */
     leveldb_options_set_compression(s->opts, leveldb_snappy_compression);
-    leveldb_options_set_max_open_files(s->opts, pick_max_open_files());
+    leveldb_options_set_max_open_files(s->opts, pick_max_open_files(o->max_open_files));
 
     s->ropts = leveldb_readoptions_create();
     leveldb_readoptions_set_fill_cache(s->ropts, 1);
@@ -465,7 +539,9 @@ td_status td_store_open(const td_store_opts *o, td_store **out, td_err *err)
         return st;
     }
     load_next_seq(s);
-    if ((st = load_idx_since(s, err)) != TD_OK || (st = load_idx_hole(s, err)) != TD_OK) {
+    bool had_since = false;
+    if ((st = load_idx_since(s, &had_since, err)) != TD_OK ||
+        (st = load_idx_fmt(s, had_since, err)) != TD_OK || (st = load_idx_hole(s, err)) != TD_OK) {
         store_free(s);
         return st;
     }
@@ -815,10 +891,11 @@ typedef struct idx_counts {
 typedef struct idx_ref {
     const td_batch *b;
     const td_idx_entry *e;
-    const uint8_t *trace_id;
+    uint32_t tix; /* the trace's position in the write's 'W' table of its tenant */
     uint32_t bucket;
     uint32_t tlen;
     uint32_t vid; /* same number for the same (tenant, scope, key, type, value) */
+    uint32_t bi;  /* index of the batch */
 } idx_ref;
 
 /* (tenant, scope, key, type, value): the record's identity without bucket and trace. */
@@ -886,21 +963,55 @@ static uint64_t ref_hash(const idx_ref *r)
 
 /*
  * Number the distinct values of refs (vid) with a hash table, so that the sort
- * compares integers instead of strings. false on OOM.
+ * compares integers instead of strings. A batch whose builder numbered its
+ * values (nvids) costs one hash lookup per distinct value instead of per
+ * entry: its numbers map to the write's through map. false on OOM.
  */
-static bool number_values(idx_ref *refs, size_t n)
+static bool number_values(idx_ref *refs, size_t n, td_batch *const *batches, size_t nb)
 {
+    size_t nmap = 0, bound = 0;
+    size_t *mbase = td_malloc((nb ? nb : 1) * sizeof(*mbase));
+    if (!mbase) {
+        return false;
+    }
+    for (size_t i = 0; i < nb; i++) {
+        mbase[i] = nmap;
+        size_t nv = batches[i]->nvids;
+        if (nv > SIZE_MAX / 8 - nmap) {
+            td_free(mbase);
+            return false;
+        }
+        nmap += nv;
+        bound += nv ? (nv < batches[i]->nidx ? nv : batches[i]->nidx) : batches[i]->nidx;
+    }
+    bound = bound < n ? bound : n;
+    uint32_t *map = nmap ? td_malloc(nmap * sizeof(*map)) : NULL;
     size_t ns = 16;
-    while (ns < 2 * n) {
+    while (ns < 2 * bound) {
         ns *= 2;
     }
     uint32_t *slots = td_malloc(ns * sizeof(*slots)); /* ref index + 1, 0 = empty */
-    if (!slots) {
+    if (!slots || (nmap && !map)) {
+        td_free(slots);
+        td_free(map);
+        td_free(mbase);
         return false;
+    }
+    if (nmap) {
+        memset(map, 0xff, nmap * sizeof(*map));
     }
     memset(slots, 0, ns * sizeof(*slots));
     uint32_t next = 0;
     for (size_t i = 0; i < n; i++) {
+        const td_batch *b = batches[refs[i].bi];
+        uint32_t *m = NULL;
+        if (refs[i].e->vid < b->nvids) {
+            m = &map[mbase[refs[i].bi] + refs[i].e->vid];
+            if (*m != UINT32_MAX) {
+                refs[i].vid = *m;
+                continue;
+            }
+        }
         for (size_t j = ref_hash(&refs[i]) & (ns - 1);; j = (j + 1) & (ns - 1)) {
             if (slots[j] == 0) {
                 slots[j] = (uint32_t)i + 1;
@@ -913,15 +1024,21 @@ static bool number_values(idx_ref *refs, size_t n)
                 break;
             }
         }
+        if (m) {
+            *m = refs[i].vid;
+        }
     }
     td_free(slots);
+    td_free(map);
+    td_free(mbase);
     return true;
 }
 
 /* Sort key of a ref: its value number, then its minute; i is the ref's index. */
 typedef struct idx_sort {
-    uint64_t k; /* vid << 32 | bucket */
-    size_t i;
+    uint64_t k;   /* vid << 32 | bucket */
+    uint32_t i;   /* the ref (nr < 2^32) */
+    uint32_t tix; /* the ref's table position, here so records need not gather refs */
 } idx_sort;
 
 static int cmp_sort(const void *pa, const void *pb)
@@ -936,6 +1053,153 @@ static bool same_key(const idx_ref *x, const idx_ref *y)
     return x->tlen == y->tlen && memcmp(x->b->tenant, y->b->tenant, x->tlen) == 0 &&
            x->e->scope == y->e->scope && x->e->key_len == y->e->key_len &&
            memcmp(x->e->key, y->e->key, x->e->key_len) == 0;
+}
+
+/*
+ * Put one 'W' record per tenant of the write: its distinct trace IDs in the
+ * order the write's fragments first name them (FORMAT.md), and note each
+ * fragment's position in it (tix[base of its batch + fragment]). Fragments of
+ * a batch come in trace ID order and batches in write order, so the
+ * positions of one value's traces mostly come out ascending already. Only
+ * batches with index entries count. Caller holds write_lock.
+ */
+static td_status put_wtabs(leveldb_writebatch_t *wb, td_batch *const *batches, size_t n,
+                           const size_t *base, uint32_t *tix, uint64_t seq, td_err *err)
+{
+    size_t nf = 0;
+    for (size_t i = 0; i < n; i++) {
+        nf += batches[i]->nidx ? batches[i]->nfrags : 0;
+    }
+    if (nf == 0) {
+        return TD_OK;
+    }
+    if (nf > UINT32_MAX / 4) {
+        return td_err_set(err, TD_NOMEM, "too many fragments in one store write");
+    }
+    size_t ns = 16;
+    while (ns < 2 * nf) {
+        ns *= 2;
+    }
+    uint32_t *first = td_malloc(n * sizeof(*first));  /* tenant number -> a batch of it */
+    uint32_t *npos = td_calloc(n, sizeof(*npos));     /* tenant number -> table length */
+    uint32_t *slots = td_calloc(ns, sizeof(*slots));  /* distinct trace + 1, 0 = empty */
+    uint32_t *dt = td_malloc(nf * sizeof(*dt));       /* distinct trace -> tenant number */
+    uint8_t *ids = td_malloc(nf * 16);                /* distinct traces, first-seen order */
+    uint8_t *tab = td_malloc(nf * 16);
+    uint32_t *dpos = td_malloc(nf * sizeof(*dpos)); /* distinct trace -> its position */
+    td_status st = TD_OK;
+    if (!first || !npos || !slots || !dt || !ids || !tab || !dpos) {
+        st = td_err_set(err, TD_NOMEM, "out of memory preparing a store write");
+        goto out;
+    }
+    uint32_t ntenants = 0, nd = 0;
+    for (size_t i = 0; i < n; i++) {
+        const td_batch *b = batches[i];
+        if (!b->nidx) {
+            continue;
+        }
+        uint32_t t = 0;
+        while (t < ntenants && strcmp(batches[first[t]]->tenant, b->tenant) != 0) {
+            t++;
+        }
+        if (t == ntenants) {
+            first[ntenants++] = (uint32_t)i;
+        }
+        for (size_t j = 0; j < b->nfrags; j++) {
+            const uint8_t *id = b->frags[j].trace_id;
+            uint64_t h = (load_le64(id) ^ load_le64(id + 8)) + t * 0x9e3779b97f4a7c15ull;
+            h ^= h >> 29;
+            size_t x = h & (ns - 1);
+            for (; slots[x]; x = (x + 1) & (ns - 1)) {
+                uint32_t d = slots[x] - 1;
+                if (dt[d] == t && memcmp(ids + 16 * (size_t)d, id, 16) == 0) {
+                    break;
+                }
+            }
+            if (!slots[x]) {
+                memcpy(ids + 16 * (size_t)nd, id, 16);
+                dt[nd] = t;
+                dpos[nd] = npos[t]++;
+                slots[x] = ++nd;
+            }
+            /* a repeated trace gets the position of its first fragment */
+            tix[base[i] + j] = dpos[slots[x] - 1];
+        }
+    }
+    uint8_t key[TD__KEY_WTAB_MAX];
+    for (uint32_t t = 0; t < ntenants; t++) {
+        const char *tenant = batches[first[t]]->tenant;
+        const uint8_t *val = ids;
+        if (ntenants > 1) {
+            size_t k = 0;
+            for (uint32_t d = 0; d < nd; d++) {
+                if (dt[d] == t) {
+                    memcpy(tab + 16 * k++, ids + 16 * (size_t)d, 16);
+                }
+            }
+            val = tab;
+        }
+        size_t tl = strlen(tenant);
+        for (uint32_t c = 0; (size_t)c * TD__WTAB_CHUNK < npos[t]; c++) {
+            size_t at = (size_t)c * TD__WTAB_CHUNK;
+            size_t cn = npos[t] - at < TD__WTAB_CHUNK ? npos[t] - at : TD__WTAB_CHUNK;
+            size_t kl = td__key_wtab(key, tenant, tl, seq, c);
+            leveldb_writebatch_put(wb, (const char *)key, kl, (const char *)val + 16 * at,
+                                   16 * cn);
+        }
+    }
+out:
+    td_free(first);
+    td_free(npos);
+    td_free(slots);
+    td_free(dt);
+    td_free(ids);
+    td_free(tab);
+    td_free(dpos);
+    return st;
+}
+
+/*
+ * Sort p[0..n) ascending; tmp has room for n. Insertion sort for short lists,
+ * else LSD radix sort with 8-bit digits, only as many passes as the largest
+ * value needs (positions in a write table: usually two).
+ */
+static void sort_pos(uint32_t *p, uint32_t *tmp, size_t n)
+{
+    if (n < 32) {
+        for (size_t i = 1; i < n; i++) {
+            uint32_t v = p[i];
+            size_t j = i;
+            for (; j > 0 && p[j - 1] > v; j--) {
+                p[j] = p[j - 1];
+            }
+            p[j] = v;
+        }
+        return;
+    }
+    uint32_t max = 0;
+    for (size_t i = 0; i < n; i++) {
+        max |= p[i];
+    }
+    uint32_t *src = p, *dst = tmp;
+    for (unsigned sh = 0; sh < 32 && (max >> sh); sh += 8) {
+        size_t cnt[257] = {0};
+        for (size_t i = 0; i < n; i++) {
+            cnt[((src[i] >> sh) & 0xff) + 1]++;
+        }
+        for (size_t d = 0; d < 256; d++) {
+            cnt[d + 1] += cnt[d];
+        }
+        for (size_t i = 0; i < n; i++) {
+            dst[cnt[(src[i] >> sh) & 0xff]++] = src[i];
+        }
+        uint32_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != p) {
+        memcpy(p, src, n * sizeof(*p));
+    }
 }
 
 /*
@@ -958,22 +1222,39 @@ static td_status put_index(td_store *s, leveldb_writebatch_t *wb, td_batch *cons
     if (total == 0) {
         return TD_OK;
     }
-    size_t bytes;
-    if (!td_size_mul(total, sizeof(idx_ref), &bytes)) {
+    size_t bytes, nfrags = 0;
+    if (!td_size_mul(total, sizeof(idx_ref), &bytes) || n > SIZE_MAX / sizeof(size_t)) {
         return td_err_set(err, TD_NOMEM, "out of memory preparing a store write");
     }
+    size_t *base = td_malloc(n * sizeof(*base));
+    for (size_t i = 0; base && i < n; i++) {
+        base[i] = nfrags;
+        nfrags += batches[i]->nfrags;
+    }
+    uint32_t *tix = base ? td_malloc((nfrags ? nfrags : 1) * sizeof(*tix)) : NULL;
     idx_ref *refs = td_malloc(bytes);
     /* an 'I' key, and after it room for the 'K' key of the same (scope, key) */
     uint8_t *key = td_malloc(TD__KEY_IDX_MAX + TD__KEY_IDX_PREFIX_MAX + 4);
     td_buf ids = TD_BUF_INIT;
-    if (!refs || !key) {
+    if (!refs || !key || !tix) {
+        td_free(base);
+        td_free(tix);
         td_free(refs);
         td_free(key);
         return td_err_set(err, TD_NOMEM, "out of memory preparing a store write");
     }
+    td_status wst = put_wtabs(wb, batches, n, base, tix, seq, err);
+    if (wst) {
+        td_free(base);
+        td_free(tix);
+        td_free(refs);
+        td_free(key);
+        return wst;
+    }
     size_t nr = 0;
     for (size_t i = 0; i < n; i++) {
         const td_batch *b = batches[i];
+        const uint32_t *btix = tix + base[i];
         uint32_t tlen = (uint32_t)strlen(b->tenant);
         for (size_t j = 0; j < b->nidx; j++) {
             const td_idx_entry *e = &b->idx[j];
@@ -986,13 +1267,19 @@ static td_status put_index(td_store *s, leveldb_writebatch_t *wb, td_batch *cons
                 continue;
             }
             const td_frag *f = &b->frags[e->frag];
-            refs[nr++] = (idx_ref){b, e, f->trace_id, td__sum_bucket(f->start_ns), tlen, 0};
+            refs[nr++] =
+                (idx_ref){b, e, btix[e->frag], td__sum_bucket(f->start_ns), tlen, 0, (uint32_t)i};
         }
     }
+    td_free(base);
     /* number the values, so that grouping works on integers, not strings */
     idx_sort *order = nr ? td_malloc(nr * sizeof(*order)) : NULL;
-    if (nr > UINT32_MAX - 1 || (nr && !order) || !number_values(refs, nr)) {
+    /* table positions of one record, and sort scratch after them */
+    uint32_t *pos = nr ? td_malloc(2 * nr * sizeof(*pos)) : NULL;
+    if (nr > UINT32_MAX - 1 || (nr && (!order || !pos)) || !number_values(refs, nr, batches, n)) {
         td_free(order);
+        td_free(pos);
+        td_free(tix);
         td_free(refs);
         td_free(key);
         return td_err_set(err, TD_NOMEM, "out of memory preparing a store write");
@@ -1009,6 +1296,8 @@ static td_status put_index(td_store *s, leveldb_writebatch_t *wb, td_batch *cons
     size_t *start = nr ? td_calloc((size_t)nv + 1, sizeof(*start)) : NULL;
     if (nr && !start) {
         td_free(order);
+        td_free(pos);
+        td_free(tix);
         td_free(refs);
         td_free(key);
         return td_err_set(err, TD_NOMEM, "out of memory preparing a store write");
@@ -1021,8 +1310,8 @@ static td_status put_index(td_store *s, leveldb_writebatch_t *wb, td_batch *cons
     }
     for (size_t i = 0; i < nr; i++) {
         size_t at = start[refs[i].vid]++;
-        order[at].k = (uint64_t)refs[i].vid << 32 | refs[i].bucket;
-        order[at].i = i;
+        order[at] = (idx_sort){(uint64_t)refs[i].vid << 32 | refs[i].bucket, (uint32_t)i,
+                               refs[i].tix};
     }
     td_free(start);
     for (size_t i = 0; i < nr;) {
@@ -1086,17 +1375,30 @@ static td_status put_index(td_store *s, leveldb_writebatch_t *wb, td_batch *cons
             size_t y = x;
             uint32_t bucket = (uint32_t)order[x].k;
             td_buf_reset(&ids);
-            if (!td_buf_try_grow(&ids, 16 * (j - x))) {
+            if (!td_buf_try_grow(&ids, 5 * (j - x))) {
                 st = td_err_set(err, TD_NOMEM, "out of memory preparing a store write");
                 break;
             }
-            uint8_t *out = (uint8_t *)ids.data;
+            /* the traces' table positions, ascending and distinct, gap-coded */
+            bool asc = true;
             while (y < j && (uint32_t)order[y].k == bucket) {
-                memcpy(out + 16 * (y - x), refs[order[y].i].trace_id, 16);
+                pos[y - x] = order[y].tix;
+                asc = asc && (y == x || pos[y - x] > pos[y - x - 1]);
                 y++;
             }
-            td_buf_setlen(&ids, 16 * (y - x));
-            c->entries += y - x;
+            size_t np = y - x;
+            if (!asc) {
+                sort_pos(pos, pos + nr, np);
+            }
+            uint8_t *out = (uint8_t *)ids.data;
+            size_t olen = td__varint_put(out, pos[0]);
+            for (size_t z = 1; z < np; z++) {
+                if (pos[z] != pos[z - 1]) {
+                    olen += td__varint_put(out + olen, pos[z] - pos[z - 1] - 1);
+                }
+            }
+            td_buf_setlen(&ids, olen);
+            c->entries += np;
             td__put_be32(key + vend, bucket);
             td__put_be64(key + vend + 4, seq);
             leveldb_writebatch_put(wb, (const char *)key, vend + TD__IDX_TAIL, ids.data, ids.len);
@@ -1117,6 +1419,8 @@ static td_status put_index(td_store *s, leveldb_writebatch_t *wb, td_batch *cons
     }
     td_buf_release(&ids);
     td_free(order);
+    td_free(pos);
+    td_free(tix);
     td_free(refs);
     td_free(key);
     return st;
@@ -1629,8 +1933,63 @@ static bool count_one(void *ud, uint8_t type, const uint8_t *v, size_t len)
 /* One index hit collected by td_store_index_traces before sorting. */
 typedef struct idx_hit {
     uint32_t bucket;
-    uint8_t id[16];
+    uint32_t tix; /* position in the 'W' table of write seq */
+    uint64_t seq;
+    uint8_t id[16]; /* filled from the table */
 } idx_hit;
+
+static int cmp_hit_table(const void *pa, const void *pb)
+{
+    const idx_hit *a = pa, *b = pb;
+    if (a->seq != b->seq) {
+        return a->seq < b->seq ? -1 : 1;
+    }
+    return a->tix < b->tix ? -1 : a->tix > b->tix;
+}
+
+/*
+ * Fill the trace IDs of hits[0..n) from the writes' 'W' tables: sorted by
+ * write and position, each chunk of a table that holds a hit is read once (one
+ * leveldb_get of at most 1 KiB) and released before the next.
+ */
+static td_status resolve_hits(td_store *s, const char *tenant, size_t tlen, idx_hit *hits,
+                              size_t n, td_err *err)
+{
+    if (n > 1) {
+        qsort(hits, n, sizeof(*hits), cmp_hit_table);
+    }
+    uint8_t key[TD__KEY_WTAB_MAX];
+    for (size_t i = 0; i < n;) {
+        uint32_t chunk = hits[i].tix / TD__WTAB_CHUNK;
+        size_t kl = td__key_wtab(key, tenant, tlen, hits[i].seq, chunk);
+        char *lerr = NULL;
+        size_t vlen = 0;
+        char *v = leveldb_get(s->db, s->ropts, (const char *)key, kl, &vlen, &lerr);
+        if (lerr) {
+            td_status st = td_err_set(err, TD_IO, "store read failed: %s", lerr);
+            leveldb_free(lerr);
+            return st;
+        }
+        if (!v || vlen % 16 != 0) {
+            if (v) {
+                leveldb_free(v);
+            }
+            return td_err_set(err, TD_CORRUPT, "index names a missing or malformed write table");
+        }
+        size_t ntab = vlen / 16;
+        uint64_t seq = hits[i].seq;
+        for (; i < n && hits[i].seq == seq && hits[i].tix / TD__WTAB_CHUNK == chunk; i++) {
+            uint32_t off = hits[i].tix % TD__WTAB_CHUNK;
+            if (off >= ntab) {
+                leveldb_free(v);
+                return td_err_set(err, TD_CORRUPT, "index position beyond its write table");
+            }
+            memcpy(hits[i].id, v + 16 * (size_t)off, 16);
+        }
+        leveldb_free(v);
+    }
+    return TD_OK;
+}
 
 static int cmp_hit_desc(const void *pa, const void *pb)
 {
@@ -1752,6 +2111,7 @@ td_status td_store_index_traces(td_store *s, const char *tenant, uint8_t scope, 
     leveldb_iterator_t *vit = leveldb_create_iterator(s->db, s->ropts);
     leveldb_iterator_t *eit = leveldb_create_iterator(s->db, s->ropts);
     uint64_t nread = 0;
+    bool old_fmt = false;
     size_t n = plen;
     k0[n++] = type;
     n += td__esc_put(k0 + n, lo, lo_len);
@@ -1792,12 +2152,27 @@ td_status td_store_index_traces(td_store *s, const char *tenant, uint8_t scope, 
             if (bucket < b_lo) {
                 break;
             }
+            uint64_t wseq = td__get_be64(e + end + 4);
+            if (wseq < s->idx_fmt_seq) {
+                old_fmt = true; /* an older index format (FORMAT.md, Midxfmt) */
+                stop = true;
+                break;
+            }
             const uint8_t *ids = (const uint8_t *)leveldb_iter_value(eit, &vlen2);
-            if (vlen2 == 0 || vlen2 % 16 != 0) {
+            if (vlen2 == 0) {
                 st = td_err_set(err, TD_CORRUPT, "malformed index value (%zu bytes)", vlen2);
                 break;
             }
-            for (size_t x = 0; x < vlen2 / 16; x++) {
+            size_t vpos = 0;
+            uint32_t tix = 0;
+            for (size_t x = 0; vpos < vlen2; x++) {
+                uint32_t g;
+                if (!td__varint_get(ids, vlen2, &vpos, &g) ||
+                    (x && (uint64_t)tix + 1 + g > UINT32_MAX)) {
+                    st = td_err_set(err, TD_CORRUPT, "malformed index value (%zu bytes)", vlen2);
+                    break;
+                }
+                tix = x ? tix + 1 + g : g;
                 if (max_scan && nread >= max_scan) {
                     *truncated = true;
                     stop = true;
@@ -1815,7 +2190,8 @@ td_status td_store_index_traces(td_store *s, const char *tenant, uint8_t scope, 
                     cap = ncap;
                 }
                 hits[nhits].bucket = bucket;
-                memcpy(hits[nhits].id, ids + 16 * x, 16);
+                hits[nhits].tix = tix;
+                hits[nhits].seq = wseq;
                 nhits++;
             }
         }
@@ -1830,6 +2206,17 @@ td_status td_store_index_traces(td_store *s, const char *tenant, uint8_t scope, 
     leveldb_iter_destroy(vit);
     leveldb_iter_destroy(eit);
     td_free(k1);
+    if (!st && old_fmt) {
+        *exact = false;
+        goto done;
+    }
+    if (!st && *truncated) {
+        /* an incomplete answer is of no use to the planner: skip reading its tables */
+        goto done;
+    }
+    if (!st) {
+        st = resolve_hits(s, tenant, tlen, hits, nhits, err);
+    }
     if (!st) {
         if (nhits > 1) {
             qsort(hits, nhits, sizeof(*hits), cmp_hit_desc);

@@ -151,6 +151,12 @@ typedef struct td_idx_entry {
     uint8_t type;  /* td_idx_type */
     uint16_t key_len;
     uint32_t val_len;
+    /*
+     * With td_batch.nvids > 0: the entry's value number in its batch, < nvids;
+     * two entries have the same number exactly when scope, key, type and value
+     * are equal. Ignored when nvids is 0 (the store compares the strings).
+     */
+    uint32_t vid;
     const uint8_t *key;
     const uint8_t *val;
 } td_idx_entry;
@@ -178,6 +184,7 @@ typedef struct td_batch {
     td_res *res;
     size_t nidx;     /* index entries (td_batch_new_idx); 0 for batches without */
     td_idx_entry *idx;
+    size_t nvids;    /* > 0: the entries' vid numbers their distinct values (0..nvids-1) */
 } td_batch;
 
 /*
@@ -210,6 +217,7 @@ typedef struct td_store_opts {
     uint64_t cache_bytes;        /* LevelDB block cache */
     uint64_t write_buffer_bytes; /* LevelDB memtable size */
     bool sync;                   /* fsync every write batch */
+    uint64_t max_open_files;     /* LevelDB table files kept open (0: the default, 128) */
     uint64_t index_max_value_len;   /* longer values are not indexed (counted) */
     uint64_t index_max_values;      /* distinct values indexed per tenant, scope and key */
 } td_store_opts;
@@ -230,7 +238,7 @@ void td_store_close(td_store *s);
  * atomic LevelDB write. The batches stay owned by the caller. A resource already
  * written recently (by this td_store, for the same tenant) is not written again.
  * A fragment's res_index must be < its batch's nres (a bug otherwise).
- * The batches' index entries become 'I' and 'K' records in the same write,
+ * The batches' index entries become 'I', 'K' and 'W' records in the same write,
  * within the index-max-value-len / index-max-values limits (entries over them
  * are counted in traced_index_skipped_total and left out); an entry's frag must
  * be < its batch's nfrags (a bug otherwise). This may read the index (at most
@@ -324,7 +332,9 @@ typedef bool (*td_index_trace_cb)(void *ud, const uint8_t trace_id[16], uint64_t
  * [lo, hi] (byte order within the type; lo == hi for equality) in a minute
  * bucket of [start_ns, end_ns], newest bucket first. A trace may be visited
  * more than once (one entry per bucket and per value). At most max_scan
- * entries are read (0 = no bound); *truncated says whether the bound stopped it.
+ * entries are read (0 = no bound); *truncated says whether the bound stopped it,
+ * and then nothing is visited (resolving positions to trace IDs costs a read
+ * per write, and the search planner drops incomplete answers).
  *
  * *exact tells whether the index is complete for this lookup: false when a
  * value in [lo, hi] may have been left out (too long, or its key reached its
@@ -333,12 +343,13 @@ typedef bool (*td_index_trace_cb)(void *ud, const uint8_t trace_id[16], uint64_t
  * written without index entries (batches with nidx == 0; store/FORMAT.md). When *exact is false
  * nothing is visited and the caller must find candidates another way.
  * String and keyword ranges (lo != hi) are never exact. Entries are collected
- * (at most max_scan) and sorted before the first callback; for a range of
- * several values, a truncated lookup holds the newest entries of the lowest
- * values, not the newest overall.
+ * (at most max_scan) and sorted before the first callback.
  * Cost: one seek per distinct value in [lo, hi], plus at most
  * index-max-values seeks to check the key's limit when lo is absent or for a
- * range. Errors as td_store_tag_values.
+ * range, plus one read of a write's trace table ('W') per distinct write among
+ * the entries read. Errors as td_store_tag_values, and TD_CORRUPT for a
+ * missing or malformed trace table. Records of an older index format
+ * (store/FORMAT.md, Midxfmt) make the lookup inexact.
  */
 td_status td_store_index_traces(td_store *s, const char *tenant, uint8_t scope, const char *key,
                                 size_t key_len, uint8_t type, const uint8_t *lo, size_t lo_len,
