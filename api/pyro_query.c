@@ -18,6 +18,7 @@
 #include "api/json.h"
 #include "api/pyro.h"
 #include "api/tempo.h"
+#include "core/hex.h"
 #include "core/mem.h"
 
 #include <inttypes.h>
@@ -414,35 +415,6 @@ int64_t td__pyro_step_index(int64_t start_ms, int64_t end_ms, int64_t step_ms, i
 
 /* ---- span and trace selectors (§8) ---- */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
-static bool hex_decode(const char *s, uint8_t *out, size_t n)
-{
-    if (strlen(s) != 2 * n) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            return false;
-        }
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return true;
-}
-
 typedef struct filt {
     uint64_t *spans; /* sorted */
     size_t nspans;
@@ -465,7 +437,7 @@ static td_status filt_parse(td_arena *a, char *const *spans, size_t nspans, char
         }
         for (size_t i = 0; i < nspans; i++) {
             uint8_t b[8];
-            if (!hex_decode(spans[i], b, 8)) {
+            if (!td_hex_decode(spans[i], b, 8)) {
                 return td_err_set(err, TD_INVALID,
                                   "invalid span id \"%.64s\": expected 16 hex characters",
                                   spans[i]);
@@ -485,7 +457,7 @@ static td_status filt_parse(td_arena *a, char *const *spans, size_t nspans, char
             return nomem(err);
         }
         for (size_t i = 0; i < ntraces; i++) {
-            if (!hex_decode(traces[i], f->traces[i], 16)) {
+            if (!td_hex_decode(traces[i], f->traces[i], 16)) {
                 return td_err_set(err, TD_INVALID,
                                   "invalid trace id \"%.64s\": expected 32 hex characters",
                                   traces[i]);
