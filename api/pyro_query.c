@@ -1983,6 +1983,36 @@ static int64_t timeline_step_s(int64_t from, int64_t until)
     return s < 15 ? 15 : s;
 }
 
+/*
+ * Start a 200 flamebearer reply in rp->body: {"version":1,"flamebearer":{names,
+ * levels, numTicks, maxSelf},"metadata":{...}, with the outer object left open
+ * for the members that differ between single and diff ("double") views.
+ */
+static void fb_begin(td__pyro_reply *rp, td_json *j, char *const *names, size_t n_names,
+                     Querier__V1__Level *const *levels, size_t n_levels, int64_t total,
+                     int64_t max_self, const ptype *pt, const char *format)
+{
+    rp->status = 200;
+    rp->ctype = "application/json";
+    td_buf_reset(rp->body);
+    td_json_init(j, rp->body);
+    td_json_begin_object(j);
+    td_json_key(j, "version");
+    td_json_int(j, 1);
+    td_json_key(j, "flamebearer");
+    td_json_begin_object(j);
+    td_json_key(j, "names");
+    fb_names(j, names, n_names);
+    td_json_key(j, "levels");
+    fb_levels(j, levels, n_levels);
+    td_json_key(j, "numTicks");
+    td_json_int(j, total);
+    td_json_key(j, "maxSelf");
+    td_json_int(j, max_self);
+    td_json_end_object(j);
+    fb_metadata(j, pt, format);
+}
+
 void td__pyro_render(td__pyro *p, const char *org_id, td__pyro_arg_fn arg, void *cookie,
                      td__pyro_reply *rp)
 {
@@ -2078,26 +2108,9 @@ void td__pyro_render(td__pyro *p, const char *org_id, td__pyro_arg_fn arg, void 
             }
         }
     }
-    rp->status = 200;
-    rp->ctype = "application/json";
-    td_buf_reset(rp->body);
     td_json j;
-    td_json_init(&j, rp->body);
-    td_json_begin_object(&j);
-    td_json_key(&j, "version");
-    td_json_int(&j, 1);
-    td_json_key(&j, "flamebearer");
-    td_json_begin_object(&j);
-    td_json_key(&j, "names");
-    fb_names(&j, fg->names, fg->n_names);
-    td_json_key(&j, "levels");
-    fb_levels(&j, fg->levels, fg->n_levels);
-    td_json_key(&j, "numTicks");
-    td_json_int(&j, fg->total);
-    td_json_key(&j, "maxSelf");
-    td_json_int(&j, fg->max_self);
-    td_json_end_object(&j);
-    fb_metadata(&j, &m.pt, "single");
+    fb_begin(rp, &j, fg->names, fg->n_names, fg->levels, fg->n_levels, fg->total, fg->max_self,
+             &m.pt, "single");
     for (size_t row = 0; row <= (gb ? nser : 0); row++) {
         if (row == 1) {
             td_json_key(&j, "groups");
@@ -2170,26 +2183,9 @@ void td__pyro_render_diff(td__pyro *p, const char *org_id, td__pyro_arg_fn arg, 
         legacy_error(rp, err.code, err.msg);
         goto out;
     }
-    rp->status = 200;
-    rp->ctype = "application/json";
-    td_buf_reset(rp->body);
     td_json j;
-    td_json_init(&j, rp->body);
-    td_json_begin_object(&j);
-    td_json_key(&j, "version");
-    td_json_int(&j, 1);
-    td_json_key(&j, "flamebearer");
-    td_json_begin_object(&j);
-    td_json_key(&j, "names");
-    fb_names(&j, fg->names, fg->n_names);
-    td_json_key(&j, "levels");
-    fb_levels(&j, fg->levels, fg->n_levels);
-    td_json_key(&j, "numTicks");
-    td_json_int(&j, fg->total);
-    td_json_key(&j, "maxSelf");
-    td_json_int(&j, fg->max_self);
-    td_json_end_object(&j);
-    fb_metadata(&j, &l.pt, "double");
+    fb_begin(rp, &j, fg->names, fg->n_names, fg->levels, fg->n_levels, fg->total, fg->max_self,
+             &l.pt, "double");
     td_json_key(&j, "leftTicks");
     td_json_int(&j, fg->leftticks);
     td_json_key(&j, "rightTicks");
