@@ -22,6 +22,7 @@
 #include "core/regex.h"
 
 #include "core/buf.h"
+#include "core/hex.h"
 #include "core/mem.h"
 #include "core/utf8.h"
 
@@ -501,15 +502,6 @@ static bool emit_set(rx *x, cp_set *s)
 
 /* ---- escapes ---- */
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    c |= 0x20;
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /*
  * A character escape after '\' (x->i at the character after the backslash):
  * *cp on success. Class escapes are handled by the callers.
@@ -545,7 +537,7 @@ static bool escape_cp(rx *x, uint32_t *cp)
             x->i++;
             size_t nd = 0;
             while (x->i < x->n && x->p[x->i] != '}') {
-                int h = hexval(x->p[x->i]);
+                int h = td_hex_val(x->p[x->i]);
                 if (h < 0 || ++nd > 8) {
                     return fail(x, "invalid escape sequence: \\x{");
                 }
@@ -558,7 +550,7 @@ static bool escape_cp(rx *x, uint32_t *cp)
             x->i++;
         } else {
             for (int k = 0; k < 2; k++) {
-                int h = x->i < x->n ? hexval(x->p[x->i]) : -1;
+                int h = x->i < x->n ? td_hex_val(x->p[x->i]) : -1;
                 if (h < 0) {
                     return fail(x, "invalid escape sequence: \\x");
                 }

@@ -19,6 +19,7 @@
  */
 #include "store/pstore.h"
 
+#include "core/hex.h"
 #include "core/mem.h"
 #include "core/regex.h"
 #include "core/utf8.h"
@@ -117,15 +118,6 @@ static bool is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    c |= 0x20;
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* n hex digits at s[i..]: the value, or -1. */
 static long hexn(const sp *p, size_t i, int n)
 {
@@ -134,7 +126,7 @@ static long hexn(const sp *p, size_t i, int n)
     }
     long v = 0;
     for (int k = 0; k < n; k++) {
-        int h = hexval(p->s[i + (size_t)k]);
+        int h = td_hex_val(p->s[i + (size_t)k]);
         if (h < 0) {
             return -1;
         }

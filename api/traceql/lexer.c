@@ -15,6 +15,7 @@
  * Errors carry the position of the offending token's first character.
  */
 #include "api/traceql/tql_int.h"
+#include "core/hex.h"
 
 #include <errno.h>
 #include <math.h>
@@ -381,20 +382,6 @@ static td_status skip_space(td__tql_lexer *l)
     }
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /* "..." with Go escapes, or `raw` (CRs dropped, as Go does). */
 static td_status lex_string(td__tql_lexer *l, td__tql_tok *t)
 {
@@ -470,7 +457,7 @@ static td_status lex_string(td__tql_lexer *l, td__tql_tok *t)
             size_t digits = e == 'x' ? 2 : e == 'u' ? 4 : 8;
             uint32_t v = 0;
             for (size_t k = 0; k < digits; k++) {
-                int h = l->pos < end ? hexval((unsigned char)l->q[l->pos]) : -1;
+                int h = l->pos < end ? td_hex_val((unsigned char)l->q[l->pos]) : -1;
                 if (h < 0) {
                     return lex_error(l, esc, "%s", "invalid escape sequence in string");
                 }
