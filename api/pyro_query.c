@@ -18,6 +18,7 @@
 #include "api/json.h"
 #include "api/pyro.h"
 #include "api/tempo.h"
+#include "core/hex.h"
 #include "core/mem.h"
 
 #include <inttypes.h>
@@ -414,35 +415,6 @@ int64_t td__pyro_step_index(int64_t start_ms, int64_t end_ms, int64_t step_ms, i
 
 /* ---- span and trace selectors (§8) ---- */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
-static bool hex_decode(const char *s, uint8_t *out, size_t n)
-{
-    if (strlen(s) != 2 * n) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            return false;
-        }
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return true;
-}
-
 typedef struct filt {
     uint64_t *spans; /* sorted */
     size_t nspans;
@@ -465,7 +437,7 @@ static td_status filt_parse(td_arena *a, char *const *spans, size_t nspans, char
         }
         for (size_t i = 0; i < nspans; i++) {
             uint8_t b[8];
-            if (!hex_decode(spans[i], b, 8)) {
+            if (!td_hex_decode(spans[i], b, 8)) {
                 return td_err_set(err, TD_INVALID,
                                   "invalid span id \"%.64s\": expected 16 hex characters",
                                   spans[i]);
@@ -485,7 +457,7 @@ static td_status filt_parse(td_arena *a, char *const *spans, size_t nspans, char
             return nomem(err);
         }
         for (size_t i = 0; i < ntraces; i++) {
-            if (!hex_decode(traces[i], f->traces[i], 16)) {
+            if (!td_hex_decode(traces[i], f->traces[i], 16)) {
                 return td_err_set(err, TD_INVALID,
                                   "invalid trace id \"%.64s\": expected 32 hex characters",
                                   traces[i]);
@@ -2011,6 +1983,36 @@ static int64_t timeline_step_s(int64_t from, int64_t until)
     return s < 15 ? 15 : s;
 }
 
+/*
+ * Start a 200 flamebearer reply in rp->body: {"version":1,"flamebearer":{names,
+ * levels, numTicks, maxSelf},"metadata":{...}, with the outer object left open
+ * for the members that differ between single and diff ("double") views.
+ */
+static void fb_begin(td__pyro_reply *rp, td_json *j, char *const *names, size_t n_names,
+                     Querier__V1__Level *const *levels, size_t n_levels, int64_t total,
+                     int64_t max_self, const ptype *pt, const char *format)
+{
+    rp->status = 200;
+    rp->ctype = "application/json";
+    td_buf_reset(rp->body);
+    td_json_init(j, rp->body);
+    td_json_begin_object(j);
+    td_json_key(j, "version");
+    td_json_int(j, 1);
+    td_json_key(j, "flamebearer");
+    td_json_begin_object(j);
+    td_json_key(j, "names");
+    fb_names(j, names, n_names);
+    td_json_key(j, "levels");
+    fb_levels(j, levels, n_levels);
+    td_json_key(j, "numTicks");
+    td_json_int(j, total);
+    td_json_key(j, "maxSelf");
+    td_json_int(j, max_self);
+    td_json_end_object(j);
+    fb_metadata(j, pt, format);
+}
+
 void td__pyro_render(td__pyro *p, const char *org_id, td__pyro_arg_fn arg, void *cookie,
                      td__pyro_reply *rp)
 {
@@ -2106,26 +2108,9 @@ void td__pyro_render(td__pyro *p, const char *org_id, td__pyro_arg_fn arg, void 
             }
         }
     }
-    rp->status = 200;
-    rp->ctype = "application/json";
-    td_buf_reset(rp->body);
     td_json j;
-    td_json_init(&j, rp->body);
-    td_json_begin_object(&j);
-    td_json_key(&j, "version");
-    td_json_int(&j, 1);
-    td_json_key(&j, "flamebearer");
-    td_json_begin_object(&j);
-    td_json_key(&j, "names");
-    fb_names(&j, fg->names, fg->n_names);
-    td_json_key(&j, "levels");
-    fb_levels(&j, fg->levels, fg->n_levels);
-    td_json_key(&j, "numTicks");
-    td_json_int(&j, fg->total);
-    td_json_key(&j, "maxSelf");
-    td_json_int(&j, fg->max_self);
-    td_json_end_object(&j);
-    fb_metadata(&j, &m.pt, "single");
+    fb_begin(rp, &j, fg->names, fg->n_names, fg->levels, fg->n_levels, fg->total, fg->max_self,
+             &m.pt, "single");
     for (size_t row = 0; row <= (gb ? nser : 0); row++) {
         if (row == 1) {
             td_json_key(&j, "groups");
@@ -2198,26 +2183,9 @@ void td__pyro_render_diff(td__pyro *p, const char *org_id, td__pyro_arg_fn arg, 
         legacy_error(rp, err.code, err.msg);
         goto out;
     }
-    rp->status = 200;
-    rp->ctype = "application/json";
-    td_buf_reset(rp->body);
     td_json j;
-    td_json_init(&j, rp->body);
-    td_json_begin_object(&j);
-    td_json_key(&j, "version");
-    td_json_int(&j, 1);
-    td_json_key(&j, "flamebearer");
-    td_json_begin_object(&j);
-    td_json_key(&j, "names");
-    fb_names(&j, fg->names, fg->n_names);
-    td_json_key(&j, "levels");
-    fb_levels(&j, fg->levels, fg->n_levels);
-    td_json_key(&j, "numTicks");
-    td_json_int(&j, fg->total);
-    td_json_key(&j, "maxSelf");
-    td_json_int(&j, fg->max_self);
-    td_json_end_object(&j);
-    fb_metadata(&j, &l.pt, "double");
+    fb_begin(rp, &j, fg->names, fg->n_names, fg->levels, fg->n_levels, fg->total, fg->max_self,
+             &l.pt, "double");
     td_json_key(&j, "leftTicks");
     td_json_int(&j, fg->leftticks);
     td_json_key(&j, "rightTicks");

@@ -308,6 +308,29 @@ static size_t trace_arena_limit(uint64_t max_trace)
 }
 
 /*
+ * What every trace-store handler does first: 503 without a store, the tenants
+ * named by X-Scope-OrgID (resolved in a), and the tenant pushed into the log
+ * context. Returns false when an error reply has been sent.
+ */
+static bool store_tenants(req *r, td_arena *a, td__tenants *ts)
+{
+    td_api *api = r->api;
+    td_err err;
+    td_err_init(&err);
+    if (!api->store) {
+        reply_error(r, 503, "no trace store configured");
+        return false;
+    }
+    const char *org = header(r, "X-Scope-OrgID");
+    if (td__tempo_tenants(org, api->o.multitenancy, a, ts, &err) != TD_OK) {
+        reply_err(r, &err);
+        return false;
+    }
+    td_log_ctx_push(r->reqid, api->o.multitenancy ? org : TD_DEFAULT_TENANT);
+    return true;
+}
+
+/*
  * GET /api/traces/{id} (v1) and /api/v2/traces/{id} (v2), API-CONTRACT §3.3/3.4.
  * Order of checks follows Tempo: tenant, trace ID, start/end.
  */
@@ -319,19 +342,12 @@ static void h_trace(req *r, bool v2)
     td_arena a;
     td_arena_init(&a, 64 * 1024, trace_arena_limit(api->o.max_trace_bytes));
 
-    if (!api->store) {
-        reply_error(r, 503, "no trace store configured");
-        goto out;
-    }
-    const char *org = header(r, "X-Scope-OrgID");
-    td__tenants ts;
     uint8_t id[16];
     uint64_t start_ns, end_ns;
-    if (td__tempo_tenants(org, api->o.multitenancy, &a, &ts, &err) != TD_OK) {
-        reply_err(r, &err);
+    td__tenants ts;
+    if (!store_tenants(r, &a, &ts)) {
         goto out;
     }
-    td_log_ctx_push(r->reqid, api->o.multitenancy ? org : TD_DEFAULT_TENANT);
     if (td__tempo_parse_trace_id(r->arg, strlen(r->arg), id, &err) != TD_OK ||
         td__tempo_parse_range(query_arg(r, "start"), query_arg(r, "end"), &start_ns, &end_ns,
                               &err) != TD_OK) {
@@ -453,17 +469,10 @@ static void h_search(req *r)
     td_err_init(&err);
     td_arena a;
     td_arena_init(&a, 4096, 0);
-    if (!api->store) {
-        reply_error(r, 503, "no trace store configured");
-        goto out;
-    }
-    const char *org = header(r, "X-Scope-OrgID");
     td__tenants ts;
-    if (td__tempo_tenants(org, api->o.multitenancy, &a, &ts, &err) != TD_OK) {
-        reply_err(r, &err);
+    if (!store_tenants(r, &a, &ts)) {
         goto out;
     }
-    td_log_ctx_push(r->reqid, api->o.multitenancy ? org : TD_DEFAULT_TENANT);
     td__search_args in = {.q = query_arg(r, "q"),
                           .tags = query_arg(r, "tags"),
                           .limit = query_arg(r, "limit"),
@@ -625,17 +634,10 @@ static void h_tags(req *r, td__tags_kind kind)
     td_err_init(&err);
     td_arena a;
     td_arena_init(&a, 16 * 1024, 0);
-    if (!api->store) {
-        reply_error(r, 503, "no trace store configured");
-        goto out;
-    }
-    const char *org = header(r, "X-Scope-OrgID");
     td__tenants ts;
-    if (td__tempo_tenants(org, api->o.multitenancy, &a, &ts, &err) != TD_OK) {
-        reply_err(r, &err);
+    if (!store_tenants(r, &a, &ts)) {
         goto out;
     }
-    td_log_ctx_push(r->reqid, api->o.multitenancy ? org : TD_DEFAULT_TENANT);
     const char *tag = NULL;
     size_t tlen;
     if ((kind == TD__TAG_VALUES_V1 || kind == TD__TAG_VALUES_V2) &&
@@ -695,17 +697,10 @@ static void h_metrics_query(req *r, bool instant)
     td_err_init(&err);
     td_arena a;
     td_arena_init(&a, 4096, 0);
-    if (!api->store) {
-        reply_error(r, 503, "no trace store configured");
-        goto out;
-    }
-    const char *org = header(r, "X-Scope-OrgID");
     td__tenants ts;
-    if (td__tempo_tenants(org, api->o.multitenancy, &a, &ts, &err) != TD_OK) {
-        reply_err(r, &err);
+    if (!store_tenants(r, &a, &ts)) {
         goto out;
     }
-    td_log_ctx_push(r->reqid, api->o.multitenancy ? org : TD_DEFAULT_TENANT);
     td__metrics_args in = {.q = query_arg(r, "q"),
                            .query = query_arg(r, "query"),
                            .start = query_arg(r, "start"),

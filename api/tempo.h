@@ -43,6 +43,14 @@ td_status td__tempo_parse_trace_id(const char *s, size_t n, uint8_t out[16], td_
 td_status td__tempo_parse_range(const char *start, const char *end, uint64_t *start_ns,
                                 uint64_t *end_ns, td_err *err);
 
+/*
+ * Go's time.ParseDuration: an optional sign, then one or more decimal numbers
+ * (fractions allowed) each with a unit ns us µs ms s m h ("1h30m", "1.5s"),
+ * or "0". Sets *out (nanoseconds) and returns true; false when s is malformed
+ * or its magnitude is above ~9.2e18 ns. Pure; thread-safe.
+ */
+bool td__tempo_parse_go_duration(const char *s, int64_t *out);
+
 typedef enum { TD_TEMPO_JSON, TD_TEMPO_PROTOBUF } td__tempo_format;
 
 /*

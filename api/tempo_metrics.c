@@ -205,60 +205,6 @@ static bool parse_prom_duration(const char *s, uint64_t *out)
     return true;
 }
 
-/* Go's time.ParseDuration (signed); false when malformed or out of range. */
-static bool parse_go_duration(const char *s, int64_t *out)
-{
-    const char *p = s;
-    bool neg = false;
-    if (*p == '+' || *p == '-') {
-        neg = *p == '-';
-        p++;
-    }
-    if (strcmp(p, "0") == 0) {
-        *out = 0;
-        return true;
-    }
-    if (!*p) {
-        return false;
-    }
-    double total = 0;
-    while (*p) {
-        if (!((*p >= '0' && *p <= '9') || *p == '.')) {
-            return false;
-        }
-        char *e;
-        double v = strtod(p, &e);
-        if (e == p) {
-            return false;
-        }
-        p = e;
-        double unit;
-        if (strncmp(p, "ns", 2) == 0) {
-            unit = 1, p += 2;
-        } else if (strncmp(p, "us", 2) == 0) {
-            unit = 1e3, p += 2;
-        } else if (strncmp(p, "\xc2\xb5s", 3) == 0 || strncmp(p, "\xce\xbcs", 3) == 0) {
-            unit = 1e3, p += 3;
-        } else if (strncmp(p, "ms", 2) == 0) {
-            unit = 1e6, p += 2;
-        } else if (*p == 's') {
-            unit = 1e9, p++;
-        } else if (*p == 'm') {
-            unit = 60e9, p++;
-        } else if (*p == 'h') {
-            unit = 3600e9, p++;
-        } else {
-            return false;
-        }
-        total += v * unit;
-    }
-    if (total > 9.2e18) {
-        return false;
-    }
-    *out = neg ? -(int64_t)total : (int64_t)total;
-    return true;
-}
-
 /* Tempo's parseSecondsOrDuration + step(): seconds as a float, else a Go duration. */
 static td_status parse_step(const char *s, uint64_t *out, td_err *err)
 {
@@ -273,7 +219,7 @@ static td_status parse_step(const char *s, uint64_t *out, td_err *err)
                               "cannot parse \"%.64s\" to a valid duration. It overflows int64", s);
         }
         ns = (int64_t)t;
-    } else if (!parse_go_duration(s, &ns)) {
+    } else if (!td__tempo_parse_go_duration(s, &ns)) {
         return td_err_set(err, TD_INVALID, "cannot parse \"%.64s\" to a valid duration", s);
     }
     if (ns < 0) {

@@ -67,59 +67,15 @@ static td_status parse_uint(const char *name, const char *s, uint64_t max, uint6
     return TD_OK;
 }
 
-/* Go's time.ParseDuration (units ns us µs ms s m h, fractions, sequences). */
+/* Go's time.ParseDuration; a minimum/maximum duration is never negative, so '-' is refused. */
 static td_status parse_go_duration(const char *name, const char *s, uint64_t *out, td_err *err)
 {
-    const char *p = s;
-    double total = 0;
-    if (*p == '+') {
-        p++;
+    int64_t ns;
+    if (*s == '-' || !td__tempo_parse_go_duration(s, &ns)) {
+        return td_err_set(err, TD_INVALID, "invalid %s: time: invalid duration \"%.64s\"", name, s);
     }
-    if (*p == '\0') {
-        goto bad;
-    }
-    if (strcmp(p, "0") == 0) {
-        *out = 0;
-        return TD_OK;
-    }
-    while (*p) {
-        char *e;
-        if (!((*p >= '0' && *p <= '9') || *p == '.')) {
-            goto bad;
-        }
-        errno = 0;
-        double v = strtod(p, &e);
-        if (e == p || errno == ERANGE) {
-            goto bad;
-        }
-        p = e;
-        double unit;
-        if (strncmp(p, "ns", 2) == 0) {
-            unit = 1, p += 2;
-        } else if (strncmp(p, "us", 2) == 0) {
-            unit = 1e3, p += 2;
-        } else if (strncmp(p, "\xc2\xb5s", 3) == 0 || strncmp(p, "\xce\xbcs", 3) == 0) {
-            unit = 1e3, p += 3;
-        } else if (strncmp(p, "ms", 2) == 0) {
-            unit = 1e6, p += 2;
-        } else if (*p == 's') {
-            unit = 1e9, p++;
-        } else if (*p == 'm') {
-            unit = 60e9, p++;
-        } else if (*p == 'h') {
-            unit = 3600e9, p++;
-        } else {
-            goto bad;
-        }
-        total += v * unit;
-    }
-    if (total > 9.2e18) {
-        goto bad;
-    }
-    *out = (uint64_t)total;
+    *out = (uint64_t)ns;
     return TD_OK;
-bad:
-    return td_err_set(err, TD_INVALID, "invalid %s: time: invalid duration \"%.64s\"", name, s);
 }
 
 static bool absent(const char *s)

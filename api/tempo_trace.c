@@ -158,6 +158,60 @@ static uint64_t sec_to_ns(int64_t sec)
     return (uint64_t)sec * 1000000000u;
 }
 
+bool td__tempo_parse_go_duration(const char *s, int64_t *out)
+{
+    const char *p = s;
+    bool neg = false;
+    if (*p == '+' || *p == '-') {
+        neg = *p == '-';
+        p++;
+    }
+    if (strcmp(p, "0") == 0) {
+        *out = 0;
+        return true;
+    }
+    if (!*p) {
+        return false;
+    }
+    double total = 0;
+    while (*p) {
+        if (!((*p >= '0' && *p <= '9') || *p == '.')) {
+            return false;
+        }
+        char *e;
+        errno = 0;
+        double v = strtod(p, &e);
+        if (e == p || errno == ERANGE) {
+            return false;
+        }
+        p = e;
+        double unit;
+        if (strncmp(p, "ns", 2) == 0) {
+            unit = 1, p += 2;
+        } else if (strncmp(p, "us", 2) == 0) {
+            unit = 1e3, p += 2;
+        } else if (strncmp(p, "\xc2\xb5s", 3) == 0 || strncmp(p, "\xce\xbcs", 3) == 0) {
+            unit = 1e3, p += 3;
+        } else if (strncmp(p, "ms", 2) == 0) {
+            unit = 1e6, p += 2;
+        } else if (*p == 's') {
+            unit = 1e9, p++;
+        } else if (*p == 'm') {
+            unit = 60e9, p++;
+        } else if (*p == 'h') {
+            unit = 3600e9, p++;
+        } else {
+            return false;
+        }
+        total += v * unit;
+    }
+    if (total > 9.2e18) {
+        return false;
+    }
+    *out = neg ? -(int64_t)total : (int64_t)total;
+    return true;
+}
+
 td_status td__tempo_parse_range(const char *start, const char *end, uint64_t *start_ns,
                                 uint64_t *end_ns, td_err *err)
 {

@@ -22,7 +22,9 @@
 #include "core/regex.h"
 
 #include "core/buf.h"
+#include "core/hex.h"
 #include "core/mem.h"
+#include "core/utf8.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -123,67 +125,6 @@ static void emit_ascii(rx *x, int c)
     }
 }
 
-static size_t utf8_encode(uint32_t cp, unsigned char *o)
-{
-    if (cp < 0x80) {
-        o[0] = (unsigned char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (unsigned char)(0xC0 | (cp >> 6));
-        o[1] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (unsigned char)(0xE0 | (cp >> 12));
-        o[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (unsigned char)(0xF0 | (cp >> 18));
-    o[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (unsigned char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
-size_t td_regex_utf8(const unsigned char *p, size_t n, uint32_t *cp)
-{
-    if (n == 0) {
-        return 0;
-    }
-    unsigned char c = p[0];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    size_t need;
-    uint32_t v, min;
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 2, v = c & 0x1F, min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 3, v = c & 0x0F, min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 4, v = c & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < need) {
-        return 0;
-    }
-    for (size_t i = 1; i < need; i++) {
-        if ((p[i] & 0xC0) != 0x80) {
-            return 0;
-        }
-        v = (v << 6) | (p[i] & 0x3F);
-    }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) {
-        return 0;
-    }
-    *cp = v;
-    return need;
-}
-
 /* A literal character: ASCII directly, others as a group of their bytes. */
 static bool emit_literal(rx *x, uint32_t cp)
 {
@@ -195,7 +136,7 @@ static bool emit_literal(rx *x, uint32_t cp)
         emit_ascii(x, (int)cp);
     } else {
         unsigned char b[4];
-        size_t k = utf8_encode(cp, b);
+        size_t k = td_utf8_encode((char *)b, cp);
         td_buf_addch(&x->out, '(');
         td_buf_add(&x->out, b, k);
         td_buf_addch(&x->out, ')');
@@ -433,8 +374,8 @@ static void emit_utf8_range(rx *x, uint32_t lo, uint32_t hi, bool *first, size_t
         }
     }
     unsigned char a[4], b[4];
-    size_t k = utf8_encode(lo, a);
-    utf8_encode(hi, b);
+    size_t k = td_utf8_encode((char *)a, lo);
+    td_utf8_encode((char *)b, hi);
     if (!*first) {
         td_buf_addch(&x->out, '|');
     }
@@ -561,15 +502,6 @@ static bool emit_set(rx *x, cp_set *s)
 
 /* ---- escapes ---- */
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    c |= 0x20;
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /*
  * A character escape after '\' (x->i at the character after the backslash):
  * *cp on success. Class escapes are handled by the callers.
@@ -605,7 +537,7 @@ static bool escape_cp(rx *x, uint32_t *cp)
             x->i++;
             size_t nd = 0;
             while (x->i < x->n && x->p[x->i] != '}') {
-                int h = hexval(x->p[x->i]);
+                int h = td_hex_val(x->p[x->i]);
                 if (h < 0 || ++nd > 8) {
                     return fail(x, "invalid escape sequence: \\x{");
                 }
@@ -618,7 +550,7 @@ static bool escape_cp(rx *x, uint32_t *cp)
             x->i++;
         } else {
             for (int k = 0; k < 2; k++) {
-                int h = x->i < x->n ? hexval(x->p[x->i]) : -1;
+                int h = x->i < x->n ? td_hex_val(x->p[x->i]) : -1;
                 if (h < 0) {
                     return fail(x, "invalid escape sequence: \\x");
                 }
@@ -670,7 +602,7 @@ static bool escape_cp(rx *x, uint32_t *cp)
 /* The next literal character of the pattern (valid UTF-8 required). */
 static bool next_cp(rx *x, uint32_t *cp)
 {
-    size_t k = td_regex_utf8(x->p + x->i, x->n - x->i, cp);
+    size_t k = td_utf8_decode(x->p + x->i, x->n - x->i, cp);
     if (k == 0) {
         return fail(x, "invalid UTF-8 in regex");
     }

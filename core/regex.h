@@ -36,10 +36,4 @@
 td_status td_regex_translate(const char *src, size_t n, td_arena *a, const char **out, char *why,
                              size_t whylen);
 
-/*
- * Decode one UTF-8 character at p (n bytes available): its length (1-4), or 0
- * when the bytes are not valid UTF-8 (overlong, surrogate, > U+10FFFF, cut).
- */
-size_t td_regex_utf8(const unsigned char *p, size_t n, uint32_t *cp);
-
 #endif

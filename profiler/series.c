@@ -11,6 +11,7 @@
  */
 #include "profiler/internal.h"
 
+#include "core/hex.h"
 #include "core/mem.h"
 
 #include <inttypes.h>
@@ -232,37 +233,6 @@ const char *td_profiler_metric_name(const td_pprof_profile *p, const td_pstc_set
     return st;
 }
 
-/* ---- hex IDs of span profiles (§8) ---- */
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
-static bool parse_hex(const char *s, uint8_t *out, size_t nbytes)
-{
-    if (strlen(s) != 2 * nbytes) {
-        return false;
-    }
-    for (size_t i = 0; i < nbytes; i++) {
-        int h = hexval(s[2 * i]), l = hexval(s[2 * i + 1]);
-        if (h < 0 || l < 0) {
-            return false;
-        }
-        out[i] = (uint8_t)(h << 4 | l);
-    }
-    return true;
-}
-
 /* ---- string-keyed and stack-keyed de-duplication ---- */
 
 static uint64_t fnv(const void *p, size_t n, uint64_t h)
@@ -469,7 +439,7 @@ td_status td_profiler_pprof_to_write(const td_pnorm *in, td_arena *a, td_pwrite 
             }
             if (strcmp(lk, "span_id") == 0 || strcmp(lk, "profile_id") == 0) {
                 uint8_t id[8];
-                if (parse_hex(lv, id, 8)) {
+                if (td_hex_decode(lv, id, 8)) {
                     uint64_t v = 0;
                     for (int b = 0; b < 8; b++) {
                         v = v << 8 | id[b];
@@ -479,7 +449,7 @@ td_status td_profiler_pprof_to_write(const td_pnorm *in, td_arena *a, td_pwrite 
                 continue;
             }
             if (strcmp(lk, "trace_id") == 0) {
-                if (!parse_hex(lv, s_trace[i], 16)) {
+                if (!td_hex_decode(lv, s_trace[i], 16)) {
                     memset(s_trace[i], 0, 16);
                 }
                 continue;

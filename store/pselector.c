@@ -19,8 +19,10 @@
  */
 #include "store/pstore.h"
 
+#include "core/hex.h"
 #include "core/mem.h"
 #include "core/regex.h"
+#include "core/utf8.h"
 
 #include <regex.h>
 #include <stdarg.h>
@@ -81,7 +83,7 @@ static void describe(const sp *p, size_t off, char *buf, size_t len)
         return;
     }
     uint32_t cp;
-    if (c < 0x80 || td_regex_utf8((const unsigned char *)p->s + off, p->n - off, &cp) == 0) {
+    if (c < 0x80 || td_utf8_decode((const unsigned char *)p->s + off, p->n - off, &cp) == 0) {
         if (c < 0x80) {
             snprintf(buf, len, "character 0x%02x", c);
         } else {
@@ -116,15 +118,6 @@ static bool is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    c |= 0x20;
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* n hex digits at s[i..]: the value, or -1. */
 static long hexn(const sp *p, size_t i, int n)
 {
@@ -133,37 +126,13 @@ static long hexn(const sp *p, size_t i, int n)
     }
     long v = 0;
     for (int k = 0; k < n; k++) {
-        int h = hexval(p->s[i + (size_t)k]);
+        int h = td_hex_val(p->s[i + (size_t)k]);
         if (h < 0) {
             return -1;
         }
         v = v * 16 + h;
     }
     return v;
-}
-
-static size_t put_utf8(char *o, uint32_t cp)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xC0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
 }
 
 /*
@@ -275,7 +244,7 @@ static td_status parse_string(sp *p, const char **out, size_t *outlen)
                 return perr(p, at, "NUL character in string");
             }
             p->i += (size_t)nd;
-            k += put_utf8(o + k, (uint32_t)v);
+            k += td_utf8_encode(o + k, (uint32_t)v);
             break;
         }
         default:
@@ -430,7 +399,7 @@ static td_status parse(sp *p, td_pselector *out)
     /* the whole input must be UTF-8 without NUL: check once, with the position */
     for (size_t i = 0; i < p->n;) {
         uint32_t cp;
-        size_t k = td_regex_utf8((const unsigned char *)p->s + i, p->n - i, &cp);
+        size_t k = td_utf8_decode((const unsigned char *)p->s + i, p->n - i, &cp);
         if (k == 0) {
             return perr(p, i, "invalid UTF-8");
         }

@@ -194,7 +194,7 @@ static void format_string(const char *s, size_t n, td_buf *out)
                 td_buf_addf(out, "\\x%02x", c);
             } else if (c < 0x80) {
                 td_buf_addch(out, (char)c);
-            } else if ((k = td__tql_utf8((const unsigned char *)s + i, n - i, &cp)) != 0) {
+            } else if ((k = td_utf8_decode((const unsigned char *)s + i, n - i, &cp)) != 0) {
                 td_buf_add(out, s + i, k);
                 i += k;
                 continue;
@@ -262,7 +262,7 @@ static bool bare_name_ok(const td_traceql_attr *a)
     }
     for (size_t i = 0; i < n;) {
         uint32_t cp;
-        size_t k = td__tql_utf8(p + i, n - i, &cp);
+        size_t k = td_utf8_decode(p + i, n - i, &cp);
         if (k == 0) {
             return false;
         }

@@ -15,6 +15,7 @@
  * Errors carry the position of the offending token's first character.
  */
 #include "api/traceql/tql_int.h"
+#include "core/hex.h"
 
 #include <errno.h>
 #include <math.h>
@@ -66,43 +67,6 @@ td_status td__tql_unsupported(td_err *err, const char *q, size_t len, size_t off
                       line, col);
 }
 
-size_t td__tql_utf8(const unsigned char *p, size_t n, uint32_t *cp)
-{
-    if (n == 0) {
-        return 0;
-    }
-    unsigned char c = p[0];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    size_t need;
-    uint32_t v, min;
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 2, v = c & 0x1F, min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 3, v = c & 0x0F, min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 4, v = c & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < need) {
-        return 0;
-    }
-    for (size_t i = 1; i < need; i++) {
-        if ((p[i] & 0xC0) != 0x80) {
-            return 0;
-        }
-        v = (v << 6) | (p[i] & 0x3F);
-    }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) {
-        return 0;
-    }
-    *cp = v;
-    return need;
-}
-
 td_status td__tql_lex_check(const char *q, size_t len, td_err *err)
 {
     const unsigned char *p = (const unsigned char *)q;
@@ -111,7 +75,7 @@ td_status td__tql_lex_check(const char *q, size_t len, td_err *err)
         if (p[i] == 0) {
             return td__tql_parse_error(err, q, len, i, "invalid character NUL");
         }
-        size_t k = td__tql_utf8(p + i, len - i, &cp);
+        size_t k = td_utf8_decode(p + i, len - i, &cp);
         if (k == 0) {
             return td__tql_parse_error(err, q, len, i, "invalid UTF-8 encoding");
         }
@@ -174,7 +138,7 @@ static size_t attr_rune(const td__tql_lexer *l, size_t pos)
         return 0;
     }
     uint32_t r;
-    size_t k = td__tql_utf8((const unsigned char *)l->q + pos, l->len - pos, &r);
+    size_t k = td_utf8_decode((const unsigned char *)l->q + pos, l->len - pos, &r);
     if (k == 0 || is_space_rune(r)) {
         return 0;
     }
@@ -418,44 +382,6 @@ static td_status skip_space(td__tql_lexer *l)
     }
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
-static size_t put_utf8(char *o, uint32_t cp)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xC0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 /* "..." with Go escapes, or `raw` (CRs dropped, as Go does). */
 static td_status lex_string(td__tql_lexer *l, td__tql_tok *t)
 {
@@ -531,7 +457,7 @@ static td_status lex_string(td__tql_lexer *l, td__tql_tok *t)
             size_t digits = e == 'x' ? 2 : e == 'u' ? 4 : 8;
             uint32_t v = 0;
             for (size_t k = 0; k < digits; k++) {
-                int h = l->pos < end ? hexval((unsigned char)l->q[l->pos]) : -1;
+                int h = l->pos < end ? td_hex_val((unsigned char)l->q[l->pos]) : -1;
                 if (h < 0) {
                     return lex_error(l, esc, "%s", "invalid escape sequence in string");
                 }
@@ -544,7 +470,7 @@ static td_status lex_string(td__tql_lexer *l, td__tql_tok *t)
                 if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) {
                     return lex_error(l, esc, "%s", "invalid Unicode code point in string");
                 }
-                n += put_utf8(o + n, v); /* at most as long as the escape itself */
+                n += td_utf8_encode(o + n, v); /* at most as long as the escape itself */
             }
             break;
         }
@@ -1084,7 +1010,7 @@ td_status td__tql_lex(td__tql_lexer *l, td__tql_tok *t)
         }
         {
             uint32_t cp;
-            size_t k = td__tql_utf8((const unsigned char *)q + p, l->len - p, &cp);
+            size_t k = td_utf8_decode((const unsigned char *)q + p, l->len - p, &cp);
             char what[8];
             if (k == 0) {
                 k = 1;

@@ -10,6 +10,7 @@
 
 #include "api/traceql/traceql.h"
 #include "core/regex.h"
+#include "core/utf8.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -27,12 +28,6 @@ td_status td__tql_parse_error(td_err *err, const char *q, size_t len, size_t off
 
 /* TD_INVALID "unsupported TraceQL construct: <what> at line L, col C". */
 td_status td__tql_unsupported(td_err *err, const char *q, size_t len, size_t off, const char *what);
-
-/*
- * Decode one UTF-8 character at p (n bytes available): its length (1-4), or 0
- * when the bytes are not valid UTF-8 (overlong, surrogate, > U+10FFFF, cut).
- */
-size_t td__tql_utf8(const unsigned char *p, size_t n, uint32_t *cp);
 
 /* ---- lexer ---- */
 

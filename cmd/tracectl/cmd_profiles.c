@@ -25,7 +25,6 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define DEFAULT_SINCE_S 3600
 #define MAX_SPANS 64
@@ -41,56 +40,6 @@ typedef struct pargs {
 } pargs;
 
 /* ------------------------------------------------------------------ parsing */
-
-static bool parse_u64(const char *s, uint64_t hi, uint64_t *out)
-{
-    uint64_t v = 0;
-    if (!*s) {
-        return false;
-    }
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9') {
-            return false;
-        }
-        v = v * 10 + (uint64_t)(*s - '0');
-        if (v > hi) {
-            return false;
-        }
-    }
-    *out = v;
-    return true;
-}
-
-/* "30s", "15m", "1h", "2d" or sums such as "1h30m". */
-static bool parse_since(const char *s, uint64_t *secs)
-{
-    uint64_t total = 0;
-    if (!*s) {
-        return false;
-    }
-    while (*s) {
-        uint64_t v = 0;
-        const char *p = s;
-        while (*p >= '0' && *p <= '9') {
-            v = v * 10 + (uint64_t)(*p - '0');
-            if (v > UINT32_MAX) {
-                return false;
-            }
-            p++;
-        }
-        uint64_t unit = *p == 's' ? 1 : *p == 'm' ? 60 : *p == 'h' ? 3600 : *p == 'd' ? 86400 : 0;
-        if (p == s || !unit) {
-            return false;
-        }
-        total += v * unit;
-        if (total > UINT32_MAX) {
-            return false;
-        }
-        s = p + 1;
-    }
-    *secs = total;
-    return total > 0;
-}
 
 static bool is_hex16(const char *s)
 {
@@ -154,29 +103,11 @@ static int parse_args(td_ctl_opts *o, const char *sub, int argc, char **argv, pa
         }
         a->positional = argv[i++];
     }
-    uint64_t since = DEFAULT_SINCE_S, s, e;
-    if (a->since && (a->start || a->end)) {
-        return td_ctl_usage_error("profiles", "use either --since or --start/--end, not both");
-    }
-    if (a->start || a->end) {
-        if (!a->start || !a->end) {
-            return td_ctl_usage_error("profiles", "--start and --end go together");
-        }
-        if (!parse_u64(a->start, UINT32_MAX, &s) || !parse_u64(a->end, UINT32_MAX, &e)) {
-            return td_ctl_usage_error("profiles", "invalid --start/--end: want unix seconds");
-        }
-        if (e <= s) {
-            return td_ctl_usage_error("profiles", "--end must be after --start");
-        }
-    } else {
-        if (a->since && !parse_since(a->since, &since)) {
-            return td_ctl_usage_error(
-                "profiles", "invalid --since '%s': want a duration such as 30s, 15m, 1h or 2d",
-                a->since);
-        }
-        time_t now = time(NULL);
-        e = now > 0 ? (uint64_t)now : 0;
-        s = e > since ? e - since : 0;
+    static const td_ctl_window_spec window = {UINT32_MAX, DEFAULT_SINCE_S, 0};
+    uint64_t s, e;
+    int rc = td_ctl_time_window("profiles", &window, a->since, a->start, a->end, &s, &e);
+    if (rc != TD_CTL_EXIT_OK) {
+        return rc;
     }
     a->start_ms = (int64_t)s * 1000;
     a->end_ms = (int64_t)e * 1000 + 999;
@@ -438,10 +369,10 @@ static bool print_top(const json_t *fg, size_t limit, const char *type_id)
 static int run_top(td_ctl_opts *o, const pargs *a)
 {
     uint64_t limit = 0, maxn = 0;
-    if (a->limit && !parse_u64(a->limit, 1000000, &limit)) {
+    if (a->limit && !td_ctl_parse_uint(a->limit, 0, 1000000, &limit)) {
         return td_ctl_usage_error("profiles", "invalid --limit '%s'", a->limit);
     }
-    if (a->max_nodes && !parse_u64(a->max_nodes, 1048576, &maxn)) {
+    if (a->max_nodes && !td_ctl_parse_uint(a->max_nodes, 0, 1048576, &maxn)) {
         return td_ctl_usage_error("profiles", "invalid --max-nodes '%s': 0-1048576", a->max_nodes);
     }
     json_t *req = range(a);

@@ -165,8 +165,7 @@ static void put_matched(td_buf *b, const json_t *tr)
     bool any = false;
     size_t i;
     if (json_is_array(sets) && json_array_size(sets) > 0) {
-        json_array_foreach(sets, i, set)
-        {
+        json_array_foreach (sets, i, set) {
             if (td_ctl_json_u64(member(set, "matched"), &m)) {
                 sum += m;
             }
@@ -249,90 +248,6 @@ static bool print_table(FILE *f, const json_t *traces)
 
 /* ------------------------------------------------------------------ arguments */
 
-/* Decimal digits only, value in [lo, hi]. */
-static bool parse_uint(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-    uint64_t v = 0;
-    if (!*s) {
-        return false;
-    }
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9') {
-            return false;
-        }
-        v = v * 10 + (uint64_t)(*s - '0');
-        if (v > hi) {
-            return false;
-        }
-    }
-    *out = v;
-    return v >= lo;
-}
-
-/* "30s", "15m", "1h", "2d", or a sum such as "1h30m"; > 0 and at most ~136 years. */
-static bool parse_since(const char *s, uint64_t *secs)
-{
-    uint64_t total = 0;
-    if (!*s) {
-        return false;
-    }
-    while (*s) {
-        uint64_t v = 0;
-        const char *p = s;
-        while (*p >= '0' && *p <= '9') {
-            v = v * 10 + (uint64_t)(*p - '0');
-            if (v > UINT32_MAX) {
-                return false;
-            }
-            p++;
-        }
-        if (p == s) {
-            return false;
-        }
-        uint64_t unit;
-        switch (*p) {
-        case 's':
-            unit = 1;
-            break;
-        case 'm':
-            unit = 60;
-            break;
-        case 'h':
-            unit = 3600;
-            break;
-        case 'd':
-            unit = 86400;
-            break;
-        default:
-            return false;
-        }
-        total += v * unit;
-        if (total > UINT32_MAX) {
-            return false;
-        }
-        s = p + 1;
-    }
-    *secs = total;
-    return total > 0;
-}
-
-/* Percent-encode everything but RFC 3986 unreserved characters. */
-static void add_query_escaped(td_buf *b, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '.' || c == '_' || c == '~') {
-            td_buf_addch(b, (char)c);
-        } else {
-            td_buf_addch(b, '%');
-            td_buf_addch(b, hex[c >> 4]);
-            td_buf_addch(b, hex[c & 15]);
-        }
-    }
-}
-
 static void search_help(FILE *f)
 {
     fputs("Usage: tracectl search 'TRACEQL' [--since DURATION | --start S --end S]\n"
@@ -407,48 +322,24 @@ static int search_run(td_ctl_opts *o, int argc, char **argv)
         return td_ctl_usage_error("search", "missing TraceQL query, e.g. '{ status = error }'");
     }
 
-    uint64_t v_limit = DEFAULT_LIMIT, v_spss = 0, v_start, v_end, v_since = DEFAULT_SINCE_S;
-    if (limit && !parse_uint(limit, 1, MAX_LIMIT, &v_limit)) {
+    uint64_t v_limit = DEFAULT_LIMIT, v_spss = 0, v_start, v_end;
+    if (limit && !td_ctl_parse_uint(limit, 1, MAX_LIMIT, &v_limit)) {
         return td_ctl_usage_error("search", "invalid --limit '%s': want a number from 1 to %d",
                                   limit, MAX_LIMIT);
     }
-    if (spss && !parse_uint(spss, 1, MAX_SPSS, &v_spss)) {
+    if (spss && !td_ctl_parse_uint(spss, 1, MAX_SPSS, &v_spss)) {
         return td_ctl_usage_error("search", "invalid --spss '%s': want a number from 1 to %d", spss,
                                   MAX_SPSS);
     }
-    if (since && (start || end)) {
-        return td_ctl_usage_error("search", "use either --since or --start/--end, not both");
-    }
-    if (start || end) {
-        if (!start || !end) {
-            return td_ctl_usage_error("search", "--start and --end go together");
-        }
-        if (!parse_uint(start, 0, UINT32_MAX, &v_start)) {
-            return td_ctl_usage_error("search", "invalid --start '%s': want unix seconds", start);
-        }
-        if (!parse_uint(end, 0, UINT32_MAX, &v_end)) {
-            return td_ctl_usage_error("search", "invalid --end '%s': want unix seconds", end);
-        }
-        if (v_end <= v_start) {
-            return td_ctl_usage_error("search", "--end must be after --start");
-        }
-    } else {
-        if (since && !parse_since(since, &v_since)) {
-            return td_ctl_usage_error(
-                "search", "invalid --since '%s': want a duration such as 30s, 15m, 1h or 2d",
-                since);
-        }
-        time_t now = time(NULL);
-        v_end = now > 0 ? (uint64_t)now : 0;
-        if (v_end > UINT32_MAX) {
-            v_end = UINT32_MAX;
-        }
-        v_start = v_end > v_since ? v_end - v_since : 0;
+    static const td_ctl_window_spec window = {UINT32_MAX, DEFAULT_SINCE_S, 0};
+    int rc = td_ctl_time_window("search", &window, since, start, end, &v_start, &v_end);
+    if (rc != TD_CTL_EXIT_OK) {
+        return rc;
     }
 
     td_buf path = TD_BUF_INIT;
     td_buf_addstr(&path, "/api/search?q=");
-    add_query_escaped(&path, query);
+    td_ctl_add_query_escaped(&path, query);
     td_buf_addf(&path, "&limit=%" PRIu64 "&start=%" PRIu64 "&end=%" PRIu64, v_limit, v_start,
                 v_end);
     if (v_spss) {
@@ -464,7 +355,7 @@ static int search_run(td_ctl_opts *o, int argc, char **argv)
         return td_ctl_http_fail(o, &err);
     }
 
-    int rc = TD_CTL_EXIT_OK;
+    rc = TD_CTL_EXIT_OK;
     json_t *root = NULL;
     if (resp.status != 200) {
         td_ctl_print_http_error(&resp);

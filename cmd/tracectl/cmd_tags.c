@@ -17,7 +17,6 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define MAX_LIMIT 100000 /* the server's cap per scope / per answer */
 #define TEXT_BYTES 1024  /* escaped bytes shown per name or value */
@@ -37,77 +36,6 @@ static const char *const SCOPE_PREFIXES[] = {
 static bool starts_with(const char *s, const char *p)
 {
     return strncmp(s, p, strlen(p)) == 0;
-}
-
-/* Decimal digits only, value in [lo, hi]. */
-static bool parse_uint(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-    uint64_t v = 0;
-    if (!*s) {
-        return false;
-    }
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9') {
-            return false;
-        }
-        v = v * 10 + (uint64_t)(*s - '0');
-        if (v > hi) {
-            return false;
-        }
-    }
-    *out = v;
-    return v >= lo;
-}
-
-/* "30s", "15m", "1h", "2d", or sums such as "1h30m"; > 0 and below 2^32 seconds. */
-static bool parse_since(const char *s, uint64_t *secs)
-{
-    uint64_t total = 0;
-    if (!*s) {
-        return false;
-    }
-    while (*s) {
-        uint64_t v = 0;
-        const char *p = s;
-        while (*p >= '0' && *p <= '9') {
-            v = v * 10 + (uint64_t)(*p - '0');
-            if (v > UINT32_MAX) {
-                return false;
-            }
-            p++;
-        }
-        if (p == s) {
-            return false;
-        }
-        uint64_t unit = *p == 's' ? 1 : *p == 'm' ? 60 : *p == 'h' ? 3600 : *p == 'd' ? 86400 : 0;
-        if (!unit) {
-            return false;
-        }
-        total += v * unit;
-        if (total > UINT32_MAX) {
-            return false;
-        }
-        s = p + 1;
-    }
-    *secs = total;
-    return total > 0;
-}
-
-/* Percent-encode everything but RFC 3986 unreserved characters. */
-static void add_escaped(td_buf *b, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '.' || c == '_' || c == '~') {
-            td_buf_addch(b, (char)c);
-        } else {
-            td_buf_addch(b, '%');
-            td_buf_addch(b, hex[c >> 4]);
-            td_buf_addch(b, hex[c & 15]);
-        }
-    }
 }
 
 /* True when key can follow a scope's '.' without quotes. */
@@ -313,39 +241,16 @@ static int tags_run(td_ctl_opts *o, int argc, char **argv)
                                       scope);
         }
     }
-    uint64_t v_limit = 0, v_start = 0, v_end = 0, v_since = 0;
-    if (limit && !parse_uint(limit, 1, MAX_LIMIT, &v_limit)) {
+    uint64_t v_limit = 0, v_start = 0, v_end = 0;
+    if (limit && !td_ctl_parse_uint(limit, 1, MAX_LIMIT, &v_limit)) {
         return td_ctl_usage_error("tags", "invalid --limit '%s': want a number from 1 to %d", limit,
                                   MAX_LIMIT);
     }
-    if (since && (start || end)) {
-        return td_ctl_usage_error("tags", "use either --since or --start/--end, not both");
-    }
-    if (start || end) {
-        if (!start || !end) {
-            return td_ctl_usage_error("tags", "--start and --end go together");
-        }
-        /* the tag endpoints read start/end as signed 32-bit seconds */
-        if (!parse_uint(start, 0, INT32_MAX, &v_start)) {
-            return td_ctl_usage_error("tags", "invalid --start '%s': want unix seconds", start);
-        }
-        if (!parse_uint(end, 0, INT32_MAX, &v_end)) {
-            return td_ctl_usage_error("tags", "invalid --end '%s': want unix seconds", end);
-        }
-        if (v_end <= v_start) {
-            return td_ctl_usage_error("tags", "--end must be after --start");
-        }
-    } else if (since) {
-        if (!parse_since(since, &v_since)) {
-            return td_ctl_usage_error(
-                "tags", "invalid --since '%s': want a duration such as 30s, 15m, 1h or 2d", since);
-        }
-        time_t now = time(NULL);
-        v_end = now > 0 ? (uint64_t)now : 0;
-        if (v_end > INT32_MAX) {
-            v_end = INT32_MAX;
-        }
-        v_start = v_end > v_since ? v_end - v_since : 1;
+    /* the tag endpoints read start/end as signed 32-bit seconds */
+    static const td_ctl_window_spec window = {INT32_MAX, 0, 1};
+    int rc = td_ctl_time_window("tags", &window, since, start, end, &v_start, &v_end);
+    if (rc != TD_CTL_EXIT_OK) {
+        return rc;
     }
 
     td_buf path = TD_BUF_INIT, ident = TD_BUF_INIT;
@@ -353,13 +258,13 @@ static int tags_run(td_ctl_opts *o, int argc, char **argv)
     if (name) {
         identifier(&ident, name, scope);
         td_buf_addstr(&path, "/api/v2/search/tag/");
-        add_escaped(&path, ident.data);
+        td_ctl_add_query_escaped(&path, ident.data);
         td_buf_addstr(&path, "/values");
     } else {
         td_buf_addstr(&path, "/api/v2/search/tags");
         if (scope) {
             td_buf_addstr(&path, "?scope=");
-            add_escaped(&path, scope);
+            td_ctl_add_query_escaped(&path, scope);
             sep = '&';
         }
     }
@@ -380,7 +285,7 @@ static int tags_run(td_ctl_opts *o, int argc, char **argv)
     if (st != TD_OK) {
         return td_ctl_http_fail(o, &err);
     }
-    int rc = TD_CTL_EXIT_OK;
+    rc = TD_CTL_EXIT_OK;
     json_t *root = NULL;
     if (resp.status != 200) {
         td_ctl_print_http_error(&resp);

@@ -169,6 +169,22 @@ td_status td_ctl_http_post(const td_ctl_opts *o, const char *path, const char *a
     return http_do(o, path, accept, ctype, body, len, resp, err);
 }
 
+void td_ctl_add_query_escaped(td_buf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '.' || c == '_' || c == '~') {
+            td_buf_addch(b, (char)c);
+        } else {
+            td_buf_addch(b, '%');
+            td_buf_addch(b, hex[c >> 4]);
+            td_buf_addch(b, hex[c & 15]);
+        }
+    }
+}
+
 void td_ctl_http_resp_release(td_ctl_http_resp *resp)
 {
     td_buf_release(&resp->body);

@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define DEFAULT_SERVER "http://127.0.0.1:3200"
 #define DEFAULT_TIMEOUT_MS 10000L
@@ -94,6 +95,96 @@ static bool parse_timeout(const char *s, long *ms)
     long m = (long)(v * 1000.0 + 0.5);
     *ms = m > 0 ? m : 1;
     return true;
+}
+
+bool td_ctl_parse_uint(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (!*s) {
+        return false;
+    }
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9') {
+            return false;
+        }
+        v = v * 10 + (uint64_t)(*s - '0');
+        if (v > hi) {
+            return false;
+        }
+    }
+    *out = v;
+    return v >= lo;
+}
+
+bool td_ctl_parse_since(const char *s, uint64_t *secs)
+{
+    uint64_t total = 0;
+    if (!*s) {
+        return false;
+    }
+    while (*s) {
+        uint64_t v = 0;
+        const char *p = s;
+        while (*p >= '0' && *p <= '9') {
+            v = v * 10 + (uint64_t)(*p - '0');
+            if (v > UINT32_MAX) {
+                return false;
+            }
+            p++;
+        }
+        uint64_t unit = *p == 's' ? 1 : *p == 'm' ? 60 : *p == 'h' ? 3600 : *p == 'd' ? 86400 : 0;
+        if (p == s || !unit) {
+            return false;
+        }
+        total += v * unit;
+        if (total > UINT32_MAX) {
+            return false;
+        }
+        s = p + 1;
+    }
+    *secs = total;
+    return total > 0;
+}
+
+int td_ctl_time_window(const char *cmd, const td_ctl_window_spec *spec, const char *since,
+                       const char *start, const char *end, uint64_t *out_start, uint64_t *out_end)
+{
+    uint64_t v_since = spec->default_since;
+    if (since && (start || end)) {
+        return td_ctl_usage_error(cmd, "use either --since or --start/--end, not both");
+    }
+    if (start || end) {
+        if (!start || !end) {
+            return td_ctl_usage_error(cmd, "--start and --end go together");
+        }
+        if (!td_ctl_parse_uint(start, 0, spec->max, out_start)) {
+            return td_ctl_usage_error(cmd, "invalid --start '%s': want unix seconds", start);
+        }
+        if (!td_ctl_parse_uint(end, 0, spec->max, out_end)) {
+            return td_ctl_usage_error(cmd, "invalid --end '%s': want unix seconds", end);
+        }
+        if (*out_end <= *out_start) {
+            return td_ctl_usage_error(cmd, "--end must be after --start");
+        }
+        return TD_CTL_EXIT_OK;
+    }
+    if (since && !td_ctl_parse_since(since, &v_since)) {
+        return td_ctl_usage_error(
+            cmd, "invalid --since '%s': want a duration such as 30s, 15m, 1h or 2d", since);
+    }
+    if (!v_since) {
+        /* nothing given and no default: the server picks the window */
+        *out_start = *out_end = 0;
+        return TD_CTL_EXIT_OK;
+    }
+    time_t now = time(NULL);
+    uint64_t e = now > 0 ? (uint64_t)now : 0;
+    if (e > spec->max) {
+        e = spec->max;
+    }
+    *out_end = e;
+    *out_start = e > v_since ? e - v_since : spec->min_start;
+    return TD_CTL_EXIT_OK;
 }
 
 int td_ctl_common_opt(td_ctl_opts *o, const char *cmd, int argc, char **argv, int *i)

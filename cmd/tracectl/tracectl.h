@@ -82,6 +82,27 @@ int td_ctl_common_opt(td_ctl_opts *o, const char *cmd, int argc, char **argv, in
 /* Print "tracectl: <msg>" and a pointer to --help to stderr; returns TD_CTL_EXIT_USAGE. */
 int td_ctl_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Decimal digits only (no sign, no spaces), value in [lo, hi]; *out is set when all are digits. */
+bool td_ctl_parse_uint(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
+
+/* "30s", "15m", "1h", "2d" or a sum such as "1h30m"; > 0 and below 2^32 seconds. */
+bool td_ctl_parse_since(const char *s, uint64_t *secs);
+
+/* How a command turns --since / --start / --end into a window of unix seconds. */
+typedef struct td_ctl_window_spec {
+    uint64_t max;           /* largest accepted --start/--end, and cap on "now" */
+    uint64_t default_since; /* window when none of the three is given; 0: no window (0, 0) */
+    uint64_t min_start;     /* start when --since reaches back before the epoch */
+} td_ctl_window_spec;
+
+/*
+ * Validate the options (either --since or both --start and --end, end after
+ * start) and set *out_start, *out_end. Returns TD_CTL_EXIT_OK, or TD_CTL_EXIT_USAGE
+ * after printing a usage error for `cmd`. Any option may be NULL (not given).
+ */
+int td_ctl_time_window(const char *cmd, const td_ctl_window_spec *spec, const char *since,
+                       const char *start, const char *end, uint64_t *out_start, uint64_t *out_end);
+
 /* The help block describing the global options, and the exit-code table. */
 void td_ctl_help_common(FILE *f);
 void td_ctl_help_exit_codes(FILE *f);
@@ -111,12 +132,15 @@ td_status td_ctl_http_get(const td_ctl_opts *o, const char *path, const char *ac
  * td_ctl_http_get (statuses, errors, ownership of *resp).
  */
 td_status td_ctl_http_post(const td_ctl_opts *o, const char *path, const char *accept,
-                           const char *ctype, const void *body, size_t len,
-                           td_ctl_http_resp *resp, td_err *err);
+                           const char *ctype, const void *body, size_t len, td_ctl_http_resp *resp,
+                           td_err *err);
 void td_ctl_http_resp_release(td_ctl_http_resp *resp);
 
 /* Exit code for a failed td_ctl_http_get, after printing err to stderr. */
 int td_ctl_http_fail(const td_ctl_opts *o, const td_err *err);
+
+/* Append s percent-encoded: everything but RFC 3986 unreserved characters. */
+void td_ctl_add_query_escaped(td_buf *b, const char *s);
 
 /* Print "tracectl: server returned HTTP <n>" and the body (bounded, escaped) to stderr. */
 void td_ctl_print_http_error(const td_ctl_http_resp *resp);
