@@ -38,18 +38,29 @@
 #define LABEL_VALUE_MAX 65536
 
 /*
- * Interned records (series, locations, stacks) seen recently, so that the
- * symbols of a repeated profile are neither looked up in LevelDB nor put
- * again. The key is the 128-bit hash of the hash -> ID record's key (type,
- * tenant, content hash); the entry keeps the ID. 2-way set-associative with
- * LRU per set, as store.c's resource table. {0,0} marks an empty way.
+ * The symbol cache: interned records (series, locations, stacks) seen
+ * recently, one table per kind, so that the symbols of a repeated profile are
+ * neither looked up in LevelDB nor put again. A key is 128 bits: the record's
+ * content hash mixed with the tenant's hash (for a stack, the hash of its
+ * locations' content hashes, so a hit needs no location IDs). 4-way
+ * set-associative, LRU per set; {0,0} marks an empty way. Its memory bound is
+ * td_store_opts.profile_symbol_cache_bytes, shared out by SYM_SHARE.
  */
-#define SEEN_SETS 16384 /* x 2 ways x 24 bytes = 768 KiB per store */
+#define SYM_WAYS 4
+#define SYM_CACHE_DEFAULT (64u << 20)
 
-typedef struct seen_ent {
+typedef struct sym_ent {
     uint64_t a, b;
     uint64_t id;
-} seen_ent;
+} sym_ent;
+
+typedef struct sym_tab {
+    sym_ent *e;  /* nsets x SYM_WAYS */
+    size_t mask; /* nsets - 1 (a power of two) */
+} sym_tab;
+
+/* sixteenths of the bound by counter index: series, locations, stacks */
+static const unsigned sym_share[3] = {1, 10, 5};
 
 /* Next free IDs of one tenant, loaded from its 'C' records on first use. */
 typedef struct tenant_ids {
@@ -74,7 +85,7 @@ struct td_pstore {
     char *path;
     pthread_mutex_t write_lock;
     /* guarded by write_lock: */
-    seen_ent seen[SEEN_SETS][2];
+    sym_tab sym[3]; /* by counter index */
     tenant_ids *tenants;
     size_t ntenants, tenants_cap;
     uint32_t nonce;                                  /* next profile key nonce */
@@ -204,6 +215,9 @@ static void pstore_free(td_pstore *s)
         leveldb_writeoptions_destroy(s->wopts);
     }
     pthread_mutex_destroy(&s->write_lock);
+    for (int k = 0; k < 3; k++) {
+        td_free(s->sym[k].e);
+    }
     td_free(s->tenants);
     td_free(s->path);
     td_free(s);
@@ -235,6 +249,19 @@ td_status td_pstore_open(const td_store_opts *o, td_pstore **out, td_err *err)
         s->opts, (size_t)(o->write_buffer_bytes ? o->write_buffer_bytes : 4u << 20));
     leveldb_options_set_compression(s->opts, leveldb_snappy_compression);
     leveldb_options_set_max_open_files(s->opts, 256);
+    uint64_t symb = o->profile_symbol_cache_bytes ? o->profile_symbol_cache_bytes
+                                                  : SYM_CACHE_DEFAULT;
+    for (int k = 0; k < 3; k++) {
+        /* the largest power of two of sets within this kind's share, at least one */
+        uint64_t sets = symb / 16 * sym_share[k] / (SYM_WAYS * sizeof(sym_ent));
+        size_t n = 1;
+        while ((uint64_t)n * 2 <= sets && n < ((size_t)1 << 40)) {
+            n *= 2;
+        }
+        /* calloc: pages stay untouched (and out of RSS) until used */
+        s->sym[k].e = td_xcalloc(n * SYM_WAYS, sizeof(sym_ent));
+        s->sym[k].mask = n - 1;
+    }
     s->ropts = leveldb_readoptions_create();
     leveldb_readoptions_set_fill_cache(s->ropts, 1);
     s->wopts = leveldb_writeoptions_create();
@@ -277,35 +304,46 @@ void td_pstore_close(td_pstore *s)
 
 /* ---- interning (caller holds write_lock) ---- */
 
-static bool seen_get(td_pstore *s, const uint8_t *key, size_t klen, uint64_t d[2], uint64_t *id)
+static bool sym_get(td_pstore *s, int kind, const uint64_t key[2], uint64_t *id)
 {
-    uint8_t h[TD_HASH128_LEN];
-    td_hash128(key, klen, h);
-    d[0] = load_le64(h);
-    d[1] = load_le64(h + 8);
-    if (d[0] == 0 && d[1] == 0) {
-        d[0] = 1; /* keep clear of the empty marker */
-    }
-    seen_ent *set = s->seen[d[0] & (SEEN_SETS - 1)];
-    if (set[0].a == d[0] && set[0].b == d[1]) {
-        *id = set[0].id;
-        return true;
-    }
-    if (set[1].a == d[0] && set[1].b == d[1]) {
-        seen_ent e = set[1];
-        set[1] = set[0];
-        set[0] = e;
-        *id = e.id;
-        return true;
+    sym_tab *t = &s->sym[kind];
+    sym_ent *set = t->e + (key[0] & t->mask) * SYM_WAYS;
+    for (int w = 0; w < SYM_WAYS; w++) {
+        if (set[w].a == key[0] && set[w].b == key[1]) {
+            sym_ent e = set[w];
+            memmove(set + 1, set, (size_t)w * sizeof(*set));
+            set[0] = e;
+            *id = e.id;
+            return true;
+        }
     }
     return false;
 }
 
-static void seen_put(td_pstore *s, const uint64_t d[2], uint64_t id)
+static void sym_put(td_pstore *s, int kind, const uint64_t key[2], uint64_t id)
 {
-    seen_ent *set = s->seen[d[0] & (SEEN_SETS - 1)];
-    set[1] = set[0];
-    set[0] = (seen_ent){d[0], d[1], id};
+    sym_tab *t = &s->sym[kind];
+    sym_ent *set = t->e + (key[0] & t->mask) * SYM_WAYS;
+    memmove(set + 1, set, (SYM_WAYS - 1) * sizeof(*set));
+    set[0] = (sym_ent){key[0], key[1], id};
+}
+
+/* Forget every cached symbol. */
+static void sym_clear(td_pstore *s)
+{
+    for (int k = 0; k < 3; k++) {
+        memset(s->sym[k].e, 0, (s->sym[k].mask + 1) * SYM_WAYS * sizeof(sym_ent));
+    }
+}
+
+/* The cache key of content hash h for the tenant whose hash is tm. */
+static void sym_key(const uint8_t h[16], const uint64_t tm[2], uint64_t key[2])
+{
+    key[0] = load_le64(h) ^ tm[0];
+    key[1] = load_le64(h + 8) ^ tm[1];
+    if (key[0] == 0 && key[1] == 0) {
+        key[0] = 1; /* keep clear of the empty marker */
+    }
 }
 
 /* The tenant's counters, loaded from the store on first use. */
@@ -360,23 +398,22 @@ static td_status tenant_get(td_pstore *s, const char *tenant, size_t tlen, tenan
 
 /*
  * The ID of the record whose content hashes to h (kind: counter index; hkey
- * and rkey types: the hash -> ID and ID -> content record types). If it is
- * neither in the recently-seen table nor in the store, a new ID is taken from
- * the tenant's counter and both records are put into wb (content: rec, rlen).
- * *how is SYM_CACHED, SYM_FOUND or SYM_WRITTEN.
+ * and rkey types: the hash -> ID and ID -> content record types; key: its
+ * symbol cache key). If it is neither in the symbol cache nor in the store, a
+ * new ID is taken from the tenant's counter and both records are put into wb
+ * (content: rec, rlen). *how is SYM_CACHED, SYM_FOUND or SYM_WRITTEN.
  */
 static td_status intern(td_pstore *s, leveldb_writebatch_t *wb, tenant_ids *t, int kind,
-                        uint8_t htype, uint8_t rtype, const uint8_t h[16], const uint8_t *rec,
-                        size_t rlen, uint64_t *id, int *how, td_err *err)
+                        uint8_t htype, uint8_t rtype, const uint8_t h[16], const uint64_t key[2],
+                        const uint8_t *rec, size_t rlen, uint64_t *id, int *how, td_err *err)
 {
+    *how = SYM_CACHED;
+    if (sym_get(s, kind, key, id)) {
+        return TD_OK;
+    }
     size_t tlen = strlen(t->tenant);
     uint8_t hk[TD__PK_KEY_MAX];
     size_t hklen = td__pk_hash_key(hk, htype, t->tenant, tlen, h);
-    uint64_t d[2];
-    *how = SYM_CACHED;
-    if (seen_get(s, hk, hklen, d, id)) {
-        return TD_OK;
-    }
     char *v;
     size_t vlen;
     td_status st = db_get(s, hk, hklen, &v, &vlen, err);
@@ -392,7 +429,7 @@ static td_status intern(td_pstore *s, leveldb_writebatch_t *wb, tenant_ids *t, i
         if (!ok || *id == 0) {
             return td_err_set(err, TD_CORRUPT, "malformed profile hash record (%zu bytes)", vlen);
         }
-        seen_put(s, d, *id);
+        sym_put(s, kind, key, *id);
         *how = SYM_FOUND;
         return TD_OK;
     }
@@ -406,7 +443,7 @@ static td_status intern(td_pstore *s, leveldb_writebatch_t *wb, tenant_ids *t, i
     /* the content first, then the hash record naming it */
     leveldb_writebatch_put(wb, (const char *)rk, rklen, (const char *)rec, rlen);
     leveldb_writebatch_put(wb, (const char *)hk, hklen, (const char *)idv, 8);
-    seen_put(s, d, *id);
+    sym_put(s, kind, key, *id);
     return TD_OK;
 }
 
@@ -717,15 +754,73 @@ typedef struct wstate {
     leveldb_writebatch_t *wb;
     tenant_ids *t;
     const td_pwrite *w;
-    uint64_t *loc_ids;   /* 0 = not interned yet */
-    uint64_t *stack_ids; /* 0 = not interned yet */
+    uint64_t tm[2];      /* the tenant's hash (symbol cache keys) */
+    uint8_t (*loc_h)[16];   /* content hash by location (of the ones stacks need) */
+    uint8_t *loc_hashed;    /* whether loc_h is set */
+    uint64_t (*stack_k)[2]; /* symbol cache key by stack (of the ones samples need) */
+    uint8_t (*series_h)[16]; /* content hash by series */
+    uint64_t *loc_ids;      /* 0 = not interned yet */
+    uint64_t *stack_ids;    /* 0 = not interned yet */
     td_buf rec, rec2;
     uint64_t sym[3][3];           /* symbols by counter index and SYM_* (metrics) */
     uint64_t nprofiles, nsamples; /* stored (metrics) */
 } wstate;
 
+/*
+ * Before the write lock: the content hashes of the locations and series and
+ * the cache keys of the stacks that nonzero samples use, each computed once
+ * per write. Pure CPU work on the request's own data, so concurrent writers
+ * do it in parallel.
+ */
+static td_status hash_write(wstate *x, td_err *err)
+{
+    const td_pwrite *w = x->w;
+    td_buf hs = TD_BUF_INIT;
+    uint8_t *need = td_calloc(w->nstacks ? w->nstacks : 1, 1);
+    if (!need) {
+        return td_err_set(err, TD_NOMEM, "out of memory writing a profile");
+    }
+    for (size_t i = 0; i < w->nseries; i++) {
+        const td_pseries_in *se = &w->series[i];
+        for (size_t j = 0; j < se->nsamples; j++) {
+            if (se->samples[j].value != 0) {
+                need[se->samples[j].stack] = 1;
+            }
+        }
+        encode_labels(&x->rec, se->labels, se->nlabels);
+        td_hash128(x->rec.data, x->rec.len, x->series_h[i]);
+    }
+    for (size_t si = 0; si < w->nstacks; si++) {
+        if (!need[si]) {
+            continue;
+        }
+        const td_pstack *k = &w->stacks[si];
+        td_buf_reset(&hs);
+        for (uint32_t j = 0; j < k->nframes; j++) {
+            uint32_t li = k->frames[j];
+            if (!x->loc_hashed[li]) {
+                encode_loc(&x->rec, &w->locs[li]);
+                td_hash128(x->rec.data, x->rec.len, x->loc_h[li]);
+                x->loc_hashed[li] = 1;
+            }
+            td_buf_add(&hs, x->loc_h[li], 16);
+        }
+        /* seed 1: never the same key as a location's */
+        uint8_t h[16];
+        td_hash128_seeded(hs.data, hs.len, 1, h);
+        sym_key(h, x->tm, x->stack_k[si]);
+    }
+    td_buf_release(&hs);
+    td_free(need);
+    return TD_OK;
+}
+
 static td_status intern_stack(wstate *x, uint32_t si, td_err *err)
 {
+    if (sym_get(x->s, CNT_STACK, x->stack_k[si], &x->stack_ids[si])) {
+        x->sym[CNT_STACK][SYM_CACHED]++;
+        return TD_OK;
+    }
     const td_pstack *k = &x->w->stacks[si];
     /* its locations first */
     for (uint32_t j = 0; j < k->nframes; j++) {
@@ -733,12 +828,15 @@ static td_status intern_stack(wstate *x, uint32_t si, td_err *err)
         if (x->loc_ids[li]) {
             continue;
         }
-        encode_loc(&x->rec, &x->w->locs[li]);
-        uint8_t h[16];
-        td_hash128(x->rec.data, x->rec.len, h);
-        int how;
-        td_status st = intern(x->s, x->wb, x->t, CNT_LOC, TD__PK_LOC_HASH, TD__PK_LOC, h,
-                              (const uint8_t *)x->rec.data, x->rec.len, &x->loc_ids[li], &how, err);
+        uint64_t key[2];
+        sym_key(x->loc_h[li], x->tm, key);
+        int how = SYM_CACHED;
+        td_status st = TD_OK;
+        if (!sym_get(x->s, CNT_LOC, key, &x->loc_ids[li])) {
+            encode_loc(&x->rec, &x->w->locs[li]);
+            st = intern(x->s, x->wb, x->t, CNT_LOC, TD__PK_LOC_HASH, TD__PK_LOC, x->loc_h[li], key,
+                        (const uint8_t *)x->rec.data, x->rec.len, &x->loc_ids[li], &how, err);
+        }
         if (st) {
             return st;
         }
@@ -759,23 +857,28 @@ static td_status intern_stack(wstate *x, uint32_t si, td_err *err)
     uint8_t h[16];
     td_hash128(x->rec.data, x->rec.len, h);
     int how;
-    td_status st = intern(x->s, x->wb, x->t, CNT_STACK, TD__PK_STACK_HASH, TD__PK_STACK, h,
-                          (const uint8_t *)x->rec2.data, x->rec2.len, &x->stack_ids[si], &how, err);
+    td_status st =
+        intern(x->s, x->wb, x->t, CNT_STACK, TD__PK_STACK_HASH, TD__PK_STACK, h, x->stack_k[si],
+               (const uint8_t *)x->rec2.data, x->rec2.len, &x->stack_ids[si], &how, err);
     if (!st) {
         x->sym[CNT_STACK][how]++;
     }
     return st;
 }
 
-/* Series ID of labels; a new series also gets its postings. */
-static td_status intern_series(wstate *x, const td_pseries_in *se, uint64_t *id, td_err *err)
+/* Series ID of series i; a new series also gets its postings. */
+static td_status intern_series(wstate *x, size_t i, uint64_t *id, td_err *err)
 {
-    encode_labels(&x->rec, se->labels, se->nlabels);
-    uint8_t h[16];
-    td_hash128(x->rec.data, x->rec.len, h);
-    int how;
-    td_status st = intern(x->s, x->wb, x->t, CNT_SERIES, TD__PK_SERIES_HASH, TD__PK_SERIES, h,
-                          (const uint8_t *)x->rec.data, x->rec.len, id, &how, err);
+    const td_pseries_in *se = &x->w->series[i];
+    uint64_t key[2];
+    sym_key(x->series_h[i], x->tm, key);
+    int how = SYM_CACHED;
+    td_status st = TD_OK;
+    if (!sym_get(x->s, CNT_SERIES, key, id)) {
+        encode_labels(&x->rec, se->labels, se->nlabels);
+        st = intern(x->s, x->wb, x->t, CNT_SERIES, TD__PK_SERIES_HASH, TD__PK_SERIES,
+                    x->series_h[i], key, (const uint8_t *)x->rec.data, x->rec.len, id, &how, err);
+    }
     if (st) {
         return st;
     }
@@ -847,7 +950,7 @@ static td_status write_locked(wstate *x, td_err *err)
             continue;
         }
         uint64_t sid;
-        st = intern_series(x, se, &sid, err);
+        st = intern_series(x, i, &sid, err);
         if (st) {
             break;
         }
@@ -876,12 +979,24 @@ td_status td_pstore_write(td_pstore *s, const td_pwrite *w, td_err *err)
         return st;
     }
     wstate x = {.s = s, .w = w, .rec = TD_BUF_INIT, .rec2 = TD_BUF_INIT};
-    x.loc_ids = td_calloc(w->nlocs ? w->nlocs : 1, sizeof(uint64_t));
-    x.stack_ids = td_calloc(w->nstacks ? w->nstacks : 1, sizeof(uint64_t));
-    if (!x.loc_ids || !x.stack_ids) {
-        td_free(x.loc_ids);
-        td_free(x.stack_ids);
-        return td_err_set(err, TD_NOMEM, "out of memory writing a profile");
+    size_t nl = w->nlocs ? w->nlocs : 1, nk = w->nstacks ? w->nstacks : 1;
+    x.loc_ids = td_calloc(nl, sizeof(uint64_t));
+    x.stack_ids = td_calloc(nk, sizeof(uint64_t));
+    x.loc_h = td_calloc(nl, sizeof(*x.loc_h));
+    x.loc_hashed = td_calloc(nl, 1);
+    x.stack_k = td_calloc(nk, sizeof(*x.stack_k));
+    x.series_h = td_calloc(w->nseries ? w->nseries : 1, sizeof(*x.series_h));
+    if (!x.loc_ids || !x.stack_ids || !x.loc_h || !x.loc_hashed || !x.stack_k || !x.series_h) {
+        st = td_err_set(err, TD_NOMEM, "out of memory writing a profile");
+        goto out;
+    }
+    uint8_t th[16];
+    td_hash128_seeded(tenant, tlen, 2, th);
+    x.tm[0] = load_le64(th);
+    x.tm[1] = load_le64(th + 8);
+    st = hash_write(&x, err);
+    if (st) {
+        goto out;
     }
     x.wb = leveldb_writebatch_create();
     pthread_mutex_lock(&s->write_lock);
@@ -913,7 +1028,7 @@ td_status td_pstore_write(td_pstore *s, const td_pwrite *w, td_err *err)
          * IDs noted as interned may not have been written: forget them all (a
          * rare path). Counters stay advanced: IDs only have to be unique.
          */
-        memset(s->seen, 0, sizeof(s->seen));
+        sym_clear(s);
     }
     pthread_mutex_unlock(&s->write_lock);
     if (!st) {
@@ -926,10 +1041,15 @@ td_status td_pstore_write(td_pstore *s, const td_pwrite *w, td_err *err)
         }
     }
     leveldb_writebatch_destroy(x.wb);
+out:
     td_buf_release(&x.rec);
     td_buf_release(&x.rec2);
     td_free(x.loc_ids);
     td_free(x.stack_ids);
+    td_free(x.loc_h);
+    td_free(x.loc_hashed);
+    td_free(x.stack_k);
+    td_free(x.series_h);
     return st;
 }
 

@@ -212,6 +212,7 @@ typedef struct td_store_opts {
     bool sync;                   /* fsync every write batch */
     uint64_t index_max_value_len;   /* longer values are not indexed (counted) */
     uint64_t index_max_values;      /* distinct values indexed per tenant, scope and key */
+    uint64_t profile_symbol_cache_bytes; /* profile store's symbol cache; 0 = 64 MiB */
 } td_store_opts;
 
 /* Option rows for td_config (TD_OPT_* rows pointing into a td_store_opts). */
