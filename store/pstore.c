@@ -755,9 +755,11 @@ typedef struct wstate {
     tenant_ids *t;
     const td_pwrite *w;
     uint64_t tm[2];      /* the tenant's hash (symbol cache keys) */
-    uint8_t (*loc_h)[16];   /* content hash by location (of the ones stacks need) */
+    uint8_t (*loc_h)[16];   /* cache hash by location (of the ones stacks need) */
     uint8_t *loc_hashed;    /* whether loc_h is set */
     uint64_t (*stack_k)[2]; /* symbol cache key by stack (of the ones samples need) */
+    uint32_t *loc_canon;    /* the first location of the write with equal content */
+    uint32_t *stack_canon;  /* the first stack of the write with equal content */
     uint8_t (*series_h)[16]; /* content hash by series */
     uint64_t *loc_ids;      /* 0 = not interned yet */
     uint64_t *stack_ids;    /* 0 = not interned yet */
@@ -767,17 +769,163 @@ typedef struct wstate {
 } wstate;
 
 /*
- * Before the write lock: the content hashes of the locations and series and
- * the cache keys of the stacks that nonzero samples use, each computed once
- * per write. Pure CPU work on the request's own data, so concurrent writers
- * do it in parallel.
+ * Per-write memo of string hashes by pointer: a profile's locations share a
+ * few hundred strings (its pprof string table), so each is hashed once.
+ */
+typedef struct strmemo {
+    const char **key; /* NULL = empty slot */
+    uint8_t (*h)[16];
+    size_t cap, n;
+} strmemo;
+
+static size_t ptr_slot(const void *p, size_t cap)
+{
+    uint64_t v = (uint64_t)(uintptr_t)p;
+    v ^= v >> 29;
+    v *= 0x9e3779b97f4a7c15ull;
+    return (size_t)(v >> 32) & (cap - 1);
+}
+
+static bool strmemo_grow(strmemo *m)
+{
+    size_t ncap = m->cap ? m->cap * 2 : 1024;
+    const char **nk = td_calloc(ncap, sizeof(*nk));
+    uint8_t(*nh)[16] = td_malloc(ncap * sizeof(*nh));
+    if (!nk || !nh) {
+        td_free(nk);
+        td_free(nh);
+        return false;
+    }
+    for (size_t i = 0; i < m->cap; i++) {
+        if (m->key[i]) {
+            size_t j = ptr_slot(m->key[i], ncap);
+            while (nk[j]) {
+                j = (j + 1) & (ncap - 1);
+            }
+            nk[j] = m->key[i];
+            memcpy(nh[j], m->h[i], 16);
+        }
+    }
+    td_free(m->key);
+    td_free(m->h);
+    m->key = nk;
+    m->h = nh;
+    m->cap = ncap;
+    return true;
+}
+
+/* The 128-bit hash of str (NULL = ""), memoised by pointer; false on OOM. */
+static bool strmemo_hash(strmemo *m, const char *str, uint8_t out[16])
+{
+    if (!str) {
+        str = "";
+    }
+    if (m->n * 2 >= m->cap && !strmemo_grow(m)) {
+        return false;
+    }
+    size_t i = ptr_slot(str, m->cap);
+    while (m->key[i]) {
+        if (m->key[i] == str) {
+            memcpy(out, m->h[i], 16);
+            return true;
+        }
+        i = (i + 1) & (m->cap - 1);
+    }
+    td_hash128(str, strlen(str), out);
+    m->key[i] = str;
+    memcpy(m->h[i], out, 16);
+    m->n++;
+    return true;
+}
+
+/*
+ * A location's cache hash: over its strings' hashes and its line, so equal
+ * content gives equal hashes (not the store's content hash, which is over the
+ * encoded record and computed only for a location missing from the cache).
+ */
+static bool loc_cache_hash(strmemo *m, const td_ploc *l, uint8_t out[16])
+{
+    uint8_t t[4 * 16];
+    if (!strmemo_hash(m, l->function, t) || !strmemo_hash(m, l->system_name, t + 16) ||
+        !strmemo_hash(m, l->file, t + 32) || !strmemo_hash(m, l->mapping, t + 48)) {
+        return false;
+    }
+    /*
+     * Each half a multiply-xor chain over the strings' (uniform) hash halves
+     * and the line, with distinct odd constants per position and half: cheaper
+     * than hashing the 72 bytes again, and as good for a cache key.
+     */
+    static const uint64_t K[2][5] = {
+        {0x9e3779b97f4a7c15ull, 0xbf58476d1ce4e5b9ull, 0x94d049bb133111ebull,
+         0xff51afd7ed558ccdull, 0xc4ceb9fe1a85ec53ull},
+        {0xd6e8feb86659fd93ull, 0xa0761d6478bd642full, 0xe7037ed1a0b428dbull,
+         0x8ebc6af09c88c6e3ull, 0x589965cc75374cc3ull}};
+    for (int half = 0; half < 2; half++) {
+        uint64_t acc = (uint64_t)l->line * K[half][4] + 0x2545f4914f6cdd1dull;
+        for (int f = 0; f < 4; f++) {
+            acc = (acc ^ load_le64(t + f * 16 + half * 8)) * K[half][f];
+            acc ^= acc >> 31;
+        }
+        acc *= K[half][4];
+        acc ^= acc >> 29;
+        for (int i = 0; i < 8; i++) {
+            out[half * 8 + i] = (uint8_t)(acc >> (8 * i));
+        }
+    }
+    return true;
+}
+
+/*
+ * Per-write map of cache keys to the first index that had it, so equal
+ * locations or stacks of one write share one ID even when the symbol cache is
+ * too small to remember it until the write's batch is applied.
+ */
+typedef struct keymap {
+    uint32_t *slot; /* index + 1; 0 = empty */
+    size_t cap;
+} keymap;
+
+static bool keymap_init(keymap *m, size_t n)
+{
+    m->cap = 16;
+    while (m->cap < 2 * n + 1) {
+        m->cap *= 2;
+    }
+    m->slot = td_calloc(m->cap, sizeof(*m->slot));
+    return m->slot != NULL;
+}
+
+/* The first index whose key (16 bytes in keys[]) equals keys[i]'s; i when new. */
+static uint32_t keymap_canon(keymap *m, const uint8_t (*keys)[16], uint32_t i)
+{
+    size_t j = (size_t)load_le64(keys[i]) & (m->cap - 1);
+    while (m->slot[j]) {
+        uint32_t o = m->slot[j] - 1;
+        if (memcmp(keys[o], keys[i], 16) == 0) {
+            return o;
+        }
+        j = (j + 1) & (m->cap - 1);
+    }
+    m->slot[j] = i + 1;
+    return i;
+}
+
+/*
+ * Before the write lock: the content hashes of the series, the cache hashes
+ * of the locations and the cache keys of the stacks that nonzero samples use,
+ * each computed once per write. Pure CPU work on the request's own data, so
+ * concurrent writers do it in parallel.
  */
 static td_status hash_write(wstate *x, td_err *err)
 {
     const td_pwrite *w = x->w;
-    td_buf hs = TD_BUF_INIT;
+    strmemo memo = {0};
+    keymap lm = {0}, km = {0};
+    td_status st = TD_OK;
     uint8_t *need = td_calloc(w->nstacks ? w->nstacks : 1, 1);
-    if (!need) {
+    if (!need || !keymap_init(&lm, w->nlocs) || !keymap_init(&km, w->nstacks)) {
+        td_free(need);
+        td_free(lm.slot);
         return td_err_set(err, TD_NOMEM, "out of memory writing a profile");
     }
     for (size_t i = 0; i < w->nseries; i++) {
@@ -790,29 +938,47 @@ static td_status hash_write(wstate *x, td_err *err)
         encode_labels(&x->rec, se->labels, se->nlabels);
         td_hash128(x->rec.data, x->rec.len, x->series_h[i]);
     }
-    for (size_t si = 0; si < w->nstacks; si++) {
+    for (size_t si = 0; si < w->nstacks && !st; si++) {
         if (!need[si]) {
             continue;
         }
         const td_pstack *k = &w->stacks[si];
-        td_buf_reset(&hs);
+        /* a multiply-xor chain per half over the frames' hashes (see loc_cache_hash) */
+        uint64_t acc[2] = {k->nframes * 0x9e3779b97f4a7c15ull + 1,
+                           k->nframes * 0xd6e8feb86659fd93ull + 2};
         for (uint32_t j = 0; j < k->nframes; j++) {
             uint32_t li = k->frames[j];
             if (!x->loc_hashed[li]) {
-                encode_loc(&x->rec, &w->locs[li]);
-                td_hash128(x->rec.data, x->rec.len, x->loc_h[li]);
+                if (!loc_cache_hash(&memo, &w->locs[li], x->loc_h[li])) {
+                    st = td_err_set(err, TD_NOMEM, "out of memory writing a profile");
+                    break;
+                }
                 x->loc_hashed[li] = 1;
+                x->loc_canon[li] = keymap_canon(&lm, (const uint8_t(*)[16])x->loc_h, li);
             }
-            td_buf_add(&hs, x->loc_h[li], 16);
+            acc[0] = (acc[0] ^ load_le64(x->loc_h[li])) * 0xbf58476d1ce4e5b9ull;
+            acc[0] ^= acc[0] >> 31;
+            acc[1] = (acc[1] ^ load_le64(x->loc_h[li] + 8)) * 0xa0761d6478bd642full;
+            acc[1] ^= acc[1] >> 31;
         }
-        /* seed 1: never the same key as a location's */
+        /* finalise each half */
         uint8_t h[16];
-        td_hash128_seeded(hs.data, hs.len, 1, h);
+        for (int half = 0; half < 2; half++) {
+            uint64_t v = acc[half] * 0x94d049bb133111ebull;
+            v ^= v >> 32;
+            for (int i = 0; i < 8; i++) {
+                h[half * 8 + i] = (uint8_t)(v >> (8 * i));
+            }
+        }
         sym_key(h, x->tm, x->stack_k[si]);
+        x->stack_canon[si] = keymap_canon(&km, (const uint8_t(*)[16])x->stack_k, (uint32_t)si);
     }
-    td_buf_release(&hs);
+    td_free(lm.slot);
+    td_free(km.slot);
+    td_free(memo.key);
+    td_free(memo.h);
     td_free(need);
-    return TD_OK;
+    return st;
 }
 
 static td_status intern_stack(wstate *x, uint32_t si, td_err *err)
@@ -824,7 +990,7 @@ static td_status intern_stack(wstate *x, uint32_t si, td_err *err)
     const td_pstack *k = &x->w->stacks[si];
     /* its locations first */
     for (uint32_t j = 0; j < k->nframes; j++) {
-        uint32_t li = k->frames[j];
+        uint32_t li = x->loc_canon[k->frames[j]];
         if (x->loc_ids[li]) {
             continue;
         }
@@ -834,7 +1000,9 @@ static td_status intern_stack(wstate *x, uint32_t si, td_err *err)
         td_status st = TD_OK;
         if (!sym_get(x->s, CNT_LOC, key, &x->loc_ids[li])) {
             encode_loc(&x->rec, &x->w->locs[li]);
-            st = intern(x->s, x->wb, x->t, CNT_LOC, TD__PK_LOC_HASH, TD__PK_LOC, x->loc_h[li], key,
+            uint8_t h[16];
+            td_hash128(x->rec.data, x->rec.len, h);
+            st = intern(x->s, x->wb, x->t, CNT_LOC, TD__PK_LOC_HASH, TD__PK_LOC, h, key,
                         (const uint8_t *)x->rec.data, x->rec.len, &x->loc_ids[li], &how, err);
         }
         if (st) {
@@ -849,7 +1017,7 @@ static td_status intern_stack(wstate *x, uint32_t si, td_err *err)
     add_varint(&x->rec2, k->nframes);
     for (uint32_t j = 0; j < k->nframes; j++) {
         uint8_t b[8];
-        uint64_t id = x->loc_ids[k->frames[j]];
+        uint64_t id = x->loc_ids[x->loc_canon[k->frames[j]]];
         td__pk_put_be64(b, id);
         td_buf_add(&x->rec, b, 8);
         add_varint(&x->rec2, id);
@@ -931,10 +1099,11 @@ static td_status write_locked(wstate *x, td_err *err)
             if (p->value == 0) {
                 continue;
             }
-            if (!x->stack_ids[p->stack]) {
-                st = intern_stack(x, p->stack, err);
+            uint32_t si = x->stack_canon[p->stack];
+            if (!x->stack_ids[si]) {
+                st = intern_stack(x, si, err);
             }
-            ws[n++] = (wsample){x->stack_ids[p->stack],
+            ws[n++] = (wsample){x->stack_ids[si],
                                 p->span_id,
                                 trace_zero(p->trace_id) ? NULL : p->trace_id,
                                 0,
@@ -986,7 +1155,10 @@ td_status td_pstore_write(td_pstore *s, const td_pwrite *w, td_err *err)
     x.loc_hashed = td_calloc(nl, 1);
     x.stack_k = td_calloc(nk, sizeof(*x.stack_k));
     x.series_h = td_calloc(w->nseries ? w->nseries : 1, sizeof(*x.series_h));
-    if (!x.loc_ids || !x.stack_ids || !x.loc_h || !x.loc_hashed || !x.stack_k || !x.series_h) {
+    x.loc_canon = td_malloc(nl * sizeof(uint32_t));
+    x.stack_canon = td_malloc(nk * sizeof(uint32_t));
+    if (!x.loc_ids || !x.stack_ids || !x.loc_h || !x.loc_hashed || !x.stack_k || !x.series_h ||
+        !x.loc_canon || !x.stack_canon) {
         st = td_err_set(err, TD_NOMEM, "out of memory writing a profile");
         goto out;
     }
@@ -1050,6 +1222,8 @@ out:
     td_free(x.loc_hashed);
     td_free(x.stack_k);
     td_free(x.series_h);
+    td_free(x.loc_canon);
+    td_free(x.stack_canon);
     return st;
 }
 
