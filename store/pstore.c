@@ -7,8 +7,12 @@
  * or two), found again through a hash -> ID record; a profile is one value of
  * (stack delta, value / gcd[, span, trace]) varints under (series, time).
  *
- * Writes are serialised by write_lock, which also guards the interning caches
- * and the tenants' counters; reads take no lock (LevelDB is thread-safe).
+ * A write hashes its series, locations and stacks before taking write_lock
+ * (so concurrent writers do that in parallel); under it, only the symbol
+ * cache probes, the LevelDB lookups and new IDs for cache misses, the
+ * profile's encoding and the one LevelDB write remain. write_lock guards the
+ * symbol cache and the tenants' counters; reads take no lock (LevelDB is
+ * thread-safe).
  * Every buffer LevelDB hands back is released with leveldb_free where it is
  * consumed.
  */
@@ -971,6 +975,9 @@ static td_status hash_write(wstate *x, td_err *err)
             }
         }
         sym_key(h, x->tm, x->stack_k[si]);
+        /* its cache set is a likely miss to memory: start loading it now */
+        const sym_tab *tab = &x->s->sym[CNT_STACK];
+        __builtin_prefetch(tab->e + (x->stack_k[si][0] & tab->mask) * SYM_WAYS);
         x->stack_canon[si] = keymap_canon(&km, (const uint8_t(*)[16])x->stack_k, (uint32_t)si);
     }
     td_free(lm.slot);
