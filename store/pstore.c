@@ -850,8 +850,14 @@ static bool strmemo_hash(strmemo *m, const char *str, uint8_t out[16])
 static bool loc_cache_hash(strmemo *m, const td_ploc *l, uint8_t out[16])
 {
     uint8_t t[4 * 16];
-    if (!strmemo_hash(m, l->function, t) || !strmemo_hash(m, l->system_name, t + 16) ||
-        !strmemo_hash(m, l->file, t + 32) || !strmemo_hash(m, l->mapping, t + 48)) {
+    if (!strmemo_hash(m, l->function, t) || !strmemo_hash(m, l->file, t + 32) ||
+        !strmemo_hash(m, l->mapping, t + 48)) {
+        return false;
+    }
+    /* pprof writers mostly give the system name the function name's string */
+    if (l->system_name == l->function) {
+        memcpy(t + 16, t, 16);
+    } else if (!strmemo_hash(m, l->system_name, t + 16)) {
         return false;
     }
     /*
