@@ -394,7 +394,7 @@ static td_status get_uint(dec *d, const json_t *v, uint64_t hi, uint64_t *out)
             }
         }
     }
-    int64_t x;
+    int64_t x = 0;
     if (get_int(d, v, 0, INT64_MAX, &x) != TD_OK) {
         return d->err->code;
     }

@@ -134,7 +134,7 @@ void td__pyro_ingest(const td__pyro_ingest_req *in, td__pyro_ingest_reply *out)
     td_arena_init(&a, ARENA_CHUNK, 0);
     td_err err;
     td_err_init(&err);
-    const char *tenant;
+    const char *tenant = NULL;
     if (write_tenant(in, &a, &tenant, &err) != TD_OK) {
         reject(in, out, path, td_status_http(err.code), NULL, err.msg);
         goto done;
@@ -185,7 +185,7 @@ static td_status h_push(void *ud, td_connect_call *call, const ProtobufCMessage 
     pc->reached = true;
     const Push__V1__PushRequest *msg = (const Push__V1__PushRequest *)in;
     *out = NULL; /* the empty PushResponse */
-    const char *tenant;
+    const char *tenant = NULL;
     td_status st;
     td_push_series *series = NULL;
     td_pingest_result res = {.http = 400};

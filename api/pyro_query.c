@@ -676,7 +676,7 @@ static td_status call_site_match(resolver *r, const uint64_t *locs, size_t n, co
         return TD_OK;
     }
     for (size_t i = 0; i < m->ncall_site; i++) {
-        size_t idx;
+        size_t idx = 0;
         if (resolve_loc(r, locs[n - 1 - i], &idx, err) != TD_OK) {
             return err->code == TD_NOT_FOUND
                        ? td_err_set(err, TD_CORRUPT, "location %" PRIu64 " is missing",
@@ -777,7 +777,7 @@ static td_status fg_stack(void *ud, resolver *r, const uint64_t *locs, size_t n,
         f->cap = cap;
     }
     for (size_t i = 0; i < n; i++) {
-        size_t idx;
+        size_t idx = 0;
         if (resolve_loc(r, locs[i], &idx, err) != TD_OK) {
             return err->code == TD_NOT_FOUND
                        ? td_err_set(err, TD_CORRUPT, "location %" PRIu64 " is missing", locs[i])
@@ -1635,7 +1635,7 @@ static td_status pp_stack(void *ud, resolver *r, const uint64_t *locs, size_t n,
             return nomem(err);
         }
         if (isnew) {
-            size_t idx;
+            size_t idx = 0;
             if (resolve_loc(r, locs[i], &idx, err) != TD_OK) {
                 return err->code == TD_NOT_FOUND
                            ? td_err_set(err, TD_CORRUPT, "location %" PRIu64 " is missing", locs[i])

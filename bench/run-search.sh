@@ -183,6 +183,8 @@ cat "$WORK/query.err" >&2
 [ "$qrc" = 0 ] || [ "$qrc" = 3 ] || { echo "run-search.sh: bench_query failed ($qrc)" >&2; exit 1; }
 HWM=$(awk '/^VmHWM:/ { print $2 }' "/proc/$TRACED_PID/status" 2>/dev/null || echo 0)
 RSS=$(awk '/^VmRSS:/ { print $2 }' "/proc/$TRACED_PID/status" 2>/dev/null || echo 0)
+# file-backed: pages of LevelDB's memory-mapped table files (store-max-open-files bounds them)
+RSS_FILE=$(awk '/^RssFile:/ { print $2 }' "/proc/$TRACED_PID/status" 2>/dev/null || echo 0)
 
 # ---- stop, measure the store ----
 kill -TERM "$TRACED_PID" 2>/dev/null || true
@@ -214,7 +216,7 @@ q() { awk -F'\t' -v k="$1" -v w="$2" -v c="$3" '$1 == k && (w == "" || $2 == w) 
     echo "- date: $(date -u +%Y-%m-%dT%H:%MZ); load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- data: bench_load --spans $SPANS --seed $SEED: $(kv "$L" traces) traces, $(kv "$L" spans_generated) spans, 20 services, over the 24 h before $(date -u -d "@$DE" +%H:%MZ); $(kv "$L" error_spans) error spans, $(kv "$L" slow_traces) traces with a span > 1 s; $(mb "$(kv "$L" request_bytes)") MB of OTLP protobuf"
     echo "- load: $(kv "$L" spans_sent) spans sent, $(kv "$L" spans_accepted) accepted in $(kv "$L" seconds) s ($(kv "$L" spans_per_s) spans/s) over $CONNS connection(s), $(kv "$L" requests_refused) requests refused (503, retried after Retry-After), $(kv "$L" requests_failed) failed; queue drained $(awk -v d="$DRAIN_MS" 'BEGIN { printf "%.0f", d / 1000 }') s later; $WRITTEN spans written (traced_spans_dropped_total $DROPPED: the spans of the refused requests, which bench_load resent)"
-    echo "- store: no manual compaction; queries started once traced had been idle for 2 s (waited $(awk -v d="$SETTLE_MS" 'BEGIN { printf "%.0f", d / 1000 }') s); traced RSS $(awk -v k="$RSS" 'BEGIN { printf "%.0f", k / 1024 }') MB (peak $(awk -v k="$HWM" 'BEGIN { printf "%.0f", k / 1024 }') MB)"
+    echo "- store: no manual compaction; queries started once traced had been idle for 2 s (waited $(awk -v d="$SETTLE_MS" 'BEGIN { printf "%.0f", d / 1000 }') s); traced RSS $(awk -v k="$RSS" 'BEGIN { printf "%.0f", k / 1024 }') MB after the queries, of which $(awk -v k="$RSS_FILE" 'BEGIN { printf "%.0f", k / 1024 }') MB file-backed (mapped table files) (peak $(awk -v k="$HWM" 'BEGIN { printf "%.0f", k / 1024 }') MB)"
     echo
     echo "Queries (one keep-alive connection, sequential; latency = first byte sent to last byte received; ok = 200 with a plausible body):"
     echo
@@ -227,17 +229,18 @@ q() { awk -F'\t' -v k="$1" -v w="$2" -v c="$3" '$1 == k && (w == "" || $2 == w) 
     echo "| files under traces/ | $(mb "$(kv "$Z" disk_bytes)") | $(per "$(kv "$Z" disk_bytes)") |"
     echo "| LevelDB estimate, all keys | $(mb "$(kv "$Z" approx_bytes)") | $(per "$(kv "$Z" approx_bytes)") |"
     if [ "$(kv "$Z" per_type)" = yes ]; then
-        for t in T R S I K M; do
+        for t in T R S I K W M; do
             case $t in
             T) d="'T' trace fragments" ;; R) d="'R' resources" ;; S) d="'S' search summaries" ;;
-            I) d="'I' index entries" ;; K) d="'K' tag names" ;; M) d="'M' metadata" ;;
+            I) d="'I' index entries" ;; K) d="'K' tag names" ;; W) d="'W' write trace tables" ;;
+            M) d="'M' metadata" ;;
             esac
             echo "| $d | $(mb "$(kv "$Z" "type_${t}_bytes")") | $(per "$(kv "$Z" "type_${t}_bytes")") |"
         done
     fi
     echo
     if [ "$(kv "$Z" per_type)" = yes ]; then
-        echo "Index overhead ('I' + 'K' + 'S') / ('T' + 'R') = $(awk -v x="$(kv "$Z" index_overhead)" 'BEGIN { printf "%.1f%%", 100 * x }')."
+        echo "Index overhead ('I' + 'K' + 'W' + 'S') / ('T' + 'R') = $(awk -v x="$(kv "$Z" index_overhead)" 'BEGIN { printf "%.1f%%", 100 * x }')."
     else
         echo "Per-type sizes unavailable: this build's store has no td_store_approx_size_type."
     fi

@@ -11,9 +11,9 @@
  *
  *   disk_bytes      sum of the file sizes under DIR/traces (.ldb, .log, MANIFEST...)
  *   approx_bytes    td_store_approx_size: LevelDB's estimate over the whole key space
- *   type_X_bytes    td_store_approx_size_type for X in T R S I K M
+ *   type_X_bytes    td_store_approx_size_type for X in T R S I K W M
  *   *_per_span      the same divided by --spans
- *   index_overhead  (I + K + S) / (T + R)
+ *   index_overhead  (I + K + W + S) / (T + R)
  *
  * LevelDB's estimates come from table file offsets, so they count compressed
  * bytes as stored, and include overwritten or deleted records that compaction has
@@ -111,7 +111,7 @@ int main(int argc, char **argv)
         td_config_release(tabs, 1);
         return 1;
     }
-    static const char types[] = "TRSIKM";
+    static const char types[] = "TRSIKWM";
     uint64_t by[sizeof(types)] = {0};
     for (size_t i = 0; types[i]; i++) {
         by[i] = td_store_approx_size_type(s, (uint8_t)types[i]);
@@ -135,7 +135,7 @@ int main(int argc, char **argv)
             printf("type_%c_per_span=%.1f\n", types[i], (double)by[i] / (double)spans);
         }
     }
-    uint64_t data = by[0] + by[1], idx = by[2] + by[3] + by[4];
+    uint64_t data = by[0] + by[1], idx = by[2] + by[3] + by[4] + by[5];
     if (data > 0) {
         printf("index_overhead=%.3f\n", (double)idx / (double)data);
     }

@@ -325,27 +325,35 @@ static bool res_table_init(res_table *t, size_t max, td_arena *a, size_t *fail_n
 /* ---- index entries ---- */
 
 /*
- * One index entry being planned. Fixed-width values (int, float, bool,
- * durclass) are encoded into num; strings point into the decoded request.
+ * The distinct (scope, type, key, value) of the request: every attribute
+ * occurrence is looked up here once, so de-duplication per fragment is a stamp
+ * compare and the store groups entries by value id (td_batch.nvids) instead of
+ * hashing strings per entry. Fixed-width values (int, float, bool, durclass)
+ * are encoded into num; strings point into the decoded request.
  */
-typedef struct idx_plan {
-    uint32_t frag;
+typedef struct idx_val {
+    uint64_t h;
     uint8_t scope, type;
     bool inline_val; /* the value is num[0..val_len) */
     uint16_t key_len;
     uint32_t val_len;
+    uint32_t stamp; /* frag + 1 of the last fragment given an entry of this value */
     const uint8_t *key;
     const uint8_t *val;
     uint8_t num[8];
     uint32_t key_str, val_str; /* their entries in the string table (str_table) */
+} idx_val;
+
+/* One entry: a fragment and a value id. */
+typedef struct idx_plan {
+    uint32_t frag, vid;
 } idx_plan;
 
 /*
- * The distinct byte strings of the index entries (keys and values), each
- * copied into the batch once: a request's resource attributes, keys and common
- * values repeat in every fragment, and copying them per entry would dominate
- * the batch. Open addressing over strs indices (-1 empty), n_slots a power of
- * two at least twice the most strings there can be.
+ * The distinct byte strings of the index values (keys and values), each
+ * copied into the batch once: keys repeat across values, and copying them per
+ * value would grow the batch. Open addressing over strs indices (-1 empty),
+ * n_slots a power of two at least twice the most strings there can be.
  */
 typedef struct str_ent {
     const uint8_t *p;
@@ -361,10 +369,19 @@ typedef struct str_table {
     size_t bytes;
 } str_table;
 
-/* Entries of the whole request, grown in arena chunks like the fragment plans. */
+/* Entries and values of the whole request, grown in arena chunks like the fragment plans. */
 typedef struct idx_list {
     idx_plan *e;
     size_t n, cap;
+    idx_val *v;
+    size_t nv, vcap;
+    uint32_t *slots; /* value id + 1, 0 = empty; nslots a power of two > 2 nv */
+    size_t nslots;
+    /* the values of the last resource seen (its fragments are consecutive) */
+    const td_otlp_resource *res;
+    uint32_t *res_vids;
+    size_t res_n, res_cap;
+    bool collect; /* idx_add collects into res_vids instead of adding entries */
     td_arena *a;
     size_t fail_need; /* set when an arena allocation failed */
 } idx_list;
@@ -373,28 +390,130 @@ static const char *const status_kw[] = {"unset", "ok", "error"};
 static const char *const kind_kw[] = {"unspecified", "internal", "server",
                                       "client",      "producer", "consumer"};
 
-static bool idx_push(idx_list *l, const idx_plan *e)
+/* Grow an arena array *p of *cap elements of size sz (n used) by doubling. */
+static bool arena_grow(idx_list *l, void **p, size_t *cap, size_t n, size_t sz)
 {
-    if (l->n == l->cap) {
-        size_t ncap = l->cap ? l->cap * 2 : 64;
-        size_t need;
-        if (!td_size_mul(ncap, sizeof(*l->e), &need)) {
+    size_t ncap = *cap ? *cap * 2 : 64;
+    size_t need;
+    if (!td_size_mul(ncap, sz, &need)) {
+        l->fail_need = SIZE_MAX;
+        return false;
+    }
+    void *np = td_arena_alloc(l->a, need);
+    if (!np) {
+        l->fail_need = need;
+        return false;
+    }
+    if (n) {
+        memcpy(np, *p, n * sz);
+    }
+    *p = np;
+    *cap = ncap;
+    return true;
+}
+
+/* Give fragment frag an entry of value vid, unless it has one already. */
+static bool idx_use(idx_list *l, uint32_t frag, uint32_t vid)
+{
+    idx_val *v = &l->v[vid];
+    if (v->stamp == frag + 1) {
+        return true;
+    }
+    v->stamp = frag + 1;
+    if (l->n == l->cap && !arena_grow(l, (void **)&l->e, &l->cap, l->n, sizeof(*l->e))) {
+        return false;
+    }
+    l->e[l->n++] = (idx_plan){frag, vid};
+    return true;
+}
+
+static uint64_t str_hash(const uint8_t *p, size_t n);
+
+/* Rehash the value index into twice the slots. */
+static bool idx_rehash(idx_list *l)
+{
+    size_t ns = l->nslots ? l->nslots * 2 : 256;
+    size_t need;
+    if (!td_size_mul(ns, sizeof(*l->slots), &need)) {
+        l->fail_need = SIZE_MAX;
+        return false;
+    }
+    uint32_t *slots = td_arena_alloc(l->a, need);
+    if (!slots) {
+        l->fail_need = need;
+        return false;
+    }
+    memset(slots, 0, need);
+    for (size_t i = 0; i < l->nv; i++) {
+        size_t j = l->v[i].h & (ns - 1);
+        while (slots[j]) {
+            j = (j + 1) & (ns - 1);
+        }
+        slots[j] = (uint32_t)i + 1;
+    }
+    l->slots = slots;
+    l->nslots = ns;
+    return true;
+}
+
+/*
+ * Find or add the value (scope, type, key, val) and give fragment frag an
+ * entry of it (or, while collecting a resource's values, note its id). val
+ * points at num (copied) when inline_val.
+ */
+static bool idx_add(idx_list *l, uint32_t frag, uint8_t scope, uint8_t type, const uint8_t *key,
+                    size_t klen, const uint8_t *val, size_t vlen, bool inline_val)
+{
+    uint64_t h = str_hash(key, klen) ^ ((uint64_t)scope << 40 | (uint64_t)type << 48);
+    h = (h ^ str_hash(val, vlen)) * 0x9e3779b97f4a7c15ull;
+    h ^= h >> 32;
+    if (2 * (l->nv + 1) > l->nslots && !idx_rehash(l)) {
+        return false;
+    }
+    size_t j = h & (l->nslots - 1);
+    uint32_t vid = UINT32_MAX;
+    for (; l->slots[j]; j = (j + 1) & (l->nslots - 1)) {
+        const idx_val *v = &l->v[l->slots[j] - 1];
+        if (v->h == h && v->scope == scope && v->type == type && v->key_len == klen &&
+            v->val_len == vlen && memcmp(v->key, key, klen) == 0 &&
+            (vlen == 0 || memcmp(v->inline_val ? v->num : v->val, val, vlen) == 0)) {
+            vid = l->slots[j] - 1;
+            break;
+        }
+    }
+    if (vid == UINT32_MAX) {
+        if (l->nv >= INT32_MAX / 8) {
             l->fail_need = SIZE_MAX;
             return false;
         }
-        idx_plan *ne = td_arena_alloc(l->a, need);
-        if (!ne) {
-            l->fail_need = need;
+        if (l->nv == l->vcap && !arena_grow(l, (void **)&l->v, &l->vcap, l->nv, sizeof(*l->v))) {
             return false;
         }
-        if (l->n) {
-            memcpy(ne, l->e, l->n * sizeof(*ne));
+        idx_val *v = &l->v[l->nv];
+        *v = (idx_val){.h = h,
+                       .scope = scope,
+                       .type = type,
+                       .inline_val = inline_val,
+                       .key_len = (uint16_t)klen,
+                       .val_len = (uint32_t)vlen,
+                       .key = key,
+                       .val = val};
+        if (inline_val) {
+            memcpy(v->num, val, vlen);
+            v->val = NULL;
         }
-        l->e = ne;
-        l->cap = ncap;
+        vid = (uint32_t)l->nv++;
+        l->slots[j] = vid + 1;
     }
-    l->e[l->n++] = *e;
-    return true;
+    if (l->collect) {
+        if (l->res_n == l->res_cap &&
+            !arena_grow(l, (void **)&l->res_vids, &l->res_cap, l->res_n, sizeof(*l->res_vids))) {
+            return false;
+        }
+        l->res_vids[l->res_n++] = vid;
+        return true;
+    }
+    return idx_use(l, frag, vid);
 }
 
 /* A string-valued entry; keys outside 1..255 bytes are not indexed (FORMAT.md). */
@@ -405,14 +524,8 @@ static bool idx_str(idx_list *l, uint32_t frag, uint8_t scope, uint8_t type, con
     if (klen == 0 || klen > 255 || val_len > UINT32_MAX) {
         return true;
     }
-    idx_plan e = {.frag = frag,
-                  .scope = scope,
-                  .type = type,
-                  .key_len = (uint16_t)klen,
-                  .val_len = (uint32_t)val_len,
-                  .key = (const uint8_t *)key,
-                  .val = (const uint8_t *)(val ? val : "")};
-    return idx_push(l, &e);
+    return idx_add(l, frag, scope, type, (const uint8_t *)key, klen,
+                   (const uint8_t *)(val ? val : ""), val_len, false);
 }
 
 /* A fixed-width entry with its encoded value bytes. */
@@ -423,15 +536,7 @@ static bool idx_num(idx_list *l, uint32_t frag, uint8_t scope, uint8_t type, con
     if (klen == 0 || klen > 255) {
         return true;
     }
-    idx_plan e = {.frag = frag,
-                  .scope = scope,
-                  .type = type,
-                  .inline_val = true,
-                  .key_len = (uint16_t)klen,
-                  .val_len = (uint32_t)val_len};
-    e.key = (const uint8_t *)key;
-    memcpy(e.num, val, val_len);
-    return idx_push(l, &e);
+    return idx_add(l, frag, scope, type, (const uint8_t *)key, klen, val, val_len, true);
 }
 
 /*
@@ -504,33 +609,10 @@ static uint64_t str_hash(const uint8_t *p, size_t n)
     return h ^ (h >> 32);
 }
 
-/* Order (and equality) of two planned entries. */
-static int cmp_idx(const void *pa, const void *pb)
-{
-    const idx_plan *a = pa, *b = pb;
-    if (a->scope != b->scope) {
-        return a->scope < b->scope ? -1 : 1;
-    }
-    if (a->type != b->type) {
-        return a->type < b->type ? -1 : 1;
-    }
-    if (a->key_len != b->key_len) {
-        return a->key_len < b->key_len ? -1 : 1;
-    }
-    int c = memcmp(a->key, b->key, a->key_len);
-    if (c) {
-        return c;
-    }
-    if (a->val_len != b->val_len) {
-        return a->val_len < b->val_len ? -1 : 1;
-    }
-    const uint8_t *av = a->inline_val ? a->num : a->val, *bv = b->inline_val ? b->num : b->val;
-    return a->val_len ? memcmp(av, bv, a->val_len) : 0;
-}
-
 /*
- * Plan the index entries of fragment frag (fp) and keep each distinct one once
- * (a hash set sized after the fact, so no counting pass is needed). The duration class uses the evaluator's span
+ * Plan the index entries of fragment frag (fp), each distinct value once (the
+ * value's stamp). The resource's values are looked up once per resource, not
+ * per fragment. The duration class uses the evaluator's span
  * duration (end - start, 0 when end is earlier). Root intrinsics are indexed
  * for every parentless span of the fragment and every service.name string of its
  * resource: the trace's root is chosen across all of its fragments, and a
@@ -538,10 +620,23 @@ static int cmp_idx(const void *pa, const void *pb)
  */
 static bool idx_fragment(idx_list *l, const frag_plan *fp, uint32_t frag)
 {
-    size_t first = l->n;
     const td_otlp_resource *r = fp->resource;
-    if (r && !idx_kvs(l, frag, TD_IDX_RESOURCE, r->attributes, r->n_attributes)) {
-        return false;
+    if (r != l->res) {
+        /* a new resource: its values once, for all of its fragments */
+        l->res = NULL;
+        l->res_n = 0;
+        l->collect = true;
+        bool ok = !r || idx_kvs(l, frag, TD_IDX_RESOURCE, r->attributes, r->n_attributes);
+        l->collect = false;
+        if (!ok) {
+            return false;
+        }
+        l->res = r;
+    }
+    for (size_t i = 0; i < l->res_n; i++) {
+        if (!idx_use(l, frag, l->res_vids[i])) {
+            return false;
+        }
     }
     bool has_root = false;
     for (size_t k = 0; k < fp->msg.n_scope_spans; k++) {
@@ -615,46 +710,6 @@ static bool idx_fragment(idx_list *l, const frag_plan *fp, uint32_t frag)
             }
         }
     }
-    /*
-     * De-duplicate with a small open-addressing set of entry indices in the
-     * arena (twice the fragment's entries, rounded up to a power of two).
-     */
-    size_t n = l->n - first;
-    if (n < 2) {
-        return true;
-    }
-    size_t ns = 8;
-    while (ns < 2 * n) {
-        ns *= 2;
-    }
-    uint32_t *set = td_arena_alloc(l->a, ns * sizeof(*set)); /* index + 1, 0 = empty */
-    if (!set) {
-        l->fail_need = ns * sizeof(*set);
-        return false;
-    }
-    memset(set, 0, ns * sizeof(*set));
-    size_t w = first;
-    for (size_t i = first; i < l->n; i++) {
-        const idx_plan *e = &l->e[i];
-        uint64_t h = str_hash(e->key, e->key_len) ^ (uint64_t)e->scope << 40 ^
-                     (uint64_t)e->type << 48;
-        h = (h ^ str_hash(e->inline_val ? e->num : e->val, e->val_len)) * 0x9e3779b97f4a7c15ull;
-        size_t j = (h ^ (h >> 32)) & (ns - 1);
-        bool dup = false;
-        for (; set[j]; j = (j + 1) & (ns - 1)) {
-            if (cmp_idx(&l->e[set[j] - 1], e) == 0) {
-                dup = true;
-                break;
-            }
-        }
-        if (dup) {
-            continue;
-        }
-        l->e[w] = *e;
-        set[j] = (uint32_t)(w + 1);
-        w++;
-    }
-    l->n = w;
     return true;
 }
 
@@ -684,14 +739,10 @@ static uint32_t str_intern(str_table *t, const uint8_t *p, size_t len)
 static bool str_table_build(str_table *t, idx_list *l, td_arena *a, size_t *fail_need)
 {
     memset(t, 0, sizeof(*t));
-    if (l->n == 0) {
+    if (l->nv == 0) {
         return true;
     }
-    if (l->n > INT32_MAX / 8) {
-        *fail_need = SIZE_MAX;
-        return false;
-    }
-    size_t max = 2 * l->n, n_slots = 4;
+    size_t max = 2 * l->nv, n_slots = 4;
     while (n_slots < 2 * max) {
         n_slots *= 2;
     }
@@ -703,8 +754,8 @@ static bool str_table_build(str_table *t, idx_list *l, td_arena *a, size_t *fail
     }
     memset(t->slots, 0xff, n_slots * sizeof(*t->slots));
     t->n_slots = n_slots;
-    for (size_t i = 0; i < l->n; i++) {
-        idx_plan *e = &l->e[i];
+    for (size_t i = 0; i < l->nv; i++) {
+        idx_val *e = &l->v[i];
         e->key_str = str_intern(t, e->key, e->key_len);
         e->val_str = str_intern(t, e->inline_val ? e->num : e->val, e->val_len);
         if (t->bytes > UINT32_MAX) {
@@ -945,16 +996,18 @@ td_status td_batch_build(const td_otlp_request *req, const char *tenant, td_aren
         }
     }
     for (size_t i = 0; i < il.n; i++) {
-        const idx_plan *e = &il.e[i];
+        const idx_val *v = &il.v[il.e[i].vid];
         td_idx_entry *x = &b->idx[i];
-        x->frag = e->frag;
-        x->scope = e->scope;
-        x->type = e->type;
-        x->key_len = e->key_len;
-        x->val_len = e->val_len;
-        x->key = p + stt.strs[e->key_str].off;
-        x->val = p + stt.strs[e->val_str].off;
+        x->frag = il.e[i].frag;
+        x->vid = il.e[i].vid;
+        x->scope = v->scope;
+        x->type = v->type;
+        x->key_len = v->key_len;
+        x->val_len = v->val_len;
+        x->key = p + stt.strs[v->key_str].off;
+        x->val = p + stt.strs[v->val_str].off;
     }
+    b->nvids = il.nv;
     TD_ASSERT((size_t)(p - b->data) + stt.bytes == data_bytes);
     b->q.spans = (size_t)res->accepted_spans;
     b->q.bytes = qbytes;

@@ -79,7 +79,13 @@ typedef enum { TD_COUNTER, TD_GAUGE, TD_HISTOGRAM } td_metric_type;
       "(interned recently), found (already in the store), written (new).",                         \
       "kind,outcome")                                                                              \
     X(PROFILE_STORE_SIZE, TD_GAUGE, "traced_profiles_leveldb_size_bytes",                          \
-      "Approximate size of the profile LevelDB database on disk.", "")
+      "Approximate size of the profile LevelDB database on disk.", "")                             \
+    X(RETENTION_DELETED, TD_COUNTER, "traced_retention_deleted_total",                             \
+      "Records deleted by retention, by store (traces, profiles) and kind (traces: fragment, "     \
+      "index, tag, write_table; profiles: profile, time_index, series, posting).",                 \
+      "store,kind")                                                                                \
+    X(RETENTION_LAST_PASS, TD_GAUGE, "traced_retention_last_pass_seconds",                         \
+      "Duration of the last retention pass (both stores), in whole seconds.", "")
 
 typedef enum {
 #define TD__MID(id, type, name, help, labels) TD_M_##id,

@@ -25,6 +25,7 @@
 #define TD__REC_SUM 'S'   /* per-fragment search summary */
 #define TD__REC_IDX 'I'   /* index entry: (scope, key, typed value, minute) -> trace */
 #define TD__REC_TAG 'K'   /* tag name seen: (scope, key, hour) */
+#define TD__REC_WTAB 'W'  /* per-write trace table: (write seq) -> trace IDs of 'I' records */
 
 /* 'T' | tenant length | tenant | trace_id (16) ... */
 #define TD__KEY_TRACE_PREFIX_MAX (1 + 1 + TD_TENANT_MAX + 16)
@@ -47,6 +48,15 @@
  * when there were none. Lookups whose window overlaps it are inexact.
  */
 #define TD__KEY_META_IDX_HOLE "Midxhole"
+
+/*
+ * Metadata key holding the index value format (1 byte, TD__IDX_FMT) and the
+ * first write seq (8 bytes big-endian) whose 'I' records have that format:
+ * 'I' records with a smaller seq were written in an older format and are not
+ * read (lookups reaching them are inexact).
+ */
+#define TD__KEY_META_IDX_FMT "Midxfmt"
+#define TD__IDX_FMT 2
 
 /* 'R' | tenant length | tenant | resource hash (16) */
 #define TD__KEY_RES_MAX (1 + 1 + TD_TENANT_MAX + 16)
@@ -267,7 +277,7 @@ static inline bool td__val_sum_parse(const uint8_t *v, size_t vlen, td_store_sum
  * its encoding with the final 0x00 replaced by 0x01 (td__esc_successor).
  *
  *   'I' | L | tenant | scope | esc(key) | type | esc(value) | minute (4) | seq (8)
- *       value: the trace IDs (16 bytes each, any order, may repeat) of one write
+ *       value: positions in the write's 'W' table (td__varint_put, gap-coded)
  *   'K' | L | tenant | scope | esc(key) | hour (4)
  */
 #define TD__IDX_KEY_MAX 255  /* longer attribute keys are not indexed */
@@ -364,6 +374,65 @@ static inline size_t td__key_idx(uint8_t *out, const char *tenant, size_t tlen, 
     td__put_be32(out + n, bucket);
     td__put_be64(out + n + 4, seq);
     return n + TD__IDX_TAIL;
+}
+
+/*
+ * Per-write trace tables ('W'): key 'W' | L | tenant | seq (8) | chunk (4), seq
+ * the same as in the 'I' keys of the write; value: the distinct trace IDs (16
+ * bytes each) the write's 'I' records of this tenant refer to by position, in
+ * chunks of TD__WTAB_CHUNK: chunk c holds positions c * TD__WTAB_CHUNK onwards,
+ * so a lookup reads 1 KiB per trace it resolves, not the write's whole table.
+ */
+#define TD__WTAB_CHUNK 64
+#define TD__KEY_WTAB_MAX (1 + 1 + TD_TENANT_MAX + 8 + 4)
+
+/* Full 'W' key into out[TD__KEY_WTAB_MAX]; returns its length. */
+static inline size_t td__key_wtab(uint8_t *out, const char *tenant, size_t tlen, uint64_t seq,
+                                  uint32_t chunk)
+{
+    out[0] = TD__REC_WTAB;
+    out[1] = (uint8_t)tlen;
+    memcpy(out + 2, tenant, tlen);
+    td__put_be64(out + 2 + tlen, seq);
+    td__put_be32(out + 10 + tlen, chunk);
+    return 14 + tlen;
+}
+
+/*
+ * 'I' values: the positions (in the write's 'W' table) of the traces holding
+ * the value, ascending and distinct, as varints: the first position, then each
+ * gap minus one. At most 5 bytes per varint (positions are < 2^32).
+ */
+static inline size_t td__varint_put(uint8_t *p, uint32_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+/* Read a varint at p[*pos..len) into *v; false when truncated or over 32 bits. */
+static inline bool td__varint_get(const uint8_t *p, size_t len, size_t *pos, uint32_t *v)
+{
+    uint64_t x = 0;
+    for (unsigned sh = 0; sh < 35; sh += 7) {
+        if (*pos >= len) {
+            return false;
+        }
+        uint8_t c = p[(*pos)++];
+        x |= (uint64_t)(c & 0x7f) << sh;
+        if (!(c & 0x80)) {
+            if (x > UINT32_MAX) {
+                return false;
+            }
+            *v = (uint32_t)x;
+            return true;
+        }
+    }
+    return false;
 }
 
 /* 'K' | L | tenant | scope into out (room for 3 + TD_TENANT_MAX); returns its length. */

@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <regex.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -338,6 +339,15 @@ static void sym_clear(td_pstore *s)
     for (int k = 0; k < 3; k++) {
         memset(s->sym[k].e, 0, (s->sym[k].mask + 1) * SYM_WAYS * sizeof(sym_ent));
     }
+}
+
+/* The tenant's hash, mixed into its cache keys. */
+static void tenant_mix(const char *tenant, size_t tlen, uint64_t tm[2])
+{
+    uint8_t th[16];
+    td_hash128_seeded(tenant, tlen, 2, th);
+    tm[0] = load_le64(th);
+    tm[1] = load_le64(th + 8);
 }
 
 /* The cache key of content hash h for the tenant whose hash is tm. */
@@ -1175,10 +1185,7 @@ td_status td_pstore_write(td_pstore *s, const td_pwrite *w, td_err *err)
         st = td_err_set(err, TD_NOMEM, "out of memory writing a profile");
         goto out;
     }
-    uint8_t th[16];
-    td_hash128_seeded(tenant, tlen, 2, th);
-    x.tm[0] = load_le64(th);
-    x.tm[1] = load_le64(th + 8);
+    tenant_mix(tenant, tlen, x.tm);
     st = hash_write(&x, err);
     if (st) {
         goto out;
@@ -1906,4 +1913,210 @@ uint64_t td_pstore_approx_size(td_pstore *s)
     uint64_t size = 0;
     leveldb_approximate_sizes(s->db, 1, &start_key, &start_len, &limit_key, &limit_len, &size);
     return size;
+}
+
+/* ---- retention (FORMAT-PROFILES.md, "Retention") ---- */
+
+#define RETAIN_BATCH_BYTES (4u << 20)
+
+/* Forget the cached ID of the series whose content hash is h (caller holds write_lock). */
+static void sym_drop_series(td_pstore *s, const char *tenant, size_t tlen, const uint8_t h[16])
+{
+    uint64_t tm[2], key[2];
+    tenant_mix(tenant, tlen, tm);
+    sym_key(h, tm, key);
+    sym_tab *t = &s->sym[CNT_SERIES];
+    sym_ent *set = t->e + (key[0] & t->mask) * SYM_WAYS;
+    for (int w = 0; w < SYM_WAYS; w++) {
+        if (set[w].a == key[0] && set[w].b == key[1]) {
+            memmove(set + w, set + w + 1, (size_t)(SYM_WAYS - 1 - w) * sizeof(*set));
+            set[SYM_WAYS - 1] = (sym_ent){0, 0, 0};
+            break; /* a key is in a set once */
+        }
+    }
+}
+
+/*
+ * The labels' postings, its label-set hash record and the series record of
+ * series id, into wb (caller holds write_lock). *nposts counts the postings.
+ */
+static td_status drop_series(td_pstore *s, leveldb_writebatch_t *wb, const char *tenant,
+                             size_t tlen, uint64_t id, series_rec *r, uint64_t *nposts, td_err *err)
+{
+    uint8_t k[TD__PK_KEY_MAX];
+    size_t klen = td__pk_id_key(k, TD__PK_SERIES, tenant, tlen, id);
+    char *v;
+    size_t vlen;
+    td_status st = db_get(s, k, klen, &v, &vlen, err);
+    if (st || !v) {
+        return st;
+    }
+    st = decode_series((const uint8_t *)v, vlen, r, err);
+    if (!st) {
+        uint8_t h[16], hk[TD__PK_KEY_MAX];
+        td_hash128(v, vlen, h);
+        size_t hkl = td__pk_hash_key(hk, TD__PK_SERIES_HASH, tenant, tlen, h);
+        leveldb_writebatch_delete(wb, (const char *)hk, hkl);
+        sym_drop_series(s, tenant, tlen, h);
+        td_buf pk = TD_BUF_INIT;
+        for (size_t i = 0; i < r->n; i++) {
+            uint8_t p[TD__PK_TENANT_MAX], b[8];
+            td_buf_reset(&pk);
+            td_buf_add(&pk, p, td__pk_prefix(p, TD__PK_POSTING, tenant, tlen));
+            td_buf_add(&pk, r->labels[i].name, strlen(r->labels[i].name) + 1);
+            td_buf_add(&pk, r->labels[i].value, strlen(r->labels[i].value) + 1);
+            td__pk_put_be64(b, id);
+            td_buf_add(&pk, b, 8);
+            leveldb_writebatch_delete(wb, pk.data, pk.len);
+            (*nposts)++;
+        }
+        td_buf_release(&pk);
+        leveldb_writebatch_delete(wb, (const char *)k, klen);
+    }
+    leveldb_free(v);
+    return st;
+}
+
+/*
+ * One series: its profiles before cut_ns and their time index keys, in
+ * batches of at most RETAIN_BATCH_BYTES, each read from an iterator created
+ * under the write lock and committed before it is released, so no write
+ * interleaves with a batch. The series itself (with its postings and hash
+ * record) goes in the batch that finds it has no profile left.
+ */
+static td_status retain_series(td_pstore *s, const char *tenant, size_t tlen, uint64_t id,
+                               int64_t cut_ms, const atomic_bool *stop, series_rec *r,
+                               td_pstore_retained *out, td_err *err)
+{
+    int64_t cut_ns = cut_ms * 1000000;
+    td_status st = TD_OK;
+    bool more = true;
+    while (more && !st && !(stop && atomic_load_explicit(stop, memory_order_relaxed))) {
+        more = false;
+        bool remaining = false;
+        int64_t next_ns = 0;
+        uint64_t nprof = 0, ntime = 0, nser = 0, npost = 0;
+        size_t bytes = 0;
+        uint8_t k[TD__PK_KEY_MAX];
+        pthread_mutex_lock(&s->write_lock);
+        leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->ropts);
+        leveldb_writebatch_t *wb = leveldb_writebatch_create();
+        size_t klen = td__pk_profile_key(k, tenant, tlen, id, INT64_MIN, 0);
+        size_t plen = klen - 12;
+        for (leveldb_iter_seek(it, (const char *)k, klen); leveldb_iter_valid(it);
+             leveldb_iter_next(it)) {
+            size_t fl;
+            const uint8_t *f = (const uint8_t *)leveldb_iter_key(it, &fl);
+            if (fl < plen || memcmp(f, k, plen) != 0) {
+                break;
+            }
+            if (fl != klen) {
+                st = td_err_set(err, TD_CORRUPT, "malformed profile key (%zu bytes)", fl);
+                break;
+            }
+            int64_t t = td__pk_get_time(f + plen);
+            if (t >= cut_ns) {
+                remaining = true;
+                break;
+            }
+            if (bytes >= RETAIN_BATCH_BYTES) {
+                more = true;
+                next_ns = t;
+                break;
+            }
+            leveldb_writebatch_delete(wb, (const char *)f, fl);
+            bytes += fl + 8;
+            nprof++;
+        }
+        /*
+         * Time keys of the milliseconds no profile is left in: below the next
+         * kept profile's (a full batch), the cutoff (profiles remain after
+         * it), or all of them (none remains).
+         */
+        int64_t ibound = more ? ns_to_ms(next_ns) : remaining ? cut_ms : INT64_MAX;
+        klen = td__pk_time_key(k, tenant, tlen, id, INT64_MIN);
+        plen = klen - 8;
+        for (leveldb_iter_seek(it, (const char *)k, klen); !st && leveldb_iter_valid(it);
+             leveldb_iter_next(it)) {
+            size_t fl;
+            const uint8_t *f = (const uint8_t *)leveldb_iter_key(it, &fl);
+            if (fl != klen || memcmp(f, k, plen) != 0 || td__pk_get_time(f + plen) >= ibound) {
+                break;
+            }
+            leveldb_writebatch_delete(wb, (const char *)f, fl);
+            ntime++;
+        }
+        if (!st) {
+            st = iter_status(it, err);
+        }
+        if (!st && !more && !remaining) {
+            nser = 1;
+            st = drop_series(s, wb, tenant, tlen, id, r, &npost, err);
+        }
+        if (!st && (nprof || ntime || nser)) {
+            char *lerr = NULL;
+            leveldb_write(s->db, s->wopts, wb, &lerr);
+            if (lerr) {
+                st = td_err_set(err, TD_IO, "retention delete failed: %s", lerr);
+                leveldb_free(lerr);
+            }
+        }
+        pthread_mutex_unlock(&s->write_lock);
+        leveldb_writebatch_destroy(wb);
+        leveldb_iter_destroy(it);
+        if (!st) {
+            out->profiles += nprof;
+            out->time_keys += ntime;
+            out->series += nser;
+            out->postings += npost;
+        }
+    }
+    return st;
+}
+
+td_status td_pstore_retain(td_pstore *s, int64_t cutoff_ns, const atomic_bool *stop,
+                           td_pstore_retained *out, td_err *err)
+{
+    td_pstore_retained r = {0};
+    td_status st = TD_OK;
+    int64_t cut_ms = ns_to_ms(cutoff_ns);
+    if (cutoff_ns > 0) {
+        series_rec rec = {.strs = TD_BUF_INIT};
+        leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->ropts);
+        char c = TD__PK_SERIES;
+        for (leveldb_iter_seek(it, &c, 1); !st && leveldb_iter_valid(it); leveldb_iter_next(it)) {
+            if (stop && atomic_load_explicit(stop, memory_order_relaxed)) {
+                break;
+            }
+            size_t klen;
+            const uint8_t *k = (const uint8_t *)leveldb_iter_key(it, &klen);
+            if (klen == 0 || k[0] != TD__PK_SERIES) {
+                break;
+            }
+            size_t tl = klen > 1 ? k[1] : 0;
+            if (klen != 2 + tl + 8) {
+                st = td_err_set(err, TD_CORRUPT, "malformed series key (%zu bytes)", klen);
+                break;
+            }
+            char tenant[TD_TENANT_MAX + 1];
+            memcpy(tenant, k + 2, tl);
+            tenant[tl] = '\0';
+            st = retain_series(s, tenant, tl, td__pk_get_be64(k + 2 + tl), cut_ms, stop, &rec, &r,
+                               err);
+        }
+        if (!st) {
+            st = iter_status(it, err);
+        }
+        leveldb_iter_destroy(it);
+        td_buf_release(&rec.strs);
+        td_free(rec.labels);
+    }
+    td_count(TD_M_RETENTION_DELETED, r.profiles, "profiles", "profile");
+    td_count(TD_M_RETENTION_DELETED, r.time_keys, "profiles", "time_index");
+    td_count(TD_M_RETENTION_DELETED, r.series, "profiles", "series");
+    td_count(TD_M_RETENTION_DELETED, r.postings, "profiles", "posting");
+    if (out) {
+        *out = r;
+    }
+    return st;
 }

@@ -201,6 +201,31 @@ td_status td_pstore_location(td_pstore *s, const char *tenant, uint64_t id, td_a
 td_status td_pstore_stats(td_pstore *s, const char *tenant, bool *any, int64_t *oldest_ms,
                           int64_t *newest_ms, td_err *err);
 
+/* Records deleted by one td_pstore_retain pass. */
+typedef struct td_pstore_retained {
+    uint64_t profiles;  /* 'X' */
+    uint64_t time_keys; /* 'I' */
+    uint64_t series;    /* 'S' (each with its 's' hash record) */
+    uint64_t postings;  /* 'N' */
+} td_pstore_retained;
+
+/*
+ * One retention pass (store/FORMAT-PROFILES.md, "Retention"): delete every
+ * profile whose time is before cutoff_ns rounded down to its millisecond, the
+ * time index keys of milliseconds left without a profile, and every series
+ * left without a profile (its record, label-set hash record and postings).
+ * Locations, stacks and counters are kept. Visits each series once (a few
+ * seeks), deletes in write batches of at most 4 MiB, each read and committed
+ * under the write lock so td_pstore_write never interleaves with one.
+ * cutoff_ns <= 0 deletes nothing; passes are idempotent. *stop (stop may be
+ * NULL) ends the pass early, between two batches, with TD_OK. Counts in
+ * traced_retention_deleted_total{store="profiles"} and *out (may be NULL).
+ * Thread-safe against writes and reads; one pass at a time.
+ * Errors: TD_IO, TD_CORRUPT, TD_NOMEM.
+ */
+td_status td_pstore_retain(td_pstore *s, int64_t cutoff_ns, const atomic_bool *stop,
+                           td_pstore_retained *out, td_err *err);
+
 /* Approximate bytes on disk of the profile database. */
 uint64_t td_pstore_approx_size(td_pstore *s);
 

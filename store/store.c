@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdalign.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +104,7 @@ struct td_store {
     /* ---- secondary index ---- */
     uint64_t idx_max_value_len, idx_max_values;
     uint64_t idx_since;                    /* TD__KEY_META_IDX_SINCE, read at open */
+    uint64_t idx_fmt_seq; /* TD__KEY_META_IDX_FMT: 'I' records below this seq are unreadable */
     /*
      * TD__KEY_META_IDX_HOLE in memory (empty when lo > hi). Guarded by hole_lock,
      * not write_lock, so that lookups never wait for a write to reach the disk;
@@ -203,6 +205,12 @@ const td_opt td_store_opt_rows[] = {
      "of the process loses nothing already written, but a power loss or kernel crash can "
      "lose the last few seconds. On is safer and slower.",
      0, 0},
+    {"store-max-open-files", TD_OPT_INT, "128", offsetof(td_store_opts, max_open_files),
+     "Store files kept open for reading (at least 74, at most a quarter of the process's "
+     "file descriptor limit). Each open file is memory-mapped, and the parts read count in "
+     "traced's resident memory, so this bounds the memory reads use at about 2 MiB per file "
+     "whatever the size of the store; more makes reads over large stores faster.",
+     74, 50000},
     {"index-max-value-len", TD_OPT_SIZE, "256", offsetof(td_store_opts, index_max_value_len),
      "Longest attribute value (in bytes) put into the search index. Longer values are "
      "still stored and searchable, only more slowly, and are counted in "
@@ -214,6 +222,14 @@ const td_opt td_store_opt_rows[] = {
      "{reason=\"too_many_values\"}); searches on that attribute then read more data. "
      "Do not lower it on an existing store.",
      1, 10000000},
+    {"retention", TD_OPT_DURATION, "336h", offsetof(td_store_opts, retention_ms),
+     "How long traces and profiles are kept. Spans and profiles older than this (by their "
+     "own timestamps, to the minute) are deleted by a background pass; 0 keeps everything "
+     "forever.",
+     0, 3650LL * 24 * 3600 * 1000},
+    {"retention-interval", TD_OPT_DURATION, "10m", offsetof(td_store_opts, retention_interval_ms),
+     "Time between two retention passes; the first runs shortly after start.",
+     100, 7LL * 24 * 3600 * 1000},
 };
 const size_t td_store_nopt_rows = sizeof(td_store_opt_rows) / sizeof(td_store_opt_rows[0]);
 
@@ -255,22 +271,28 @@ static td_status mkdir_p(const char *dir, td_err *err)
 }
 
 /*
- * LevelDB keeps up to max_open_files table files open (default 1000). Leave most
- * of the process's descriptor limit to sockets: use a quarter of it, within the
- * range LevelDB itself accepts.
+ * LevelDB keeps up to max_open_files - 10 table files open in its table cache,
+ * each memory-mapped (its first 1000) with its index block on the heap. The
+ * pages a read or a compaction touches stay in traced's resident set until the
+ * table leaves the cache, so an unbounded cache makes RSS grow with the store
+ * (about 1 GB after 10M spans, 2.6 GB of tables); store-max-open-files bounds
+ * it (default 128: at most 118 tables, about 236 MiB at 2 MiB per table). It
+ * never takes more than a quarter of the descriptor limit (the rest is for
+ * sockets), nor less than LevelDB's minimum of 74.
  */
-static int pick_max_open_files(void)
+static int pick_max_open_files(uint64_t want)
 {
     struct rlimit rl;
-    rlim_t n = 1000;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+    rlim_t n = want ? (rlim_t)want : 128;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur / 4 < n) {
         n = rl.rlim_cur / 4;
     }
     if (n < 74) {
         n = 74;
     }
-    if (n > 5000) {
-        n = 5000;
+    if (n > 50000) {
+        n = 50000;
     }
     return (int)n;
 }
@@ -312,8 +334,9 @@ static void load_next_seq(td_store *s)
  * (everything it will ever hold is indexed) and the current time otherwise
  * (older fragments have no index entries, so earlier windows are inexact).
  */
-static td_status load_idx_since(td_store *s, td_err *err)
+static td_status load_idx_since(td_store *s, bool *had, td_err *err)
 {
+    *had = false;
     char *lerr = NULL;
     size_t vlen = 0;
     char *v = leveldb_get(s->db, s->ropts, TD__KEY_META_IDX_SINCE,
@@ -325,6 +348,7 @@ static td_status load_idx_since(td_store *s, td_err *err)
     }
     if (v) {
         bool ok = vlen == 8;
+        *had = true;
         if (ok) {
             s->idx_since = td__get_be64((const uint8_t *)v);
         }
@@ -358,6 +382,65 @@ static td_status load_idx_since(td_store *s, td_err *err)
     if (old) {
         td_log(TD_LOG_INFO, MODULE,
                "indexing an existing store from now on; searches over older data scan it");
+    }
+    return TD_OK;
+}
+
+/*
+ * The index value format (TD__KEY_META_IDX_FMT). Absent in a store that had
+ * an index before (had_since: Midxsince was there): its 'I' records hold raw
+ * trace IDs (format 1), which this version does not read. They stay where they
+ * are, the seq boundary marks them (every one of their keys has a seq below
+ * next_seq), and Midxsince moves to now, so lookups of older windows fall back
+ * to the summaries and any lookup meeting an old record is inexact.
+ */
+static td_status load_idx_fmt(td_store *s, bool had_since, td_err *err)
+{
+    char *lerr = NULL;
+    size_t vlen = 0;
+    char *v = leveldb_get(s->db, s->ropts, TD__KEY_META_IDX_FMT, sizeof(TD__KEY_META_IDX_FMT) - 1,
+                          &vlen, &lerr);
+    if (lerr) {
+        td_status st = td_err_set(err, TD_IO, "cannot read the index format mark: %s", lerr);
+        leveldb_free(lerr);
+        return st;
+    }
+    if (v) {
+        bool ok = vlen == 9 && (uint8_t)v[0] == TD__IDX_FMT;
+        if (ok) {
+            s->idx_fmt_seq = td__get_be64((const uint8_t *)v + 1);
+        }
+        leveldb_free(v);
+        return ok ? TD_OK
+                  : td_err_set(err, TD_CORRUPT, "unknown index format mark (%zu bytes)", vlen);
+    }
+    leveldb_writebatch_t *wb = leveldb_writebatch_create();
+    s->idx_fmt_seq = 0;
+    if (had_since) {
+        s->idx_fmt_seq = s->next_seq;
+        uint64_t now = wall_ns();
+        if (now > s->idx_since) {
+            s->idx_since = now;
+        }
+        uint8_t mark[8];
+        td__put_be64(mark, s->idx_since);
+        leveldb_writebatch_put(wb, TD__KEY_META_IDX_SINCE, sizeof(TD__KEY_META_IDX_SINCE) - 1,
+                               (const char *)mark, sizeof(mark));
+        td_log(TD_LOG_INFO, MODULE,
+               "the store's index has an older format: searches over data written before now "
+               "scan it");
+    }
+    uint8_t fv[9];
+    fv[0] = TD__IDX_FMT;
+    td__put_be64(fv + 1, s->idx_fmt_seq);
+    leveldb_writebatch_put(wb, TD__KEY_META_IDX_FMT, sizeof(TD__KEY_META_IDX_FMT) - 1,
+                           (const char *)fv, sizeof(fv));
+    leveldb_write(s->db, s->wopts, wb, &lerr);
+    leveldb_writebatch_destroy(wb);
+    if (lerr) {
+        td_status st = td_err_set(err, TD_IO, "cannot write the index format mark: %s", lerr);
+        leveldb_free(lerr);
+        return st;
     }
     return TD_OK;
 }
@@ -455,7 +538,7 @@ td_status td_store_open(const td_store_opts *o, td_store **out, td_err *err)
     leveldb_options_set_write_buffer_size(s->opts, (size_t)o->write_buffer_bytes);
     /* snappy is LevelDB's default; it silently stores blocks raw if built without it */
     leveldb_options_set_compression(s->opts, leveldb_snappy_compression);
-    leveldb_options_set_max_open_files(s->opts, pick_max_open_files());
+    leveldb_options_set_max_open_files(s->opts, pick_max_open_files(o->max_open_files));
 
     s->ropts = leveldb_readoptions_create();
     leveldb_readoptions_set_fill_cache(s->ropts, 1);
@@ -472,7 +555,9 @@ td_status td_store_open(const td_store_opts *o, td_store **out, td_err *err)
         return st;
     }
     load_next_seq(s);
-    if ((st = load_idx_since(s, err)) != TD_OK || (st = load_idx_hole(s, err)) != TD_OK) {
+    bool had_since = false;
+    if ((st = load_idx_since(s, &had_since, err)) != TD_OK ||
+        (st = load_idx_fmt(s, had_since, err)) != TD_OK || (st = load_idx_hole(s, err)) != TD_OK) {
         store_free(s);
         return st;
     }
@@ -822,10 +907,11 @@ typedef struct idx_counts {
 typedef struct idx_ref {
     const td_batch *b;
     const td_idx_entry *e;
-    const uint8_t *trace_id;
+    uint32_t tix; /* the trace's position in the write's 'W' table of its tenant */
     uint32_t bucket;
     uint32_t tlen;
     uint32_t vid; /* same number for the same (tenant, scope, key, type, value) */
+    uint32_t bi;  /* index of the batch */
 } idx_ref;
 
 /* (tenant, scope, key, type, value): the record's identity without bucket and trace. */
@@ -893,21 +979,55 @@ static uint64_t ref_hash(const idx_ref *r)
 
 /*
  * Number the distinct values of refs (vid) with a hash table, so that the sort
- * compares integers instead of strings. false on OOM.
+ * compares integers instead of strings. A batch whose builder numbered its
+ * values (nvids) costs one hash lookup per distinct value instead of per
+ * entry: its numbers map to the write's through map. false on OOM.
  */
-static bool number_values(idx_ref *refs, size_t n)
+static bool number_values(idx_ref *refs, size_t n, td_batch *const *batches, size_t nb)
 {
+    size_t nmap = 0, bound = 0;
+    size_t *mbase = td_malloc((nb ? nb : 1) * sizeof(*mbase));
+    if (!mbase) {
+        return false;
+    }
+    for (size_t i = 0; i < nb; i++) {
+        mbase[i] = nmap;
+        size_t nv = batches[i]->nvids;
+        if (nv > SIZE_MAX / 8 - nmap) {
+            td_free(mbase);
+            return false;
+        }
+        nmap += nv;
+        bound += nv ? (nv < batches[i]->nidx ? nv : batches[i]->nidx) : batches[i]->nidx;
+    }
+    bound = bound < n ? bound : n;
+    uint32_t *map = nmap ? td_malloc(nmap * sizeof(*map)) : NULL;
     size_t ns = 16;
-    while (ns < 2 * n) {
+    while (ns < 2 * bound) {
         ns *= 2;
     }
     uint32_t *slots = td_malloc(ns * sizeof(*slots)); /* ref index + 1, 0 = empty */
-    if (!slots) {
+    if (!slots || (nmap && !map)) {
+        td_free(slots);
+        td_free(map);
+        td_free(mbase);
         return false;
+    }
+    if (nmap) {
+        memset(map, 0xff, nmap * sizeof(*map));
     }
     memset(slots, 0, ns * sizeof(*slots));
     uint32_t next = 0;
     for (size_t i = 0; i < n; i++) {
+        const td_batch *b = batches[refs[i].bi];
+        uint32_t *m = NULL;
+        if (refs[i].e->vid < b->nvids) {
+            m = &map[mbase[refs[i].bi] + refs[i].e->vid];
+            if (*m != UINT32_MAX) {
+                refs[i].vid = *m;
+                continue;
+            }
+        }
         for (size_t j = ref_hash(&refs[i]) & (ns - 1);; j = (j + 1) & (ns - 1)) {
             if (slots[j] == 0) {
                 slots[j] = (uint32_t)i + 1;
@@ -920,15 +1040,21 @@ static bool number_values(idx_ref *refs, size_t n)
                 break;
             }
         }
+        if (m) {
+            *m = refs[i].vid;
+        }
     }
     td_free(slots);
+    td_free(map);
+    td_free(mbase);
     return true;
 }
 
 /* Sort key of a ref: its value number, then its minute; i is the ref's index. */
 typedef struct idx_sort {
-    uint64_t k; /* vid << 32 | bucket */
-    size_t i;
+    uint64_t k;   /* vid << 32 | bucket */
+    uint32_t i;   /* the ref (nr < 2^32) */
+    uint32_t tix; /* the ref's table position, here so records need not gather refs */
 } idx_sort;
 
 static int cmp_sort(const void *pa, const void *pb)
@@ -943,6 +1069,153 @@ static bool same_key(const idx_ref *x, const idx_ref *y)
     return x->tlen == y->tlen && memcmp(x->b->tenant, y->b->tenant, x->tlen) == 0 &&
            x->e->scope == y->e->scope && x->e->key_len == y->e->key_len &&
            memcmp(x->e->key, y->e->key, x->e->key_len) == 0;
+}
+
+/*
+ * Put one 'W' record per tenant of the write: its distinct trace IDs in the
+ * order the write's fragments first name them (FORMAT.md), and note each
+ * fragment's position in it (tix[base of its batch + fragment]). Fragments of
+ * a batch come in trace ID order and batches in write order, so the
+ * positions of one value's traces mostly come out ascending already. Only
+ * batches with index entries count. Caller holds write_lock.
+ */
+static td_status put_wtabs(leveldb_writebatch_t *wb, td_batch *const *batches, size_t n,
+                           const size_t *base, uint32_t *tix, uint64_t seq, td_err *err)
+{
+    size_t nf = 0;
+    for (size_t i = 0; i < n; i++) {
+        nf += batches[i]->nidx ? batches[i]->nfrags : 0;
+    }
+    if (nf == 0) {
+        return TD_OK;
+    }
+    if (nf > UINT32_MAX / 4) {
+        return td_err_set(err, TD_NOMEM, "too many fragments in one store write");
+    }
+    size_t ns = 16;
+    while (ns < 2 * nf) {
+        ns *= 2;
+    }
+    uint32_t *first = td_malloc(n * sizeof(*first));  /* tenant number -> a batch of it */
+    uint32_t *npos = td_calloc(n, sizeof(*npos));     /* tenant number -> table length */
+    uint32_t *slots = td_calloc(ns, sizeof(*slots));  /* distinct trace + 1, 0 = empty */
+    uint32_t *dt = td_malloc(nf * sizeof(*dt));       /* distinct trace -> tenant number */
+    uint8_t *ids = td_malloc(nf * 16);                /* distinct traces, first-seen order */
+    uint8_t *tab = td_malloc(nf * 16);
+    uint32_t *dpos = td_malloc(nf * sizeof(*dpos)); /* distinct trace -> its position */
+    td_status st = TD_OK;
+    if (!first || !npos || !slots || !dt || !ids || !tab || !dpos) {
+        st = td_err_set(err, TD_NOMEM, "out of memory preparing a store write");
+        goto out;
+    }
+    uint32_t ntenants = 0, nd = 0;
+    for (size_t i = 0; i < n; i++) {
+        const td_batch *b = batches[i];
+        if (!b->nidx) {
+            continue;
+        }
+        uint32_t t = 0;
+        while (t < ntenants && strcmp(batches[first[t]]->tenant, b->tenant) != 0) {
+            t++;
+        }
+        if (t == ntenants) {
+            first[ntenants++] = (uint32_t)i;
+        }
+        for (size_t j = 0; j < b->nfrags; j++) {
+            const uint8_t *id = b->frags[j].trace_id;
+            uint64_t h = (load_le64(id) ^ load_le64(id + 8)) + t * 0x9e3779b97f4a7c15ull;
+            h ^= h >> 29;
+            size_t x = h & (ns - 1);
+            for (; slots[x]; x = (x + 1) & (ns - 1)) {
+                uint32_t d = slots[x] - 1;
+                if (dt[d] == t && memcmp(ids + 16 * (size_t)d, id, 16) == 0) {
+                    break;
+                }
+            }
+            if (!slots[x]) {
+                memcpy(ids + 16 * (size_t)nd, id, 16);
+                dt[nd] = t;
+                dpos[nd] = npos[t]++;
+                slots[x] = ++nd;
+            }
+            /* a repeated trace gets the position of its first fragment */
+            tix[base[i] + j] = dpos[slots[x] - 1];
+        }
+    }
+    uint8_t key[TD__KEY_WTAB_MAX];
+    for (uint32_t t = 0; t < ntenants; t++) {
+        const char *tenant = batches[first[t]]->tenant;
+        const uint8_t *val = ids;
+        if (ntenants > 1) {
+            size_t k = 0;
+            for (uint32_t d = 0; d < nd; d++) {
+                if (dt[d] == t) {
+                    memcpy(tab + 16 * k++, ids + 16 * (size_t)d, 16);
+                }
+            }
+            val = tab;
+        }
+        size_t tl = strlen(tenant);
+        for (uint32_t c = 0; (size_t)c * TD__WTAB_CHUNK < npos[t]; c++) {
+            size_t at = (size_t)c * TD__WTAB_CHUNK;
+            size_t cn = npos[t] - at < TD__WTAB_CHUNK ? npos[t] - at : TD__WTAB_CHUNK;
+            size_t kl = td__key_wtab(key, tenant, tl, seq, c);
+            leveldb_writebatch_put(wb, (const char *)key, kl, (const char *)val + 16 * at,
+                                   16 * cn);
+        }
+    }
+out:
+    td_free(first);
+    td_free(npos);
+    td_free(slots);
+    td_free(dt);
+    td_free(ids);
+    td_free(tab);
+    td_free(dpos);
+    return st;
+}
+
+/*
+ * Sort p[0..n) ascending; tmp has room for n. Insertion sort for short lists,
+ * else LSD radix sort with 8-bit digits, only as many passes as the largest
+ * value needs (positions in a write table: usually two).
+ */
+static void sort_pos(uint32_t *p, uint32_t *tmp, size_t n)
+{
+    if (n < 32) {
+        for (size_t i = 1; i < n; i++) {
+            uint32_t v = p[i];
+            size_t j = i;
+            for (; j > 0 && p[j - 1] > v; j--) {
+                p[j] = p[j - 1];
+            }
+            p[j] = v;
+        }
+        return;
+    }
+    uint32_t max = 0;
+    for (size_t i = 0; i < n; i++) {
+        max |= p[i];
+    }
+    uint32_t *src = p, *dst = tmp;
+    for (unsigned sh = 0; sh < 32 && (max >> sh); sh += 8) {
+        size_t cnt[257] = {0};
+        for (size_t i = 0; i < n; i++) {
+            cnt[((src[i] >> sh) & 0xff) + 1]++;
+        }
+        for (size_t d = 0; d < 256; d++) {
+            cnt[d + 1] += cnt[d];
+        }
+        for (size_t i = 0; i < n; i++) {
+            dst[cnt[(src[i] >> sh) & 0xff]++] = src[i];
+        }
+        uint32_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != p) {
+        memcpy(p, src, n * sizeof(*p));
+    }
 }
 
 /*
@@ -965,22 +1238,39 @@ static td_status put_index(td_store *s, leveldb_writebatch_t *wb, td_batch *cons
     if (total == 0) {
         return TD_OK;
     }
-    size_t bytes;
-    if (!td_size_mul(total, sizeof(idx_ref), &bytes)) {
+    size_t bytes, nfrags = 0;
+    if (!td_size_mul(total, sizeof(idx_ref), &bytes) || n > SIZE_MAX / sizeof(size_t)) {
         return td_err_set(err, TD_NOMEM, "out of memory preparing a store write");
     }
+    size_t *base = td_malloc(n * sizeof(*base));
+    for (size_t i = 0; base && i < n; i++) {
+        base[i] = nfrags;
+        nfrags += batches[i]->nfrags;
+    }
+    uint32_t *tix = base ? td_malloc((nfrags ? nfrags : 1) * sizeof(*tix)) : NULL;
     idx_ref *refs = td_malloc(bytes);
     /* an 'I' key, and after it room for the 'K' key of the same (scope, key) */
     uint8_t *key = td_malloc(TD__KEY_IDX_MAX + TD__KEY_IDX_PREFIX_MAX + 4);
     td_buf ids = TD_BUF_INIT;
-    if (!refs || !key) {
+    if (!refs || !key || !tix) {
+        td_free(base);
+        td_free(tix);
         td_free(refs);
         td_free(key);
         return td_err_set(err, TD_NOMEM, "out of memory preparing a store write");
     }
+    td_status wst = put_wtabs(wb, batches, n, base, tix, seq, err);
+    if (wst) {
+        td_free(base);
+        td_free(tix);
+        td_free(refs);
+        td_free(key);
+        return wst;
+    }
     size_t nr = 0;
     for (size_t i = 0; i < n; i++) {
         const td_batch *b = batches[i];
+        const uint32_t *btix = tix + base[i];
         uint32_t tlen = (uint32_t)strlen(b->tenant);
         for (size_t j = 0; j < b->nidx; j++) {
             const td_idx_entry *e = &b->idx[j];
@@ -993,13 +1283,19 @@ static td_status put_index(td_store *s, leveldb_writebatch_t *wb, td_batch *cons
                 continue;
             }
             const td_frag *f = &b->frags[e->frag];
-            refs[nr++] = (idx_ref){b, e, f->trace_id, td__sum_bucket(f->start_ns), tlen, 0};
+            refs[nr++] =
+                (idx_ref){b, e, btix[e->frag], td__sum_bucket(f->start_ns), tlen, 0, (uint32_t)i};
         }
     }
+    td_free(base);
     /* number the values, so that grouping works on integers, not strings */
     idx_sort *order = nr ? td_malloc(nr * sizeof(*order)) : NULL;
-    if (nr > UINT32_MAX - 1 || (nr && !order) || !number_values(refs, nr)) {
+    /* table positions of one record, and sort scratch after them */
+    uint32_t *pos = nr ? td_malloc(2 * nr * sizeof(*pos)) : NULL;
+    if (nr > UINT32_MAX - 1 || (nr && (!order || !pos)) || !number_values(refs, nr, batches, n)) {
         td_free(order);
+        td_free(pos);
+        td_free(tix);
         td_free(refs);
         td_free(key);
         return td_err_set(err, TD_NOMEM, "out of memory preparing a store write");
@@ -1016,6 +1312,8 @@ static td_status put_index(td_store *s, leveldb_writebatch_t *wb, td_batch *cons
     size_t *start = nr ? td_calloc((size_t)nv + 1, sizeof(*start)) : NULL;
     if (nr && !start) {
         td_free(order);
+        td_free(pos);
+        td_free(tix);
         td_free(refs);
         td_free(key);
         return td_err_set(err, TD_NOMEM, "out of memory preparing a store write");
@@ -1028,8 +1326,8 @@ static td_status put_index(td_store *s, leveldb_writebatch_t *wb, td_batch *cons
     }
     for (size_t i = 0; i < nr; i++) {
         size_t at = start[refs[i].vid]++;
-        order[at].k = (uint64_t)refs[i].vid << 32 | refs[i].bucket;
-        order[at].i = i;
+        order[at] = (idx_sort){(uint64_t)refs[i].vid << 32 | refs[i].bucket, (uint32_t)i,
+                               refs[i].tix};
     }
     td_free(start);
     for (size_t i = 0; i < nr;) {
@@ -1093,17 +1391,30 @@ static td_status put_index(td_store *s, leveldb_writebatch_t *wb, td_batch *cons
             size_t y = x;
             uint32_t bucket = (uint32_t)order[x].k;
             td_buf_reset(&ids);
-            if (!td_buf_try_grow(&ids, 16 * (j - x))) {
+            if (!td_buf_try_grow(&ids, 5 * (j - x))) {
                 st = td_err_set(err, TD_NOMEM, "out of memory preparing a store write");
                 break;
             }
-            uint8_t *out = (uint8_t *)ids.data;
+            /* the traces' table positions, ascending and distinct, gap-coded */
+            bool asc = true;
             while (y < j && (uint32_t)order[y].k == bucket) {
-                memcpy(out + 16 * (y - x), refs[order[y].i].trace_id, 16);
+                pos[y - x] = order[y].tix;
+                asc = asc && (y == x || pos[y - x] > pos[y - x - 1]);
                 y++;
             }
-            td_buf_setlen(&ids, 16 * (y - x));
-            c->entries += y - x;
+            size_t np = y - x;
+            if (!asc) {
+                sort_pos(pos, pos + nr, np);
+            }
+            uint8_t *out = (uint8_t *)ids.data;
+            size_t olen = td__varint_put(out, pos[0]);
+            for (size_t z = 1; z < np; z++) {
+                if (pos[z] != pos[z - 1]) {
+                    olen += td__varint_put(out + olen, pos[z] - pos[z - 1] - 1);
+                }
+            }
+            td_buf_setlen(&ids, olen);
+            c->entries += np;
             td__put_be32(key + vend, bucket);
             td__put_be64(key + vend + 4, seq);
             leveldb_writebatch_put(wb, (const char *)key, vend + TD__IDX_TAIL, ids.data, ids.len);
@@ -1124,6 +1435,8 @@ static td_status put_index(td_store *s, leveldb_writebatch_t *wb, td_batch *cons
     }
     td_buf_release(&ids);
     td_free(order);
+    td_free(pos);
+    td_free(tix);
     td_free(refs);
     td_free(key);
     return st;
@@ -1636,8 +1949,63 @@ static bool count_one(void *ud, uint8_t type, const uint8_t *v, size_t len)
 /* One index hit collected by td_store_index_traces before sorting. */
 typedef struct idx_hit {
     uint32_t bucket;
-    uint8_t id[16];
+    uint32_t tix; /* position in the 'W' table of write seq */
+    uint64_t seq;
+    uint8_t id[16]; /* filled from the table */
 } idx_hit;
+
+static int cmp_hit_table(const void *pa, const void *pb)
+{
+    const idx_hit *a = pa, *b = pb;
+    if (a->seq != b->seq) {
+        return a->seq < b->seq ? -1 : 1;
+    }
+    return a->tix < b->tix ? -1 : a->tix > b->tix;
+}
+
+/*
+ * Fill the trace IDs of hits[0..n) from the writes' 'W' tables: sorted by
+ * write and position, each chunk of a table that holds a hit is read once (one
+ * leveldb_get of at most 1 KiB) and released before the next.
+ */
+static td_status resolve_hits(td_store *s, const char *tenant, size_t tlen, idx_hit *hits,
+                              size_t n, td_err *err)
+{
+    if (n > 1) {
+        qsort(hits, n, sizeof(*hits), cmp_hit_table);
+    }
+    uint8_t key[TD__KEY_WTAB_MAX];
+    for (size_t i = 0; i < n;) {
+        uint32_t chunk = hits[i].tix / TD__WTAB_CHUNK;
+        size_t kl = td__key_wtab(key, tenant, tlen, hits[i].seq, chunk);
+        char *lerr = NULL;
+        size_t vlen = 0;
+        char *v = leveldb_get(s->db, s->ropts, (const char *)key, kl, &vlen, &lerr);
+        if (lerr) {
+            td_status st = td_err_set(err, TD_IO, "store read failed: %s", lerr);
+            leveldb_free(lerr);
+            return st;
+        }
+        if (!v || vlen % 16 != 0) {
+            if (v) {
+                leveldb_free(v);
+            }
+            return td_err_set(err, TD_CORRUPT, "index names a missing or malformed write table");
+        }
+        size_t ntab = vlen / 16;
+        uint64_t seq = hits[i].seq;
+        for (; i < n && hits[i].seq == seq && hits[i].tix / TD__WTAB_CHUNK == chunk; i++) {
+            uint32_t off = hits[i].tix % TD__WTAB_CHUNK;
+            if (off >= ntab) {
+                leveldb_free(v);
+                return td_err_set(err, TD_CORRUPT, "index position beyond its write table");
+            }
+            memcpy(hits[i].id, v + 16 * (size_t)off, 16);
+        }
+        leveldb_free(v);
+    }
+    return TD_OK;
+}
 
 static int cmp_hit_desc(const void *pa, const void *pb)
 {
@@ -1759,6 +2127,7 @@ td_status td_store_index_traces(td_store *s, const char *tenant, uint8_t scope, 
     leveldb_iterator_t *vit = leveldb_create_iterator(s->db, s->ropts);
     leveldb_iterator_t *eit = leveldb_create_iterator(s->db, s->ropts);
     uint64_t nread = 0;
+    bool old_fmt = false;
     size_t n = plen;
     k0[n++] = type;
     n += td__esc_put(k0 + n, lo, lo_len);
@@ -1799,12 +2168,27 @@ td_status td_store_index_traces(td_store *s, const char *tenant, uint8_t scope, 
             if (bucket < b_lo) {
                 break;
             }
+            uint64_t wseq = td__get_be64(e + end + 4);
+            if (wseq < s->idx_fmt_seq) {
+                old_fmt = true; /* an older index format (FORMAT.md, Midxfmt) */
+                stop = true;
+                break;
+            }
             const uint8_t *ids = (const uint8_t *)leveldb_iter_value(eit, &vlen2);
-            if (vlen2 == 0 || vlen2 % 16 != 0) {
+            if (vlen2 == 0) {
                 st = td_err_set(err, TD_CORRUPT, "malformed index value (%zu bytes)", vlen2);
                 break;
             }
-            for (size_t x = 0; x < vlen2 / 16; x++) {
+            size_t vpos = 0;
+            uint32_t tix = 0;
+            for (size_t x = 0; vpos < vlen2; x++) {
+                uint32_t g;
+                if (!td__varint_get(ids, vlen2, &vpos, &g) ||
+                    (x && (uint64_t)tix + 1 + g > UINT32_MAX)) {
+                    st = td_err_set(err, TD_CORRUPT, "malformed index value (%zu bytes)", vlen2);
+                    break;
+                }
+                tix = x ? tix + 1 + g : g;
                 if (max_scan && nread >= max_scan) {
                     *truncated = true;
                     stop = true;
@@ -1822,7 +2206,8 @@ td_status td_store_index_traces(td_store *s, const char *tenant, uint8_t scope, 
                     cap = ncap;
                 }
                 hits[nhits].bucket = bucket;
-                memcpy(hits[nhits].id, ids + 16 * x, 16);
+                hits[nhits].tix = tix;
+                hits[nhits].seq = wseq;
                 nhits++;
             }
         }
@@ -1837,6 +2222,17 @@ td_status td_store_index_traces(td_store *s, const char *tenant, uint8_t scope, 
     leveldb_iter_destroy(vit);
     leveldb_iter_destroy(eit);
     td_free(k1);
+    if (!st && old_fmt) {
+        *exact = false;
+        goto done;
+    }
+    if (!st && *truncated) {
+        /* an incomplete answer is of no use to the planner: skip reading its tables */
+        goto done;
+    }
+    if (!st) {
+        st = resolve_hits(s, tenant, tlen, hits, nhits, err);
+    }
     if (!st) {
         if (nhits > 1) {
             qsort(hits, nhits, sizeof(*hits), cmp_hit_desc);
@@ -1874,4 +2270,449 @@ uint64_t td_store_approx_size_type(td_store *s, uint8_t rec_type)
     }
     leveldb_approximate_sizes(s->db, 1, &start_key, &start_len, &limit_key, &limit_len, &size);
     return size;
+}
+
+/* ---- retention (store/FORMAT.md, "Retention") ---- */
+
+/*
+ * Deletes gathered into bounded LevelDB write batches. A batch holding 'I' or
+ * 'K' deletes is committed under write_lock, and in the same critical section
+ * (FORMAT.md: the writer must not trust a note that a delete made stale) the
+ * recently-put 'K' table is cleared when the batch deletes 'K' records, and the
+ * distinct-value table when the batch removes the last record of a value (a
+ * key's count of distinct values drops). Deleting some records of a value that
+ * stays in the index leaves the table right, so the writer does not have to
+ * rebuild its value sets (up to index-max-values seeks per key) after most
+ * batches.
+ */
+#define RETAIN_BATCH_BYTES (4u << 20)
+
+enum {
+    RB_LOCK = 1, /* an 'I' or 'K' delete: commit under write_lock */
+    RB_TAGS = 2, /* a 'K' delete: clear tag_seen */
+};
+
+typedef struct rbatch {
+    td_store *s;
+    const atomic_bool *stop; /* may be NULL */
+    leveldb_writebatch_t *wb;
+    size_t bytes, n;
+    unsigned flags;  /* RB_* of the deletes in the batch */
+    bool clear_vals; /* the batch removes a value from the index */
+    bool hold;       /* rb_del does not flush: the caller flushes at value boundaries */
+} rbatch;
+
+static td_status rb_flush(rbatch *b, td_err *err)
+{
+    if (b->n == 0) {
+        return TD_OK;
+    }
+    char *lerr = NULL;
+    if (b->flags & RB_LOCK) {
+        pthread_mutex_lock(&b->s->write_lock);
+        leveldb_write(b->s->db, b->s->wopts, b->wb, &lerr);
+        if (b->clear_vals) {
+            idx_keys_clear(b->s);
+        }
+        if (b->flags & RB_TAGS) {
+            memset(b->s->tag_seen, 0, sizeof(b->s->tag_seen));
+        }
+        pthread_mutex_unlock(&b->s->write_lock);
+    } else {
+        leveldb_write(b->s->db, b->s->wopts, b->wb, &lerr);
+    }
+    leveldb_writebatch_clear(b->wb);
+    b->bytes = b->n = 0;
+    b->flags = 0;
+    b->clear_vals = false;
+    if (lerr) {
+        td_status st = td_err_set(err, TD_IO, "retention delete failed: %s", lerr);
+        leveldb_free(lerr);
+        return st;
+    }
+    return TD_OK;
+}
+
+static bool rb_stopped(const rbatch *b)
+{
+    return b->stop && atomic_load_explicit(b->stop, memory_order_relaxed);
+}
+
+static td_status rb_del(rbatch *b, const void *k, size_t klen, unsigned flags, td_err *err)
+{
+    leveldb_writebatch_delete(b->wb, (const char *)k, klen);
+    b->bytes += klen + 8;
+    b->n++;
+    b->flags |= flags;
+    return b->bytes >= RETAIN_BATCH_BYTES && !b->hold ? rb_flush(b, err) : TD_OK;
+}
+
+/* Move *pos past the escaped string at k[*pos..klen); false when malformed. */
+static bool esc_skip(const uint8_t *k, size_t klen, size_t *pos)
+{
+    size_t i = *pos;
+    while (i + 1 < klen) {
+        if (k[i] == 0) {
+            if (k[i + 1] == 0) {
+                *pos = i + 2;
+                return true;
+            }
+            if (k[i + 1] != 0xff) {
+                return false;
+            }
+            i += 2;
+        } else {
+            i++;
+        }
+    }
+    return false;
+}
+
+/*
+ * 'S' records of minutes before cb, and their fragments: per tenant one range
+ * from the tenant's first key to its first kept minute, then one seek to the
+ * next tenant. The 'T' key is rebuilt from the summary (trace ID, start, seq).
+ */
+static td_status retain_frags(td_store *s, leveldb_iterator_t *it, uint32_t cb, rbatch *b,
+                              uint64_t *nfrags, td_err *err)
+{
+    uint8_t tk[TD__KEY_TRACE_MAX], seek[TD__KEY_SUM_PREFIX_MAX + 5];
+    char c = TD__REC_SUM;
+    td_status st = TD_OK;
+    (void)s;
+    leveldb_iter_seek(it, &c, 1);
+    while (!st && leveldb_iter_valid(it) && !rb_stopped(b)) {
+        size_t klen, vlen;
+        const uint8_t *k = (const uint8_t *)leveldb_iter_key(it, &klen);
+        if (klen == 0 || k[0] != TD__REC_SUM) {
+            break;
+        }
+        size_t tl = klen > 1 ? k[1] : 0;
+        if (klen != 2 + tl + 28) {
+            return td_err_set(err, TD_CORRUPT, "malformed summary key (%zu bytes)", klen);
+        }
+        if (td__get_be32(k + 2 + tl) >= cb) {
+            /* the rest of this tenant is kept: skip to the next tenant */
+            memcpy(seek, k, 2 + tl);
+            memset(seek + 2 + tl, 0xff, 5);
+            leveldb_iter_seek(it, (const char *)seek, 2 + tl + 5);
+            continue;
+        }
+        const uint8_t *v = (const uint8_t *)leveldb_iter_value(it, &vlen);
+        if (vlen < TD__SUM_HDR || v[0] != TD__SUM_V1) {
+            return td_err_set(err, TD_CORRUPT, "malformed summary record (%zu bytes)", vlen);
+        }
+        size_t tkl = td__key_trace(tk, (const char *)k + 2, tl, k + 6 + tl, td__get_be64(v + 1),
+                                   td__get_be64(k + 22 + tl));
+        if ((st = rb_del(b, tk, tkl, 0, err)) == TD_OK &&
+            (st = rb_del(b, k, klen, 0, err)) == TD_OK) {
+            (*nfrags)++;
+            leveldb_iter_next(it);
+        }
+    }
+    return iter_status(it, st, err);
+}
+
+static int cmp_u64(const void *pa, const void *pb)
+{
+    uint64_t a = *(const uint64_t *)pa, b = *(const uint64_t *)pb;
+    return a < b ? -1 : a > b;
+}
+
+/* Sort v[0..n) and drop repeats; returns the new length. */
+static size_t sort_unique(uint64_t *v, size_t n)
+{
+    qsort(v, n, sizeof(*v), cmp_u64);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (m == 0 || v[m - 1] != v[i]) {
+            v[m++] = v[i];
+        }
+    }
+    return m;
+}
+
+/*
+ * The 'W' tables of one tenant whose 'I' records this pass deleted (seqs,
+ * any order, may repeat). A table goes when no 'I' record of its write is
+ * left: its write's index records are in the minutes of its fragments'
+ * starts, so that is when no fragment of the write starting at or after the
+ * cutoff exists. Such a fragment is one of the table's traces with a seq in
+ * [seq, next write's seq); for each trace, one seek to its first kept fragment.
+ * Fragments of a later write without index entries in that range only keep
+ * a table that could go (harmless).
+ */
+static td_status retain_wtabs(td_store *s, leveldb_readoptions_t *ro, const uint8_t *tk, size_t tl,
+                              uint64_t *seqs, size_t n, uint64_t cut_ns, uint64_t snap_seq,
+                              rbatch *b, uint64_t *nwtabs, td_err *err)
+{
+    if (n == 0) {
+        return TD_OK;
+    }
+    /* the 'I' deletes go first: a table must never go before its records */
+    td_status st = rb_flush(b, err);
+    if (st) {
+        return st;
+    }
+    bool hold = b->hold;
+    b->hold = false;
+    n = sort_unique(seqs, n);
+    /* it: next tables and fragments; wit: the chunks of the table at hand */
+    leveldb_iterator_t *it = leveldb_create_iterator(s->db, ro);
+    leveldb_iterator_t *wit = leveldb_create_iterator(s->db, ro);
+    uint8_t wk[TD__KEY_WTAB_MAX], nk[TD__KEY_WTAB_MAX], fk[TD__KEY_TRACE_MAX];
+    const char *tenant = (const char *)tk;
+    for (size_t i = 0; i < n && !st; i++) {
+        size_t wkl = td__key_wtab(wk, tenant, tl, seqs[i], 0);
+        size_t wpl = wkl - 4; /* 'W' | L | tenant | seq: every chunk of the table */
+        uint64_t next = snap_seq;
+        if (seqs[i] < UINT64_MAX) {
+            size_t nkl = td__key_wtab(nk, tenant, tl, seqs[i] + 1, 0);
+            leveldb_iter_seek(it, (const char *)nk, nkl);
+            if (leveldb_iter_valid(it)) {
+                size_t fl;
+                const uint8_t *f = (const uint8_t *)leveldb_iter_key(it, &fl);
+                if (fl == nkl && memcmp(f, nk, nkl - 12) == 0) {
+                    next = td__get_be64(f + nkl - 12);
+                }
+            }
+        }
+        bool keep = false, any = false;
+        for (leveldb_iter_seek(wit, (const char *)wk, wkl); !keep && leveldb_iter_valid(wit);
+             leveldb_iter_next(wit)) {
+            size_t fl, vlen;
+            const uint8_t *f = (const uint8_t *)leveldb_iter_key(wit, &fl);
+            if (fl != wkl || memcmp(f, wk, wpl) != 0) {
+                break;
+            }
+            any = true;
+            const uint8_t *v = (const uint8_t *)leveldb_iter_value(wit, &vlen);
+            for (size_t p = 0; p + 16 <= vlen && !keep; p += 16) {
+                size_t pl = td__key_trace_prefix(fk, tenant, tl, v + p);
+                td__put_be64(fk + pl, cut_ns);
+                leveldb_iter_seek(it, (const char *)fk, pl + 8);
+                for (; leveldb_iter_valid(it); leveldb_iter_next(it)) {
+                    size_t tl2;
+                    const uint8_t *t = (const uint8_t *)leveldb_iter_key(it, &tl2);
+                    if (tl2 != pl + 16 || memcmp(t, fk, pl) != 0) {
+                        break;
+                    }
+                    uint64_t fseq = td__get_be64(t + pl + 8);
+                    if (fseq >= seqs[i] && fseq < next) {
+                        keep = true;
+                        break;
+                    }
+                }
+            }
+        }
+        if (!any || keep) {
+            continue; /* an older-format record (no table), gone already, or still needed */
+        }
+        for (leveldb_iter_seek(wit, (const char *)wk, wkl); !st && leveldb_iter_valid(wit);
+             leveldb_iter_next(wit)) {
+            size_t fl;
+            const uint8_t *f = (const uint8_t *)leveldb_iter_key(wit, &fl);
+            if (fl != wkl || memcmp(f, wk, wpl) != 0) {
+                break;
+            }
+            if ((st = rb_del(b, f, fl, 0, err)) == TD_OK) {
+                (*nwtabs)++;
+            }
+        }
+    }
+    b->hold = hold;
+    st = iter_status(wit, st, err);
+    leveldb_iter_destroy(wit);
+    st = iter_status(it, st, err);
+    leveldb_iter_destroy(it);
+    return st;
+}
+
+/*
+ * 'I' records of minutes before cb, by seek-skip: the records of one (tenant,
+ * scope, key, type, value) are in minute order, so the old ones are read and
+ * deleted from the value's first key on, and the first kept one costs one seek
+ * to the next distinct value. Cost: the deleted records plus one seek per
+ * distinct value. The seqs of the deleted records name the 'W' tables that
+ * may go with them (retain_wtabs, per tenant, when the walk leaves it).
+ */
+static td_status retain_index(td_store *s, leveldb_readoptions_t *ro, leveldb_iterator_t *it,
+                              uint32_t cb, uint64_t cut_ns, uint64_t snap_seq, rbatch *b,
+                              td_store_retained *r, td_err *err)
+{
+    uint8_t *seek = td_malloc(TD__KEY_IDX_MAX);
+    uint8_t *cur = td_malloc(TD__KEY_IDX_MAX); /* the value at hand: its key up to the bucket */
+    size_t curlen = 0;
+    bool cur_kept = false;             /* a record of it is left */
+    uint8_t tenant[TD_TENANT_MAX + 2]; /* L | tenant of the walk's current tenant */
+    bool have_tenant = false;
+    uint64_t *seqs = NULL;
+    size_t nseqs = 0, cap = 0;
+    td_status st = seek && cur ? TD_OK : td_err_set(err, TD_NOMEM, "out of memory in retention");
+    /* flushes happen here, after the value boundary check, so a value's last delete and the
+     * clearing of the distinct-value table land in the same batch */
+    b->hold = true;
+    char c = TD__REC_IDX;
+    leveldb_iter_seek(it, &c, 1);
+    while (!st && leveldb_iter_valid(it) && !rb_stopped(b)) {
+        size_t klen;
+        const uint8_t *k = (const uint8_t *)leveldb_iter_key(it, &klen);
+        if (klen == 0 || k[0] != TD__REC_IDX) {
+            break;
+        }
+        size_t tl = klen > 1 ? k[1] : 0, pos = 3 + tl;
+        if (klen < pos || !esc_skip(k, klen, &pos) || ++pos > klen || !esc_skip(k, klen, &pos) ||
+            klen != pos + TD__IDX_TAIL || pos > TD__KEY_IDX_MAX) {
+            st = td_err_set(err, TD_CORRUPT, "malformed index key (%zu bytes)", klen);
+            break;
+        }
+        if (curlen != pos || memcmp(cur, k, pos) != 0) {
+            if (curlen && !cur_kept) {
+                b->clear_vals = true; /* the previous value has no record left */
+            }
+            memcpy(cur, k, pos);
+            curlen = pos;
+            cur_kept = false;
+        }
+        if (b->bytes >= RETAIN_BATCH_BYTES && (st = rb_flush(b, err)) != TD_OK) {
+            break;
+        }
+        if (!have_tenant || tenant[0] != tl || memcmp(tenant + 1, k + 2, tl) != 0) {
+            if (have_tenant) {
+                st = retain_wtabs(s, ro, tenant + 1, tenant[0], seqs, nseqs, cut_ns, snap_seq, b,
+                                  &r->write_tables, err);
+                nseqs = 0;
+                if (st) {
+                    break;
+                }
+            }
+            memcpy(tenant, k + 1, 1 + tl);
+            have_tenant = true;
+        }
+        if (td__get_be32(k + pos) >= cb) {
+            cur_kept = true;
+            memcpy(seek, k, pos);
+            leveldb_iter_seek(it, (const char *)seek, td__esc_successor(seek, pos));
+            continue;
+        }
+        if (nseqs == cap) {
+            /* records of one write repeat its seq: keep the distinct ones before growing */
+            nseqs = cap ? sort_unique(seqs, nseqs) : 0;
+            if (nseqs >= cap / 2 + cap / 4) {
+                size_t ncap = cap ? 2 * cap : 1024;
+                uint64_t *ns = td_realloc(seqs, ncap * sizeof(*ns));
+                if (!ns) {
+                    st = td_err_set(err, TD_NOMEM, "out of memory in retention");
+                    break;
+                }
+                seqs = ns;
+                cap = ncap;
+            }
+        }
+        seqs[nseqs++] = td__get_be64(k + pos + 4);
+        if ((st = rb_del(b, k, klen, RB_LOCK, err)) == TD_OK) {
+            r->index_records++;
+            leveldb_iter_next(it);
+        }
+    }
+    if (curlen && !cur_kept) {
+        b->clear_vals = true; /* the last value (or, when stopped, maybe) has no record left */
+    }
+    st = iter_status(it, st, err);
+    if (!st && have_tenant) {
+        st = retain_wtabs(s, ro, tenant + 1, tenant[0], seqs, nseqs, cut_ns, snap_seq, b,
+                          &r->write_tables, err);
+    }
+    b->hold = false;
+    td_free(seqs);
+    td_free(cur);
+    td_free(seek);
+    return st;
+}
+
+/* 'K' records of hours before ch, by seek-skip per distinct (tenant, scope, key). */
+static td_status retain_tags(leveldb_iterator_t *it, uint32_t ch, rbatch *b, uint64_t *ntags,
+                             td_err *err)
+{
+    uint8_t seek[TD__KEY_IDX_PREFIX_MAX];
+    td_status st = TD_OK;
+    char c = TD__REC_TAG;
+    leveldb_iter_seek(it, &c, 1);
+    while (!st && leveldb_iter_valid(it) && !rb_stopped(b)) {
+        size_t klen;
+        const uint8_t *k = (const uint8_t *)leveldb_iter_key(it, &klen);
+        if (klen == 0 || k[0] != TD__REC_TAG) {
+            break;
+        }
+        size_t tl = klen > 1 ? k[1] : 0, pos = 3 + tl;
+        if (klen < pos || !esc_skip(k, klen, &pos) || klen != pos + TD__TAG_TAIL ||
+            pos > sizeof(seek)) {
+            return td_err_set(err, TD_CORRUPT, "malformed tag name key (%zu bytes)", klen);
+        }
+        if (td__get_be32(k + pos) >= ch) {
+            memcpy(seek, k, pos);
+            leveldb_iter_seek(it, (const char *)seek, td__esc_successor(seek, pos));
+            continue;
+        }
+        if ((st = rb_del(b, k, klen, RB_LOCK | RB_TAGS, err)) == TD_OK) {
+            (*ntags)++;
+            leveldb_iter_next(it);
+        }
+    }
+    return iter_status(it, st, err);
+}
+
+td_status td_store_retain(td_store *s, uint64_t cutoff_ns, const atomic_bool *stop,
+                          td_store_retained *out, td_err *err)
+{
+    td_store_retained r = {0};
+    uint32_t cb = td__sum_bucket(cutoff_ns);
+    uint32_t ch = td__tag_bucket(cutoff_ns);
+    uint64_t cut_ns = (uint64_t)cb * TD__SUM_BUCKET_NS; /* the cutoff, down to its minute */
+    if (cb == 0) {
+        if (out) {
+            *out = r;
+        }
+        return TD_OK; /* nothing is older than minute 0 */
+    }
+    /*
+     * Everything is read from one snapshot and only what it holds is deleted:
+     * records a write adds during the pass (a late fragment of an old trace,
+     * with its summary, index records and 'W' table, all keyed by its new seq)
+     * are not in it and stay whole until the next pass. next_seq is read under
+     * the write lock together with the snapshot: every seq it holds is below.
+     */
+    pthread_mutex_lock(&s->write_lock);
+    const leveldb_snapshot_t *snap = leveldb_create_snapshot(s->db);
+    uint64_t snap_seq = s->next_seq;
+    pthread_mutex_unlock(&s->write_lock);
+    leveldb_readoptions_t *ro = leveldb_readoptions_create();
+    leveldb_readoptions_set_snapshot(ro, snap);
+    leveldb_readoptions_set_fill_cache(ro, 0);
+    leveldb_iterator_t *it = leveldb_create_iterator(s->db, ro);
+    rbatch b = {s, stop, leveldb_writebatch_create(), 0, 0, 0, false, false};
+
+    td_status st = retain_frags(s, it, cb, &b, &r.fragments, err);
+    if (!st && !rb_stopped(&b)) {
+        st = retain_index(s, ro, it, cb, cut_ns, snap_seq, &b, &r, err);
+    }
+    if (!st && !rb_stopped(&b)) {
+        st = retain_tags(it, ch, &b, &r.tag_records, err);
+    }
+    if (!st) {
+        st = rb_flush(&b, err);
+    }
+    leveldb_writebatch_destroy(b.wb);
+    leveldb_iter_destroy(it);
+    leveldb_readoptions_destroy(ro);
+    leveldb_release_snapshot(s->db, snap);
+    /* what was deleted before an error is gone all the same: count it */
+    td_count(TD_M_RETENTION_DELETED, r.fragments, "traces", "fragment");
+    td_count(TD_M_RETENTION_DELETED, r.index_records, "traces", "index");
+    td_count(TD_M_RETENTION_DELETED, r.tag_records, "traces", "tag");
+    td_count(TD_M_RETENTION_DELETED, r.write_tables, "traces", "write_table");
+    if (out) {
+        *out = r;
+    }
+    return st;
 }

@@ -24,6 +24,7 @@
 #include "core/queue.h"
 #include "core/status.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -151,6 +152,12 @@ typedef struct td_idx_entry {
     uint8_t type;  /* td_idx_type */
     uint16_t key_len;
     uint32_t val_len;
+    /*
+     * With td_batch.nvids > 0: the entry's value number in its batch, < nvids;
+     * two entries have the same number exactly when scope, key, type and value
+     * are equal. Ignored when nvids is 0 (the store compares the strings).
+     */
+    uint32_t vid;
     const uint8_t *key;
     const uint8_t *val;
 } td_idx_entry;
@@ -178,6 +185,7 @@ typedef struct td_batch {
     td_res *res;
     size_t nidx;     /* index entries (td_batch_new_idx); 0 for batches without */
     td_idx_entry *idx;
+    size_t nvids;    /* > 0: the entries' vid numbers their distinct values (0..nvids-1) */
 } td_batch;
 
 /*
@@ -210,9 +218,12 @@ typedef struct td_store_opts {
     uint64_t cache_bytes;        /* LevelDB block cache */
     uint64_t write_buffer_bytes; /* LevelDB memtable size */
     bool sync;                   /* fsync every write batch */
+    uint64_t max_open_files;     /* LevelDB table files kept open (0: the default, 128) */
     uint64_t index_max_value_len;   /* longer values are not indexed (counted) */
     uint64_t index_max_values;      /* distinct values indexed per tenant, scope and key */
     uint64_t profile_symbol_cache_bytes; /* profile store's symbol cache; 0 = 64 MiB */
+    int64_t retention_ms;           /* data older than this is deleted; 0 = keep forever */
+    int64_t retention_interval_ms;  /* time between retention passes */
 } td_store_opts;
 
 /* Option rows for td_config (TD_OPT_* rows pointing into a td_store_opts). */
@@ -231,7 +242,7 @@ void td_store_close(td_store *s);
  * atomic LevelDB write. The batches stay owned by the caller. A resource already
  * written recently (by this td_store, for the same tenant) is not written again.
  * A fragment's res_index must be < its batch's nres (a bug otherwise).
- * The batches' index entries become 'I' and 'K' records in the same write,
+ * The batches' index entries become 'I', 'K' and 'W' records in the same write,
  * within the index-max-value-len / index-max-values limits (entries over them
  * are counted in traced_index_skipped_total and left out); an entry's frag must
  * be < its batch's nfrags (a bug otherwise). This may read the index (at most
@@ -325,7 +336,9 @@ typedef bool (*td_index_trace_cb)(void *ud, const uint8_t trace_id[16], uint64_t
  * [lo, hi] (byte order within the type; lo == hi for equality) in a minute
  * bucket of [start_ns, end_ns], newest bucket first. A trace may be visited
  * more than once (one entry per bucket and per value). At most max_scan
- * entries are read (0 = no bound); *truncated says whether the bound stopped it.
+ * entries are read (0 = no bound); *truncated says whether the bound stopped it,
+ * and then nothing is visited (resolving positions to trace IDs costs a read
+ * per write, and the search planner drops incomplete answers).
  *
  * *exact tells whether the index is complete for this lookup: false when a
  * value in [lo, hi] may have been left out (too long, or its key reached its
@@ -334,12 +347,13 @@ typedef bool (*td_index_trace_cb)(void *ud, const uint8_t trace_id[16], uint64_t
  * written without index entries (batches with nidx == 0; store/FORMAT.md). When *exact is false
  * nothing is visited and the caller must find candidates another way.
  * String and keyword ranges (lo != hi) are never exact. Entries are collected
- * (at most max_scan) and sorted before the first callback; for a range of
- * several values, a truncated lookup holds the newest entries of the lowest
- * values, not the newest overall.
+ * (at most max_scan) and sorted before the first callback.
  * Cost: one seek per distinct value in [lo, hi], plus at most
  * index-max-values seeks to check the key's limit when lo is absent or for a
- * range. Errors as td_store_tag_values.
+ * range, plus one read of a write's trace table ('W') per distinct write among
+ * the entries read. Errors as td_store_tag_values, and TD_CORRUPT for a
+ * missing or malformed trace table. Records of an older index format
+ * (store/FORMAT.md, Midxfmt) make the lookup inexact.
  */
 td_status td_store_index_traces(td_store *s, const char *tenant, uint8_t scope, const char *key,
                                 size_t key_len, uint8_t type, const uint8_t *lo, size_t lo_len,
@@ -352,6 +366,34 @@ td_status td_store_index_traces(td_store *s, const char *tenant, uint8_t scope, 
  * LevelDB's estimate, which counts only data already flushed to table files.
  */
 uint64_t td_store_approx_size_type(td_store *s, uint8_t rec_type);
+
+/* Records deleted by one td_store_retain pass. */
+typedef struct td_store_retained {
+    uint64_t fragments;     /* 'T' records, each with its 'S' summary */
+    uint64_t index_records; /* 'I' */
+    uint64_t tag_records;   /* 'K' */
+    uint64_t write_tables;  /* 'W' records (table chunks) */
+} td_store_retained;
+
+/*
+ * One retention pass (store/FORMAT.md, "Retention"): delete every fragment
+ * that starts before cutoff_ns rounded down to its minute, with its summary,
+ * the index records of those minutes, the tag name records of the hours
+ * before cutoff_ns and the write tables no index record needs any more.
+ * Resource records are kept. Found through the summaries and by seek-skip over
+ * the index (never a scan of the fragments); deletes go in write batches of at
+ * most 4 MiB, so concurrent writes wait at most for one of them. Safe to run
+ * concurrently with td_store_write and reads (one pass at a time); fragments
+ * written during the pass stay whole. cutoff_ns == 0 deletes nothing; a second
+ * pass with the same cutoff deletes nothing more. When *stop (stop may be
+ * NULL) becomes true the pass ends early, after the current batch, with
+ * TD_OK (a later pass finishes the work). Counts what it deleted in
+ * traced_retention_deleted_total{store="traces"} and in *out (may be NULL),
+ * also on error. Errors: TD_IO, TD_CORRUPT, TD_NOMEM (what was deleted stays
+ * deleted; the next pass goes on).
+ */
+td_status td_store_retain(td_store *s, uint64_t cutoff_ns, const atomic_bool *stop,
+                          td_store_retained *out, td_err *err);
 
 /* Approximate bytes on disk (LevelDB's estimate over the whole key space). */
 uint64_t td_store_approx_size(td_store *s);

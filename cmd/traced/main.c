@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "store/pstore.h"
+#include "store/retention.h"
 #include "store/store.h"
 
 #include <malloc.h>
@@ -176,6 +177,7 @@ int main(int argc, char **argv)
     td_pstore *pstore = NULL;
     td_api *api = NULL;
     td_collector *col = NULL;
+    td_retention *ret = NULL;
     if (td_store_open(&sopts, &store, &err) != TD_OK) {
         td_log(TD_LOG_ERROR, "traced", "cannot open the store in %s: %s", sopts.dir, err.msg);
         goto out;
@@ -197,6 +199,11 @@ int main(int argc, char **argv)
     if (td_collector_new(&copts, td_sink_store(store), &col, &err) != TD_OK ||
         td_collector_start(col, &err) != TD_OK) {
         td_log(TD_LOG_ERROR, "traced", "cannot start the collector: %s", err.msg);
+        goto out;
+    }
+    /* after the collector: a failed start must not leave a thread deleting data */
+    if (td_retention_start(&sopts, store, pstore, &ret, &err) != TD_OK) {
+        td_log(TD_LOG_ERROR, "traced", "cannot start retention: %s", err.msg);
         goto out;
     }
     td_api_set_ready(api, true);
@@ -221,6 +228,8 @@ int main(int argc, char **argv)
     rc = 0;
 
 out:
+    /* first: its pass in progress ends after one write batch */
+    td_retention_stop(ret);
     td_collector_stop(col);
     if (api) {
         td_api_stop(api);

@@ -2186,7 +2186,6 @@ static void search_bad(td_store *s, const td__search_args *in, const char *want)
     td_buf_release(&out);
 }
 
-
 static void pbv(td_buf *b, uint64_t v)
 {
     do {
@@ -2217,8 +2216,7 @@ static void search_req(td_buf *b, const char *q, uint32_t spss)
 }
 
 /* Search over gRPC; every message must decode and carry metrics; returns the first. */
-static Tempopb__SearchResponse *grpc_search(grpc_channel *ch, const char *q, uint32_t spss,
-                                            gres *r)
+static Tempopb__SearchResponse *grpc_search(grpc_channel *ch, const char *q, uint32_t spss, gres *r)
 {
     td_buf req = TD_BUF_INIT;
     search_req(&req, q, spss);
@@ -2362,6 +2360,74 @@ static void test_logfmt(void)
     td_arena_release(&a);
 }
 
+/*
+ * A trace whose root arrives after its children (another service, a later
+ * request, an earlier start): the answer merges every fragment's summary, so
+ * the root service and name, the start and the duration are the whole trace's,
+ * whichever query finds it.
+ */
+static void test_search_late_root(void)
+{
+    td_log_set_level(TD_LOG_ERROR);
+    const char *tmp = getenv("TD_TEST_TMP");
+    char dir[512];
+    snprintf(dir, sizeof(dir), "%s/test_api_late.%d", tmp && *tmp ? tmp : "/tmp", (int)getpid());
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    mkdir(dir, 0755);
+    td_store_opts so = {.dir = dir, .cache_bytes = 1 << 20, .write_buffer_bytes = 1 << 20};
+    td_store *s = NULL;
+    td_err err;
+    td_err_init(&err);
+    TD_ASSERT_OK(td_store_open(&so, &s, &err));
+    const char *tid = "0000000000000000000000000000000d";
+    char child[512], child2[512], root[512];
+    /* children first: pay at +45 s (500 ms), then cart at +100 s (another minute) */
+    span_json(child, sizeof(child), tid, "00000000000000d2", "00000000000000d1", "charge", 45000,
+              500, 2);
+    span_json(child2, sizeof(child2), tid, "00000000000000d3", "00000000000000d1", "reserve",
+              100000, 200, 0);
+    /* the root last, starting first: edge, GET /late at +39 s, until +100.2 s */
+    span_json(root, sizeof(root), tid, "00000000000000d1", "", "GET /late", 39000, 61200, 0);
+    const char *order[][2] = {{"pay", child}, {"cart", child2}, {"edge", root}};
+    for (size_t i = 0; i < 3; i++) {
+        td_buf b = TD_BUF_INIT;
+        td_buf_addstr(&b, "{\"resourceSpans\":[");
+        otlp_json_rs(&b, order[i][0], order[i][1]);
+        td_buf_addstr(&b, "]}");
+        td_arena a;
+        td_arena_init(&a, 64 * 1024, 0);
+        td_otlp_request *req = NULL;
+        TD_ASSERT_OK(td_otlp_decode_json(b.data, b.len, &a, &req, &err));
+        td_batch *batch = NULL;
+        TD_ASSERT_OK(td_batch_build(req, TD_DEFAULT_TENANT, &a, &batch, NULL, &err));
+        TD_ASSERT_OK(td_store_write(s, &batch, 1, &err));
+        td_batch_free(batch);
+        td_arena_release(&a);
+        td_buf_release(&b);
+    }
+    const char *whole[] = {"\"traceID\":\"0000000000000000000000000000000d\",\"rootServiceName\":"
+                           "\"edge\",\"rootTraceName\":\"GET /late\",\"startTimeUnixNano\":"
+                           "\"1700000039000000000\",\"durationMs\":61200"};
+    const char *const queries[] = {"{resource.service.name=\"pay\" && status=error}",
+                                   "{name=\"reserve\"}",
+                                   "{rootServiceName=\"edge\"}",
+                                   "{rootName=\"GET /late\"}",
+                                   "{traceDuration > 1m}",
+                                   "{}"};
+    for (size_t i = 0; i < sizeof(queries) / sizeof(queries[0]); i++) {
+        search_expect(s, queries[i], NULL, NULL, NULL, whole, 1);
+    }
+    /* a window holding only the root's minute still finds the trace, whole */
+    td_buf out = TD_BUF_INIT;
+    td__search_args in = {
+        .q = "{rootServiceName=\"edge\"}", .start = "1700000030", .end = "1700000050"};
+    TD_ASSERT_EQ_INT(search_run(s, &in, &out), TD_OK);
+    TD_CHECK(strstr(out.data, whole[0]) != NULL);
+    td_buf_release(&out);
+    td_store_close(s);
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 /* ---- search through the index equals search over the summaries ---- */
 
 /*
@@ -2458,9 +2524,9 @@ static void test_search_index_equivalence(void)
                  "{\"key\":\"tags\",\"value\":{\"arrayValue\":{\"values\":["
                  "{\"stringValue\":\"%s\"},{\"stringValue\":\"%s\"}]}}}]}",
                  tid, t % 5, t % 3 + 1, (unsigned long long)st_ns,
-                 (unsigned long long)(st_ns + dur), t % 7 == 0 ? 2 : t % 2,
-                 t % 6 == 0 ? 500 : 200, t % 4 == 0 ? "0.5" : "2", t % 2 ? "true" : "false",
-                 tags[t % 3], tags[(t + 1) % 3]);
+                 (unsigned long long)(st_ns + dur), t % 7 == 0 ? 2 : t % 2, t % 6 == 0 ? 500 : 200,
+                 t % 4 == 0 ? "0.5" : "2", t % 2 ? "true" : "false", tags[t % 3],
+                 tags[(t + 1) % 3]);
         snprintf(body, sizeof(body),
                  "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\","
                  "\"value\":{\"stringValue\":\"svc%d\"}},{\"key\":\"http.status\","
@@ -2541,7 +2607,7 @@ static void test_search_index_equivalence(void)
             bool summarized;
         } cq[] = {
             {"{resource.service.name = \"svc1\" && kind = client}", 12, false}, /* retried */
-            {"{kind = client}", 20, true},        /* 32 traces > 20: summaries */
+            {"{kind = client}", 20, true},                    /* 32 traces > 20: summaries */
             {"{resource.service.name = \"nope\"}", 0, false}, /* exact and empty */
             {"{.flag = true && resource.service.name = \"svc1\"}", 12, false},
         };
@@ -2782,6 +2848,7 @@ TEST_LIST = {
     {"server_h2c", test_server_h2c},
     {"logfmt", test_logfmt},
     {"search", test_search},
+    {"search_late_root", test_search_late_root},
     {"search_index_equivalence", test_search_index_equivalence},
     {NULL, NULL},
 };

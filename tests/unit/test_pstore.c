@@ -20,6 +20,7 @@
 #include <ftw.h>
 #include <leveldb/c.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1322,7 +1323,178 @@ static void test_write_nomem(void)
     tmp_remove();
 }
 
+/* ---- retention ---- */
+
+static td_pstore_retained retain_ps(td_pstore *s, int64_t cutoff_ns)
+{
+    td_pstore_retained r;
+    td_err err;
+    td_err_init(&err);
+    TD_ASSERT_EQ_INT(td_pstore_retain(s, cutoff_ns, NULL, &r, &err), TD_OK);
+    return r;
+}
+
+/*
+ * Old profiles go, with their time keys; a series left without profiles goes
+ * with its postings (selectors no longer find it) and comes back under a new
+ * ID when written again. Passes are idempotent; cutoff 0 deletes nothing.
+ */
+static void test_retention(void)
+{
+    tmp_make();
+    td_pstore *s = open_ps();
+    for (int i = 0; i < 3; i++) {
+        write_three(s, "t1", T0 + i * 10000, 1);
+    }
+    write_three(s, "t2", T0, 1);
+    td_psample smp = {0, 1, 0, {0}};
+    td_pseries_in se = {lab_a_cpu, 3, &smp, 1};
+    td_pwrite w = {"t1", (T0 + 3600000) * 1000000, 0, locs, 5, stacks, 4, &se, 1};
+    td_err err;
+    td_err_init(&err);
+    TD_ASSERT_EQ_INT(td_pstore_write(s, &w, &err), TD_OK);
+    got_series g0 = series_of(s, "t1", NULL, 0, 0, 0);
+    TD_ASSERT_EQ_INT(g0.n, 3);
+
+    td_pstore_retained r = retain_ps(s, 0);
+    TD_ASSERT_EQ_U64(r.profiles + r.time_keys + r.series + r.postings, 0);
+    uint64_t before =
+        td_metric_get(td_metric_series(TD_M_RETENTION_DELETED, "profiles", "profile", NULL));
+
+    /* cutoff between the second and third profile: T0 and T0+10s go */
+    r = retain_ps(s, (T0 + 15000) * 1000000 + 500);
+    TD_ASSERT_EQ_U64(r.profiles, 9); /* 6 of t1, 3 of t2 */
+    TD_ASSERT_EQ_U64(r.time_keys, 9);
+    TD_ASSERT_EQ_U64(r.series, 3); /* t2's */
+    TD_ASSERT_EQ_U64(r.postings, 10);
+    TD_ASSERT_EQ_U64(
+        td_metric_get(td_metric_series(TD_M_RETENTION_DELETED, "profiles", "profile", NULL)),
+        before + 9);
+    got_series g = series_of(s, "t1", NULL, 0, 0, 0);
+    TD_ASSERT_EQ_INT(g.n, 3);
+    TD_ASSERT_EQ_INT(series_of(s, "t1", NULL, 0, T0, T0 + 10000).n, 0);
+    TD_ASSERT_EQ_INT(series_of(s, "t1", NULL, 0, T0 + 20000, T0 + 20000).n, 3);
+    TD_ASSERT_EQ_INT(series_of(s, "t2", NULL, 0, 0, 0).n, 0);
+    got_prof p = select_of(s, "t1", g.id, g.n, 0, 0, true);
+    TD_ASSERT_EQ_INT(p.n, 4);
+    for (size_t i = 0; i < p.n; i++) {
+        TD_CHECK(p.time[i] >= (T0 + 20000) * 1000000);
+    }
+    bool any;
+    int64_t oldest, newest;
+    TD_ASSERT_EQ_INT(td_pstore_stats(s, "t1", &any, &oldest, &newest, &err), TD_OK);
+    TD_CHECK(any);
+    TD_ASSERT_EQ_INT(oldest, T0 + 20000);
+    TD_ASSERT_EQ_INT(td_pstore_stats(s, "t2", &any, &oldest, &newest, &err), TD_OK);
+    TD_CHECK(!any);
+
+    /* past the third: b/cpu and a/alloc are left empty and disappear */
+    r = retain_ps(s, (T0 + 30000) * 1000000);
+    TD_ASSERT_EQ_U64(r.profiles, 3);
+    TD_ASSERT_EQ_U64(r.series, 2);
+    TD_ASSERT_EQ_U64(r.postings, 7);
+    g = series_of(s, "t1", NULL, 0, 0, 0);
+    TD_ASSERT_EQ_INT(g.n, 1);
+    TD_ASSERT_EQ_STR(g.labels[0], "service_name=a");
+    TD_ASSERT_EQ_INT(series_of(s, "t1", (const char *const[]){"{service_name=\"b\"}"}, 1, 0, 0).n,
+                     0);
+    TD_ASSERT_EQ_INT(
+        series_of(s, "t1", (const char *const[]){PT_ALLOC "{service_name=\"a\"}"}, 1, 0, 0).n, 0);
+    p = select_of(s, "t1", g0.id, g0.n, 0, 0, true);
+    TD_ASSERT_EQ_INT(p.n, 1);
+    TD_ASSERT_EQ_INT(p.sum[0], 1);
+
+    /* idempotent */
+    r = retain_ps(s, (T0 + 30000) * 1000000);
+    TD_ASSERT_EQ_U64(r.profiles + r.time_keys + r.series + r.postings, 0);
+
+    /* written again, the emptied series come back (new IDs, symbols reused) */
+    write_three(s, "t1", T0 + 7200000, 1);
+    g = series_of(s, "t1", NULL, 0, 0, 0);
+    TD_ASSERT_EQ_INT(g.n, 3);
+    TD_ASSERT_EQ_INT(series_of(s, "t1", (const char *const[]){"{service_name=\"b\"}"}, 1, 0, 0).n,
+                     1);
+    p = select_of(s, "t1", g.id, g.n, T0 + 7200000, 0, true);
+    TD_ASSERT_EQ_INT(p.n, 3);
+    TD_ASSERT_EQ_INT(p.sum[0] + p.sum[1] + p.sum[2], 35 + 11 + 4096);
+    td_pstore_close(s);
+    TD_ASSERT_EQ_U64(count_type('S', NULL), 3);
+    TD_ASSERT_EQ_U64(count_type('s', NULL), 3);
+    TD_ASSERT_EQ_U64(count_type('N', NULL), 10);
+    TD_ASSERT_EQ_U64(count_type('X', NULL), 4);
+    TD_ASSERT_EQ_U64(count_type('I', NULL), 4);
+    tmp_remove();
+}
+
+/*
+ * Retention passes racing a writer: new profiles of a/cpu, b/cpu and
+ * a/alloc, and old-only profiles of series x, which passes keep emptying
+ * (deleting the series) while the writer keeps creating it again. No write
+ * or pass fails, and a last pass leaves exactly the new profiles.
+ */
+static const td_plabel lab_x_cpu[] = {
+    {"__name__", "process_cpu"}, {"__profile_type__", PT_CPU}, {"service_name", "x"}};
+
+typedef struct ret_race {
+    td_pstore *s;
+    atomic_bool done;
+    int failures;
+} ret_race;
+
+enum { RRACE_N = 150 };
+
+static void *ret_race_writer(void *p)
+{
+    ret_race *c = p;
+    for (int i = 0; i < RRACE_N; i++) {
+        write_three(c->s, "t1", T0 + 3600000 + i, 1);
+        td_psample smp = {0, 1, 0, {0}};
+        td_pseries_in se = {lab_x_cpu, 3, &smp, 1};
+        td_pwrite w = {"t1", (T0 + i) * 1000000, 0, locs, 5, stacks, 4, &se, 1};
+        td_err err;
+        td_err_init(&err);
+        if (td_pstore_write(c->s, &w, &err) != TD_OK) {
+            c->failures++;
+        }
+    }
+    atomic_store(&c->done, true);
+    return NULL;
+}
+
+static void test_retention_race(void)
+{
+    tmp_make();
+    ret_race c = {.s = open_ps()};
+    atomic_init(&c.done, false);
+    pthread_t w;
+    TD_ASSERT_EQ_INT(pthread_create(&w, NULL, ret_race_writer, &c), 0);
+    int passes = 0;
+    while (!atomic_load(&c.done)) {
+        retain_ps(c.s, (T0 + 1800000) * 1000000);
+        passes++;
+    }
+    pthread_join(w, NULL);
+    TD_ASSERT_EQ_INT(c.failures, 0);
+    TD_CHECK(passes > 0);
+    retain_ps(c.s, (T0 + 1800000) * 1000000);
+    got_series g = series_of(c.s, "t1", NULL, 0, 0, 0);
+    TD_ASSERT_EQ_INT(g.n, 3);
+    TD_ASSERT_EQ_INT(series_of(c.s, "t1", (const char *const[]){"{service_name=\"x\"}"}, 1, 0, 0).n,
+                     0);
+    td_pstore_retained r = retain_ps(c.s, (T0 + 1800000) * 1000000);
+    TD_ASSERT_EQ_U64(r.profiles + r.time_keys + r.series + r.postings, 0);
+    td_pstore_close(c.s);
+    TD_ASSERT_EQ_U64(count_type('X', NULL), 3 * RRACE_N);
+    TD_ASSERT_EQ_U64(count_type('I', NULL), 3 * RRACE_N);
+    TD_ASSERT_EQ_U64(count_type('S', NULL), 3);
+    TD_ASSERT_EQ_U64(count_type('s', NULL), 3);
+    TD_ASSERT_EQ_U64(count_type('N', NULL), 10);
+    tmp_remove();
+}
+
 TEST_LIST = {
+    {"retention_race", test_retention_race},
+    {"retention", test_retention},
     {"selector_parse", test_selector_parse},
     {"selector_errors", test_selector_errors},
     {"selector_match", test_selector_match},

@@ -18,6 +18,8 @@
 
 #include <ftw.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <leveldb/c.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1739,10 +1741,10 @@ static void test_idx_round_trip(void)
                                 &exact, &trunc, &b),
                      want);
     TD_CHECK(exact && !trunc);
-    snprintf(want, sizeof(want), "3@%llu;", (unsigned long long)(m0 + 120));
+    /* a truncated lookup says so and visits nothing */
     TD_ASSERT_EQ_STR(traces_str(s, "t", 'r', "service.name", 's', "api", 0, UINT64_MAX / 2, 1,
                                 &exact, &trunc, &b),
-                     want);
+                     "");
     TD_CHECK(exact && trunc);
     /* window cuts the later one; absent values are exactly empty */
     traces_str(s, "t", 'r', "service.name", 's', "api", t0, t0 + HOUR_NS, 0, &exact, &trunc, &b);
@@ -1941,6 +1943,153 @@ static void test_idx_since_and_hole(void)
     tmp_remove();
 }
 
+/*
+ * A store whose 'I' records have the older format (raw trace IDs, no Midxfmt
+ * mark): lookups meeting them are inexact, also for data dated after the
+ * reopen (so Midxsince alone would not catch them), while records written
+ * after the reopen are read through their 'W' tables.
+ */
+static void test_idx_old_format(void)
+{
+    tmp_make();
+    td_store_opts o = opts_for("db");
+    td_store *s = open_store(&o);
+    td_buf b = TD_BUF_INIT;
+    bool exact, trunc;
+    const uint64_t far = UINT64_MAX / 4; /* far after the wall clock */
+    unsigned tids[] = {1, 2};
+    uint64_t starts[] = {far, far + MIN_NS};
+    ispec e[] = {{0, 's', 's', "k", "v", 0}, {1, 's', 's', "k", "v", 0}};
+    write_idx(s, "t", tids, starts, 2, e, 2);
+    traces_str(s, "t", 's', "k", 's', "v", far, far + HOUR_NS, 0, &exact, &trunc, &b);
+    TD_CHECK(exact);
+    TD_CHECK(strncmp(b.data, "2@", 2) == 0 && strstr(b.data, ";1@") != NULL);
+    td_store_close(s);
+    meta_delete(&o, TD__KEY_META_IDX_FMT);
+    s = open_store(&o);
+    traces_str(s, "t", 's', "k", 's', "v", far, far + HOUR_NS, 0, &exact, &trunc, &b);
+    TD_CHECK(!exact);
+    /* new records in another window are read */
+    unsigned tids2[] = {3};
+    uint64_t starts2[] = {far + 2 * HOUR_NS};
+    write_idx(s, "t", tids2, starts2, 1, e, 1);
+    traces_str(s, "t", 's', "k", 's', "v", far + HOUR_NS + 1, far + 3 * HOUR_NS, 0, &exact,
+               &trunc, &b);
+    TD_CHECK(exact);
+    TD_CHECK(strncmp(b.data, "3@", 2) == 0);
+    td_store_close(s);
+    s = open_store(&o); /* the boundary persists */
+    traces_str(s, "t", 's', "k", 's', "v", far, far + HOUR_NS, 0, &exact, &trunc, &b);
+    TD_CHECK(!exact);
+    traces_str(s, "t", 's', "k", 's', "v", far + HOUR_NS + 1, far + 3 * HOUR_NS, 0, &exact,
+               &trunc, &b);
+    TD_CHECK(exact);
+    td_store_close(s);
+    opts_release(&o);
+    td_buf_release(&b);
+    tmp_remove();
+}
+
+/* A write of more traces than one 'W' chunk holds: every position resolves to its trace. */
+static void test_idx_wtab_chunks(void)
+{
+    tmp_make();
+    td_store_opts o = opts_for("db");
+    td_store *s = open_store(&o);
+    enum { N = 200 };
+    unsigned tids[N];
+    uint64_t starts[N];
+    ispec e[N + N / 3 + 1];
+    size_t ne = 0;
+    for (unsigned i = 0; i < N; i++) {
+        tids[i] = i + 1;
+        starts[i] = MIN_NS;
+        e[ne++] = (ispec){i, 's', 's', "k", "v", 0};
+        if (i % 3 == 0) {
+            e[ne++] = (ispec){i, 's', 's', "k", "w", 0};
+        }
+    }
+    write_idx(s, "t", tids, starts, N, e, ne);
+    td_buf b = TD_BUF_INIT;
+    bool exact, trunc;
+    for (int pass = 0; pass < 2; pass++) {
+        const char *val = pass ? "w" : "v";
+        traces_str(s, "t", 's', "k", 's', val, 0, HOUR_NS, 0, &exact, &trunc, &b);
+        TD_CHECK(exact && !trunc);
+        size_t n = 0;
+        for (const char *c = b.data; *c; c++) {
+            n += *c == ';';
+        }
+        TD_ASSERT_EQ_U64(n, pass ? (N + 2) / 3 : N);
+        for (unsigned i = 0; i < N; i += pass ? 3 : 1) {
+            char want[32];
+            snprintf(want, sizeof(want), "%u@1;", i + 1);
+            char pre[34];
+            snprintf(pre, sizeof(pre), ";%s", want);
+            TD_CHECK(strncmp(b.data, want, strlen(want)) == 0 || strstr(b.data, pre) != NULL);
+        }
+    }
+    td_buf_release(&b);
+    td_store_close(s);
+    opts_release(&o);
+    tmp_remove();
+}
+
+/* A lookup whose write table is missing, short or malformed reports TD_CORRUPT. */
+static void test_idx_wtab_corrupt(void)
+{
+    tmp_make();
+    td_store_opts o = opts_for("db");
+    td_store *s = open_store(&o);
+    unsigned tids[] = {1, 2};
+    uint64_t starts[] = {MIN_NS, MIN_NS};
+    ispec e[] = {{0, 's', 's', "k", "v", 0}, {1, 's', 's', "k", "v", 0}};
+    write_idx(s, "t", tids, starts, 2, e, 2);
+    td_store_close(s);
+    /* the write's table key */
+    raw_db r;
+    raw_open(&r, &o);
+    uint8_t wkey[TD__KEY_WTAB_MAX];
+    size_t wlen = 0;
+    leveldb_iterator_t *it = leveldb_create_iterator(r.db, r.ro);
+    leveldb_iter_seek(it, "W", 1);
+    TD_CHECK(leveldb_iter_valid(it));
+    const char *k = leveldb_iter_key(it, &wlen);
+    TD_CHECK(wlen == 2 + 1 + 8 + 4 && k[0] == 'W');
+    memcpy(wkey, k, wlen);
+    size_t vlen;
+    (void)leveldb_iter_value(it, &vlen);
+    TD_ASSERT_EQ_U64(vlen, 32); /* two distinct traces */
+    leveldb_iter_destroy(it);
+    static const char *const bad[] = {"0123456789abcdef", "short"}; /* one trace; 5 bytes */
+    for (size_t i = 0; i < 3; i++) {
+        if (i < 2) {
+            raw_put(&r, wkey, wlen, bad[i], strlen(bad[i]));
+        } else {
+            char *lerr = NULL;
+            leveldb_delete(r.db, r.wo, (const char *)wkey, wlen, &lerr);
+            TD_CHECK(lerr == NULL);
+        }
+        raw_close(&r);
+        s = open_store(&o);
+        td_err err;
+        td_err_init(&err);
+        bool exact, trunc;
+        td_buf b = TD_BUF_INIT;
+        TD_ASSERT_EQ_INT(td_store_index_traces(s, "t", 's', "k", 1, 's', (const uint8_t *)"v", 1,
+                                               (const uint8_t *)"v", 1, 0, HOUR_NS, 0, trace_cb,
+                                               &b, &exact, &trunc, &err),
+                         TD_CORRUPT);
+        TD_CHECK(!exact);
+        td_buf_release(&b);
+        td_store_close(s);
+        raw_open(&r, &o);
+    }
+    raw_close(&r);
+    opts_release(&o);
+    tmp_remove();
+}
+
 /* A write that fails leaves no index entry, tag name or counted value behind. */
 static void test_idx_write_oom(void)
 {
@@ -1993,13 +2142,423 @@ static void test_idx_write_oom(void)
     tmp_remove();
 }
 
+/* ---- retention ---- */
+
+static td_store_retained retain(td_store *s, uint64_t cutoff)
+{
+    td_store_retained r;
+    td_err err;
+    td_err_init(&err);
+    TD_ASSERT_OK(td_store_retain(s, cutoff, NULL, &r, &err));
+    return r;
+}
+
+/* The trace IDs (last byte) of every summary of tenant, newest minute first. */
+static const char *sum_tids(td_store *s, const char *tenant, td_buf *b)
+{
+    sum_seen w = {0};
+    uint64_t scanned;
+    bool trunc;
+    td_err err;
+    td_err_init(&err);
+    TD_ASSERT_OK(
+        td_store_summaries(s, tenant, 0, UINT64_MAX / 2, 0, sum_cb, &w, &scanned, &trunc, &err));
+    td_buf_reset(b);
+    td_buf_addstr(b, w.text);
+    return b->data;
+}
+
+static size_t raw_count_store(const td_store_opts *o, uint8_t type, const char *tenant)
+{
+    raw_db r;
+    raw_open(&r, o);
+    uint8_t p[2 + TD_TENANT_MAX];
+    size_t tl = strlen(tenant);
+    p[0] = type;
+    p[1] = (uint8_t)tl;
+    memcpy(p + 2, tenant, tl);
+    size_t n = raw_count(&r, p, 2 + tl, NULL);
+    raw_close(&r);
+    return n;
+}
+
+/*
+ * Data on both sides of the cutoff: old traces go from trace-by-ID, the
+ * summaries, tag values and lookups; new ones stay. A trace with an old and a
+ * new fragment keeps the new one only (retention is per fragment, by start).
+ * 'W' tables go once no index record of their write is left.
+ */
+static void test_retention_traces(void)
+{
+    tmp_make();
+    td_store_opts o = opts_for("db");
+    td_store *s = open_store(&o);
+    td_buf b = TD_BUF_INIT;
+    uint64_t t0 = 1000 * HOUR_NS;
+    uint64_t cutoff = t0 + 10 * MIN_NS + 30000000000ull; /* minute 10 of hour 1000, +30 s */
+    uint64_t m0 = t0 / MIN_NS;
+
+    /* write 1: trace 1 (old, minute 0) and trace 6 (two hours older) */
+    write_idx(s, "t", (unsigned[]){1, 6}, (uint64_t[]){t0 + 5, t0 - 2 * HOUR_NS}, 2,
+              (ispec[]){{0, 'r', 's', "service.name", "api", 0},
+                        {0, 's', 'i', "http.status", NULL, 200},
+                        {1, 's', 's', "ancient.key", "v", 0}},
+              3);
+    /* write 2: trace 2 (new, minute 20) and trace 4 (old, minute 9): one 'W' table */
+    write_idx(s, "t", (unsigned[]){2, 4}, (uint64_t[]){t0 + 20 * MIN_NS, t0 + 9 * MIN_NS}, 2,
+              (ispec[]){{0, 'r', 's', "service.name", "api", 0},
+                        {0, 's', 'i', "http.status", NULL, 500},
+                        {1, 's', 'i', "http.status", NULL, 404}},
+              3);
+    /* writes 3 and 4: trace 3, an old fragment (minute 1) and a new one (minute 30) */
+    write_idx(s, "t", (unsigned[]){3}, (uint64_t[]){t0 + MIN_NS}, 1,
+              (ispec[]){{0, 'r', 's', "service.name", "db", 0}}, 1);
+    write_idx(s, "t", (unsigned[]){3}, (uint64_t[]){t0 + 30 * MIN_NS}, 1,
+              (ispec[]){{0, 'r', 's', "service.name", "db", 0}}, 1);
+    /* write 5: another tenant, old */
+    write_idx(s, "u", (unsigned[]){5}, (uint64_t[]){t0 + 2 * MIN_NS}, 1,
+              (ispec[]){{0, 'r', 's', "service.name", "api", 0}}, 1);
+    /* the boundary minute itself is kept: a fragment at minute 10 + 1 s */
+    write_idx(s, "t", (unsigned[]){7}, (uint64_t[]){t0 + 10 * MIN_NS + 1000000000ull}, 1,
+              (ispec[]){{0, 'r', 's', "service.name", "edge", 0}}, 1);
+
+    TD_ASSERT_EQ_STR(names(s, "t", 's', 0, 0, 0, &b), "s:ancient.key;s:http.status;");
+    uint64_t before =
+        td_metric_get(td_metric_series(TD_M_RETENTION_DELETED, "traces", "fragment", NULL));
+
+    /* retention 0 / cutoff 0 deletes nothing */
+    td_store_retained r = retain(s, 0);
+    TD_ASSERT_EQ_U64(r.fragments + r.index_records + r.tag_records + r.write_tables, 0);
+
+    r = retain(s, cutoff);
+    TD_ASSERT_EQ_U64(r.fragments, 5);     /* 1, 6, 4, 3's old one, 5 */
+    TD_ASSERT_EQ_U64(r.write_tables, 3);  /* writes 1, 3 and 5 */
+    TD_ASSERT_EQ_U64(r.tag_records, 1);   /* ancient.key's hour */
+    TD_ASSERT_EQ_U64(r.index_records, 6); /* api, 200, ancient.key, 404, db; u: api */
+    TD_ASSERT_EQ_U64(
+        td_metric_get(td_metric_series(TD_M_RETENTION_DELETED, "traces", "fragment", NULL)),
+        before + 5);
+
+    /* trace by ID */
+    TD_ASSERT_EQ_INT(read_trace(s, "t", 1, 0, 0, &b), TD_NOT_FOUND);
+    TD_ASSERT_EQ_INT(read_trace(s, "t", 4, 0, 0, &b), TD_NOT_FOUND);
+    TD_ASSERT_EQ_INT(read_trace(s, "t", 6, 0, 0, &b), TD_NOT_FOUND);
+    TD_ASSERT_EQ_INT(read_trace(s, "u", 5, 0, 0, &b), TD_NOT_FOUND);
+    TD_ASSERT_EQ_INT(read_trace(s, "t", 2, 0, 0, &b), TD_OK);
+    TD_ASSERT_EQ_STR(b.data, "x;");
+    TD_ASSERT_EQ_INT(read_trace(s, "t", 3, 0, 0, &b), TD_OK);
+    TD_ASSERT_EQ_STR(b.data, "x;"); /* only its new fragment */
+    TD_ASSERT_EQ_INT(read_trace(s, "t", 7, 0, 0, &b), TD_OK);
+
+    /* search candidates (summaries): newest minute first */
+    char want[256];
+    snprintf(want, sizeof(want), "3@%llu/0;2@%llu/0;7@%llu/0", (unsigned long long)(m0 + 30),
+             (unsigned long long)(m0 + 20), (unsigned long long)(m0 + 10));
+    TD_ASSERT_EQ_STR(sum_tids(s, "t", &b), want);
+    TD_ASSERT_EQ_STR(sum_tids(s, "u", &b), "");
+
+    /* tag names and values */
+    TD_ASSERT_EQ_STR(names(s, "t", 's', 0, 0, 0, &b), "s:http.status;");
+    TD_ASSERT_EQ_STR(values(s, "t", 's', "http.status", 0, 0, 0, &b), "i:500;");
+    TD_ASSERT_EQ_STR(values(s, "t", 'r', "service.name", 0, 0, 0, &b), "s:api;s:db;s:edge;");
+    TD_ASSERT_EQ_STR(values(s, "u", 'r', "service.name", 0, 0, 0, &b), "");
+    TD_ASSERT_EQ_STR(values(s, "t", 's', "ancient.key", 0, 0, 0, &b), "");
+
+    /* lookups stay exact, over windows reaching before the cutoff too */
+    bool exact, trunc;
+    snprintf(want, sizeof(want), "2@%llu;", (unsigned long long)(m0 + 20));
+    TD_ASSERT_EQ_STR(traces_str(s, "t", 'r', "service.name", 's', "api", 0, UINT64_MAX / 2, 0,
+                                &exact, &trunc, &b),
+                     want);
+    TD_CHECK(exact);
+    snprintf(want, sizeof(want), "3@%llu;", (unsigned long long)(m0 + 30));
+    TD_ASSERT_EQ_STR(traces_str(s, "t", 'r', "service.name", 's', "db", 0, UINT64_MAX / 2, 0,
+                                &exact, &trunc, &b),
+                     want);
+    TD_CHECK(exact);
+    snprintf(want, sizeof(want), "2@%llu;", (unsigned long long)(m0 + 20));
+    TD_ASSERT_EQ_STR(traces_num(s, "t", 's', "http.status", 0, 999, 0, UINT64_MAX / 2, &exact, &b),
+                     want); /* write 2's table is still there */
+    TD_CHECK(exact);
+    TD_ASSERT_EQ_STR(
+        traces_num(s, "t", 's', "http.status", 200, 200, 0, UINT64_MAX / 2, &exact, &b), "");
+    TD_CHECK(exact);
+
+    /* idempotent */
+    r = retain(s, cutoff);
+    TD_ASSERT_EQ_U64(r.fragments + r.index_records + r.tag_records + r.write_tables, 0);
+
+    /* writes go on after a pass: an old value can come back, new ones are indexed */
+    write_idx(s, "t", (unsigned[]){8}, (uint64_t[]){t0 + 40 * MIN_NS}, 1,
+              (ispec[]){{0, 's', 'i', "http.status", NULL, 200}}, 1);
+    snprintf(want, sizeof(want), "8@%llu;", (unsigned long long)(m0 + 40));
+    TD_ASSERT_EQ_STR(
+        traces_num(s, "t", 's', "http.status", 200, 200, 0, UINT64_MAX / 2, &exact, &b), want);
+    td_store_close(s);
+
+    /* on disk: the tables of writes 2, 4, 6 and 7 are left, none of tenant u */
+    TD_ASSERT_EQ_U64(raw_count_store(&o, 'W', "t"), 4);
+    TD_ASSERT_EQ_U64(raw_count_store(&o, 'W', "u"), 0);
+    TD_ASSERT_EQ_U64(raw_count_store(&o, 'I', "u"), 0);
+    TD_ASSERT_EQ_U64(raw_count_store(&o, 'T', "t"), 4);
+
+    td_buf_release(&b);
+    opts_release(&o);
+    tmp_remove();
+}
+
+/*
+ * Many writes (more distinct write seqs than the first seq buffer holds), a
+ * stop flag set before the pass (nothing deleted, TD_OK), then the full pass.
+ */
+static void test_retention_many(void)
+{
+    tmp_make();
+    td_store_opts o = opts_for("db");
+    td_store *s = open_store(&o);
+    td_buf b = TD_BUF_INIT;
+    uint64_t t0 = 1000 * HOUR_NS;
+    enum { N = 1500 };
+    for (unsigned i = 0; i < N; i++) {
+        /* old fragments in minutes 0..4, a new one every 100 writes */
+        uint64_t start = i % 100 == 99 ? t0 + 30 * MIN_NS + i : t0 + (i % 5) * MIN_NS + i;
+        write_idx(s, "t", (unsigned[]){i + 1}, (uint64_t[]){start}, 1,
+                  (ispec[]){{0, 'r', 's', "service.name", i % 2 ? "a" : "b", 0}}, 1);
+    }
+    atomic_bool stop = true;
+    td_store_retained r;
+    td_err err;
+    td_err_init(&err);
+    TD_ASSERT_OK(td_store_retain(s, t0 + 10 * MIN_NS, &stop, &r, &err));
+    TD_ASSERT_EQ_U64(r.fragments + r.index_records + r.write_tables, 0);
+    TD_ASSERT_EQ_INT(read_trace(s, "t", 1, 0, 0, &b), TD_OK);
+
+    r = retain(s, t0 + 10 * MIN_NS);
+    TD_ASSERT_EQ_U64(r.fragments, N - N / 100);
+    TD_ASSERT_EQ_U64(r.index_records, N - N / 100);
+    TD_ASSERT_EQ_U64(r.write_tables, N - N / 100);
+    TD_ASSERT_EQ_INT(read_trace(s, "t", 1, 0, 0, &b), TD_NOT_FOUND);
+    TD_ASSERT_EQ_INT(read_trace(s, "t", 100, 0, 0, &b), TD_OK);
+    bool exact, trunc;
+    traces_str(s, "t", 'r', "service.name", 's', "b", 0, UINT64_MAX / 2, 0, &exact, &trunc, &b);
+    TD_CHECK(exact);
+    TD_ASSERT_EQ_U64(b.len, 0); /* every kept write (i = 99, 199, ...) has i odd: "a" */
+    traces_str(s, "t", 'r', "service.name", 's', "a", 0, UINT64_MAX / 2, 0, &exact, &trunc, &b);
+    TD_CHECK(exact);
+    size_t n = 0;
+    for (size_t i = 0; i < b.len; i++) {
+        n += b.data[i] == ';';
+    }
+    TD_ASSERT_EQ_U64(n, N / 100);
+    td_store_close(s);
+    TD_ASSERT_EQ_U64(raw_count_store(&o, 'W', "t"), N / 100);
+    TD_ASSERT_EQ_U64(raw_count_store(&o, 'T', "t"), N / 100);
+    TD_ASSERT_EQ_U64(raw_count_store(&o, 'S', "t"), N / 100);
+    td_buf_release(&b);
+    opts_release(&o);
+    tmp_remove();
+}
+
+/*
+ * Retention passes racing a writer of old and new fragments and a reader of
+ * index lookups: no pass or lookup fails (a 'W' table never goes before the
+ * records naming it), and once the writer is done one more pass leaves
+ * exactly the new fragments, all found through the index.
+ */
+typedef struct race_ctx {
+    td_store *s;
+    uint64_t t0;
+    atomic_bool done;
+    int failures;
+} race_ctx;
+
+enum { RACE_N = 600 };
+
+static void *race_writer(void *p)
+{
+    race_ctx *c = p;
+    for (unsigned i = 0; i < RACE_N; i++) {
+        /* a late fragment of an old trace next to a new one, in one write */
+        uint64_t old = c->t0 + (i % 5) * MIN_NS, now = c->t0 + 30 * MIN_NS + i;
+        td_batch *b = make_idx_batch(
+            "t", (unsigned[]){i % 50 + 1, 1000 + i}, (uint64_t[]){old, now}, 2,
+            (ispec[]){{0, 'r', 's', "service.name", "a", 0}, {1, 'r', 's', "service.name", "a", 0}},
+            2);
+        td_err err;
+        td_err_init(&err);
+        if (td_store_write(c->s, &b, 1, &err) != TD_OK) {
+            c->failures++;
+        }
+        td_batch_free(b);
+    }
+    atomic_store(&c->done, true);
+    return NULL;
+}
+
+static bool race_count(void *ud, const uint8_t id[16], uint64_t bucket)
+{
+    (void)id;
+    (void)bucket;
+    (*(size_t *)ud)++;
+    return true;
+}
+
+static void *race_reader(void *p)
+{
+    race_ctx *c = p;
+    while (!atomic_load(&c->done)) {
+        size_t n = 0;
+        bool exact, trunc;
+        td_err err;
+        td_err_init(&err);
+        if (td_store_index_traces(c->s, "t", 'r', "service.name", 12, 's', (const uint8_t *)"a", 1,
+                                  (const uint8_t *)"a", 1, 0, UINT64_MAX / 2, 0, race_count, &n,
+                                  &exact, &trunc, &err) != TD_OK) {
+            fprintf(stderr, "  lookup: %s\n", err.msg);
+            c->failures++;
+        }
+    }
+    return NULL;
+}
+
+static void test_retention_race(void)
+{
+    tmp_make();
+    td_store_opts o = opts_for("db");
+    race_ctx c = {.s = open_store(&o), .t0 = 1000 * HOUR_NS};
+    atomic_init(&c.done, false);
+    pthread_t w, rd;
+    TD_ASSERT_EQ_INT(pthread_create(&w, NULL, race_writer, &c), 0);
+    TD_ASSERT_EQ_INT(pthread_create(&rd, NULL, race_reader, &c), 0);
+    unsigned passes = 0;
+    while (!atomic_load(&c.done)) {
+        retain(c.s, c.t0 + 10 * MIN_NS);
+        passes++;
+    }
+    pthread_join(w, NULL);
+    pthread_join(rd, NULL);
+    TD_ASSERT_EQ_INT(c.failures, 0);
+    TD_CHECK(passes > 0);
+    retain(c.s, c.t0 + 10 * MIN_NS);
+    size_t n = 0;
+    bool exact, trunc;
+    td_err err;
+    td_err_init(&err);
+    TD_ASSERT_OK(td_store_index_traces(c.s, "t", 'r', "service.name", 12, 's', (const uint8_t *)"a",
+                                       1, (const uint8_t *)"a", 1, 0, UINT64_MAX / 2, 0, race_count,
+                                       &n, &exact, &trunc, &err));
+    TD_CHECK(exact);
+    TD_ASSERT_EQ_U64(n, RACE_N);
+    td_store_retained r = retain(c.s, c.t0 + 10 * MIN_NS);
+    TD_ASSERT_EQ_U64(r.fragments + r.index_records + r.write_tables + r.tag_records, 0);
+    td_store_close(c.s);
+    TD_ASSERT_EQ_U64(raw_count_store(&o, 'T', "t"), RACE_N);
+    TD_ASSERT_EQ_U64(raw_count_store(&o, 'W', "t"), RACE_N);
+    opts_release(&o);
+    tmp_remove();
+}
+
+/* A write of more traces than one 'W' chunk holds: its chunks go together or stay together. */
+static void test_retention_chunks(void)
+{
+    tmp_make();
+    td_store_opts o = opts_for("db");
+    td_store *s = open_store(&o);
+    td_buf b = TD_BUF_INIT;
+    uint64_t t0 = 1000 * HOUR_NS;
+    enum { NT = 2 * TD__WTAB_CHUNK + 2 }; /* three chunks */
+    unsigned tids[NT];
+    uint64_t starts[NT];
+    ispec e[NT];
+    for (unsigned w = 0; w < 2; w++) {
+        for (unsigned i = 0; i < NT; i++) {
+            tids[i] = 1 + w * 1000 + i;
+            /* write 1 (w = 1): its last trace, in the last chunk, is new */
+            starts[i] = w == 1 && i == NT - 1 ? t0 + 30 * MIN_NS : t0 + i;
+            e[i] = (ispec){i, 'r', 's', "service.name", w == 1 && i == NT - 1 ? "new" : "old", 0};
+        }
+        write_idx(s, "t", tids, starts, NT, e, NT);
+    }
+    td_store_retained r = retain(s, t0 + 10 * MIN_NS);
+    TD_ASSERT_EQ_U64(r.fragments, 2 * NT - 1);
+    TD_ASSERT_EQ_U64(r.write_tables, 3); /* write 0's three chunks */
+    bool exact, trunc;
+    char want[64];
+    snprintf(want, sizeof(want), "%u@%llu;", (unsigned)((1 + 1000 + NT - 1) & 0xff),
+             (unsigned long long)(t0 / MIN_NS + 30));
+    TD_ASSERT_EQ_STR(traces_str(s, "t", 'r', "service.name", 's', "new", 0, UINT64_MAX / 2, 0,
+                                &exact, &trunc, &b),
+                     want);
+    TD_CHECK(exact);
+    TD_ASSERT_EQ_STR(traces_str(s, "t", 'r', "service.name", 's', "old", 0, UINT64_MAX / 2, 0,
+                                &exact, &trunc, &b),
+                     "");
+    TD_CHECK(exact);
+    td_store_close(s);
+    TD_ASSERT_EQ_U64(raw_count_store(&o, 'W', "t"), 3);
+    td_buf_release(&b);
+    opts_release(&o);
+    tmp_remove();
+}
+
+/*
+ * A key at its index-max-values limit whose values all go with retention: the
+ * writer's distinct-value table is cleared with the batch that removes them, so
+ * a new value is admitted and indexed (not refused by a stale "key full").
+ */
+static void test_retention_value_limit(void)
+{
+    tmp_make();
+    td_store_opts o = opts_for("db");
+    o.index_max_values = 3;
+    o.index_max_value_len = 256;
+    td_store *s = open_store(&o);
+    td_buf b = TD_BUF_INIT;
+    uint64_t t0 = 1000 * HOUR_NS;
+    const char *vals[] = {"v1", "v2", "v3"};
+    for (unsigned i = 0; i < 3; i++) {
+        write_idx(s, "t", (unsigned[]){i + 1}, (uint64_t[]){t0 + i}, 1,
+                  (ispec[]){{0, 's', 's', "k", vals[i], 0}, {0, 's', 's', "keep", vals[i], 0}},
+                  2);
+    }
+    /* "keep" gets a new record of v1: the value stays after the pass */
+    write_idx(s, "t", (unsigned[]){9}, (uint64_t[]){t0 + 20 * MIN_NS}, 1,
+              (ispec[]){{0, 's', 's', "keep", "v1", 0}}, 1);
+    TD_ASSERT_EQ_STR(values(s, "t", 's', "k", 0, 0, 0, &b), "s:v1;s:v2;s:v3;");
+    td_store_retained r = retain(s, t0 + 10 * MIN_NS);
+    TD_ASSERT_EQ_U64(r.fragments, 3);
+    TD_ASSERT_EQ_STR(values(s, "t", 's', "k", 0, 0, 0, &b), "");
+    TD_ASSERT_EQ_STR(values(s, "t", 's', "keep", 0, 0, 0, &b), "s:v1;");
+    write_idx(s, "t", (unsigned[]){10}, (uint64_t[]){t0 + 21 * MIN_NS}, 1,
+              (ispec[]){{0, 's', 's', "k", "v4", 0}}, 1);
+    bool exact, trunc;
+    char want[64];
+    snprintf(want, sizeof(want), "10@%llu;", (unsigned long long)(t0 / MIN_NS + 21));
+    TD_ASSERT_EQ_STR(
+        traces_str(s, "t", 's', "k", 's', "v4", 0, UINT64_MAX / 2, 0, &exact, &trunc, &b), want);
+    TD_CHECK(exact);
+    TD_ASSERT_EQ_STR(values(s, "t", 's', "k", 0, 0, 0, &b), "s:v4;");
+    td_store_close(s);
+    td_buf_release(&b);
+    opts_release(&o);
+    tmp_remove();
+}
+
 TEST_LIST = {
+    {"retention_value_limit", test_retention_value_limit},
+    {"retention_chunks", test_retention_chunks},
+    {"retention_race", test_retention_race},
+    {"retention_many", test_retention_many},
+    {"retention_traces", test_retention_traces},
     {"idx_key_order", test_idx_key_order},
     {"batch_new_idx", test_batch_new_idx},
     {"idx_value_encoding", test_idx_value_encoding},
     {"idx_round_trip", test_idx_round_trip},
     {"idx_limits_and_restart", test_idx_limits_and_restart},
     {"idx_since_and_hole", test_idx_since_and_hole},
+    {"idx_old_format", test_idx_old_format},
+    {"idx_wtab_corrupt", test_idx_wtab_corrupt},
+    {"idx_wtab_chunks", test_idx_wtab_chunks},
     {"idx_write_oom", test_idx_write_oom},
     {"summaries", test_summaries},
     {"key_layout", test_key_layout},
