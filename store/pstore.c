@@ -59,9 +59,19 @@ typedef struct sym_ent {
     uint64_t id;
 } sym_ent;
 
+/*
+ * A table starts at SYM_SETS_MIN sets (or its bound) and doubles when a
+ * quarter of its ways are used (few sets overflow then), up to its share of
+ * the bound: a small working set stays compact (in the CPU caches) however
+ * large the bound. Growing briefly holds the old and the new table.
+ */
+#define SYM_SETS_MIN 1024
+
 typedef struct sym_tab {
-    sym_ent *e;  /* nsets x SYM_WAYS */
-    size_t mask; /* nsets - 1 (a power of two) */
+    sym_ent *e;      /* nsets x SYM_WAYS */
+    size_t mask;     /* nsets - 1 (a power of two) */
+    size_t max_sets; /* the bound (a power of two) */
+    size_t used;     /* ways filled (not lowered by eviction) */
 } sym_tab;
 
 /* sixteenths of the bound by counter index: series, locations, stacks */
@@ -263,9 +273,10 @@ td_status td_pstore_open(const td_store_opts *o, td_pstore **out, td_err *err)
         while ((uint64_t)n * 2 <= sets && n < ((size_t)1 << 40)) {
             n *= 2;
         }
-        /* calloc: pages stay untouched (and out of RSS) until used */
-        s->sym[k].e = td_xcalloc(n * SYM_WAYS, sizeof(sym_ent));
-        s->sym[k].mask = n - 1;
+        size_t first = n < SYM_SETS_MIN ? n : SYM_SETS_MIN;
+        s->sym[k].e = td_xcalloc(first * SYM_WAYS, sizeof(sym_ent));
+        s->sym[k].mask = first - 1;
+        s->sym[k].max_sets = n;
     }
     s->ropts = leveldb_readoptions_create();
     leveldb_readoptions_set_fill_cache(s->ropts, 1);
@@ -325,12 +336,45 @@ static bool sym_get(td_pstore *s, int kind, const uint64_t key[2], uint64_t *id)
     return false;
 }
 
+static void sym_insert(sym_tab *t, const sym_ent *e)
+{
+    sym_ent *set = t->e + (e->a & t->mask) * SYM_WAYS;
+    if (set[SYM_WAYS - 1].a == 0 && set[SYM_WAYS - 1].b == 0) {
+        t->used++;
+    }
+    memmove(set + 1, set, (SYM_WAYS - 1) * sizeof(*set));
+    set[0] = *e;
+}
+
+/* Double t's sets (keeping its entries, most recent first); unchanged on OOM. */
+static void sym_grow(sym_tab *t)
+{
+    size_t nsets = t->mask + 1;
+    sym_ent *ne = td_calloc(nsets * 2 * SYM_WAYS, sizeof(sym_ent));
+    if (!ne) {
+        return;
+    }
+    sym_tab n = {ne, nsets * 2 - 1, t->max_sets, 0};
+    for (size_t i = 0; i < nsets; i++) {
+        for (int w = SYM_WAYS - 1; w >= 0; w--) {
+            const sym_ent *e = &t->e[i * SYM_WAYS + (size_t)w];
+            if (e->a || e->b) {
+                sym_insert(&n, e);
+            }
+        }
+    }
+    td_free(t->e);
+    *t = n;
+}
+
 static void sym_put(td_pstore *s, int kind, const uint64_t key[2], uint64_t id)
 {
     sym_tab *t = &s->sym[kind];
-    sym_ent *set = t->e + (key[0] & t->mask) * SYM_WAYS;
-    memmove(set + 1, set, (SYM_WAYS - 1) * sizeof(*set));
-    set[0] = (sym_ent){key[0], key[1], id};
+    if (t->used >= (t->mask + 1) * SYM_WAYS / 4 && t->mask + 1 < t->max_sets) {
+        sym_grow(t);
+    }
+    sym_ent e = {key[0], key[1], id};
+    sym_insert(t, &e);
 }
 
 /* Forget every cached symbol. */
@@ -338,6 +382,7 @@ static void sym_clear(td_pstore *s)
 {
     for (int k = 0; k < 3; k++) {
         memset(s->sym[k].e, 0, (s->sym[k].mask + 1) * SYM_WAYS * sizeof(sym_ent));
+        s->sym[k].used = 0;
     }
 }
 
@@ -991,9 +1036,6 @@ static td_status hash_write(wstate *x, td_err *err)
             }
         }
         sym_key(h, x->tm, x->stack_k[si]);
-        /* its cache set is a likely miss to memory: start loading it now */
-        const sym_tab *tab = &x->s->sym[CNT_STACK];
-        __builtin_prefetch(tab->e + (x->stack_k[si][0] & tab->mask) * SYM_WAYS);
         x->stack_canon[si] = keymap_canon(&km, (const uint8_t(*)[16])x->stack_k, (uint32_t)si);
     }
     td_free(lm.slot);

@@ -867,6 +867,75 @@ static void test_symbol_cache(void)
     tmp_remove();
 }
 
+#define SG_N 5000
+
+typedef struct sg_got {
+    uint64_t stack[SG_N]; /* by value - 1 */
+    size_t n;
+} sg_got;
+
+static bool sg_sample(void *ud, const td_psample_out *smp)
+{
+    sg_got *g = ud;
+    TD_CHECK(smp->value >= 1 && smp->value <= SG_N);
+    g->stack[smp->value - 1] = smp->stack;
+    g->n++;
+    return true;
+}
+
+/* SG_N one-frame stacks of distinct locations, stack i with value i + 1. */
+static void sg_write(td_pstore *s, int64_t t_ms, sg_got *g)
+{
+    static char names[SG_N][16];
+    static td_ploc l[SG_N];
+    static uint32_t fr[SG_N];
+    static td_pstack k[SG_N];
+    static td_psample smp[SG_N];
+    for (uint32_t i = 0; i < SG_N; i++) {
+        snprintf(names[i], sizeof(names[i]), "g%u", i);
+        l[i] = (td_ploc){names[i], names[i], "g.go", 1, ""};
+        fr[i] = i;
+        k[i] = (td_pstack){&fr[i], 1};
+        smp[i] = (td_psample){i, (int64_t)i + 1, 0, {0}};
+    }
+    td_pseries_in se = {lab_a_cpu, 3, smp, SG_N};
+    td_pwrite w = {"t1", t_ms * 1000000, 0, l, SG_N, k, SG_N, &se, 1};
+    td_err err;
+    TD_ASSERT_EQ_INT(td_pstore_write(s, &w, &err), TD_OK);
+    memset(g, 0, sizeof(*g));
+    got_series gs = series_of(s, "t1", NULL, 0, 0, 0);
+    td_pvisit v = {NULL, sg_sample, g};
+    TD_ASSERT_EQ_INT(td_pstore_select(s, "t1", gs.id, 1, t_ms, t_ms, &v, &err), TD_OK);
+    TD_ASSERT_EQ_INT(g->n, SG_N);
+}
+
+/* The cache grows past its first size and keeps every entry it had. */
+static void test_symbol_cache_grow(void)
+{
+    tmp_make();
+    static sg_got a, b;
+    td_pstore *s = open_sc(0);
+    sg_write(s, T0, &a);
+    uint64_t cached = sym_metric("stack", "cached"), lcached = sym_metric("location", "cached");
+    uint64_t written = sym_metric("stack", "written"), found = sym_metric("stack", "found");
+    sg_write(s, T0 + 10000, &b);
+    /* a few evicted while the table was small are found in the store */
+    uint64_t hits = sym_metric("stack", "cached") - cached;
+    TD_CHECK(hits >= SG_N * 98 / 100);
+    TD_ASSERT_EQ_U64(hits + sym_metric("stack", "found") - found, SG_N);
+    /* a cached stack needs no location lookups */
+    TD_CHECK(sym_metric("location", "cached") - lcached <= SG_N - hits);
+    TD_ASSERT_EQ_U64(sym_metric("stack", "written") - written, 0);
+    TD_ASSERT_EQ_INT(memcmp(a.stack, b.stack, sizeof(a.stack)), 0);
+    td_buf txt = TD_BUF_INIT;
+    stack_text(s, "t1", a.stack[SG_N - 1], &txt);
+    TD_ASSERT_EQ_STR(txt.data, "g4999");
+    td_buf_release(&txt);
+    td_pstore_close(s);
+    TD_ASSERT_EQ_INT(count_type(TD__PK_STACK, NULL), SG_N);
+    tmp_remove();
+}
+
 static void test_time_windows(void)
 {
     tmp_make();
@@ -1501,6 +1570,7 @@ TEST_LIST = {
     {"roundtrip", test_roundtrip},
     {"dedup_and_reopen", test_dedup_and_reopen},
     {"symbol_cache", test_symbol_cache},
+    {"symbol_cache_grow", test_symbol_cache_grow},
     {"time_windows", test_time_windows},
     {"or_selectors", test_or_selectors},
     {"invalid_writes", test_invalid_writes},
