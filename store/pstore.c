@@ -835,6 +835,9 @@ typedef struct strmemo {
     const char **key; /* NULL = empty slot */
     uint8_t (*h)[16];
     size_t cap, n;
+    /* the last string per field (file, mapping): mostly the same as before */
+    const char *last[2];
+    uint8_t last_h[2][16];
 } strmemo;
 
 static size_t ptr_slot(const void *p, size_t cap)
@@ -897,6 +900,21 @@ static bool strmemo_hash(strmemo *m, const char *str, uint8_t out[16])
     return true;
 }
 
+/* strmemo_hash, first checking the string that field f had last time. */
+static bool strmemo_hash_field(strmemo *m, int f, const char *str, uint8_t out[16])
+{
+    if (str && str == m->last[f]) {
+        memcpy(out, m->last_h[f], 16);
+        return true;
+    }
+    if (!strmemo_hash(m, str, out)) {
+        return false;
+    }
+    m->last[f] = str;
+    memcpy(m->last_h[f], out, 16);
+    return true;
+}
+
 /*
  * A location's cache hash: over its strings' hashes and its line, so equal
  * content gives equal hashes (not the store's content hash, which is over the
@@ -905,8 +923,8 @@ static bool strmemo_hash(strmemo *m, const char *str, uint8_t out[16])
 static bool loc_cache_hash(strmemo *m, const td_ploc *l, uint8_t out[16])
 {
     uint8_t t[4 * 16];
-    if (!strmemo_hash(m, l->function, t) || !strmemo_hash(m, l->file, t + 32) ||
-        !strmemo_hash(m, l->mapping, t + 48)) {
+    if (!strmemo_hash(m, l->function, t) || !strmemo_hash_field(m, 0, l->file, t + 32) ||
+        !strmemo_hash_field(m, 1, l->mapping, t + 48)) {
         return false;
     }
     /* pprof writers mostly give the system name the function name's string */
@@ -1216,9 +1234,9 @@ td_status td_pstore_write(td_pstore *s, const td_pwrite *w, td_err *err)
     size_t nl = w->nlocs ? w->nlocs : 1, nk = w->nstacks ? w->nstacks : 1;
     x.loc_ids = td_calloc(nl, sizeof(uint64_t));
     x.stack_ids = td_calloc(nk, sizeof(uint64_t));
-    x.loc_h = td_calloc(nl, sizeof(*x.loc_h));
+    x.loc_h = td_malloc(nl * sizeof(*x.loc_h)); /* set where loc_hashed says */
     x.loc_hashed = td_calloc(nl, 1);
-    x.stack_k = td_calloc(nk, sizeof(*x.stack_k));
+    x.stack_k = td_malloc(nk * sizeof(*x.stack_k)); /* set for the stacks samples use */
     x.series_h = td_calloc(w->nseries ? w->nseries : 1, sizeof(*x.series_h));
     x.loc_canon = td_malloc(nl * sizeof(uint32_t));
     x.stack_canon = td_malloc(nk * sizeof(uint32_t));
