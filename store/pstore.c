@@ -270,8 +270,8 @@ td_status td_pstore_open(const td_store_opts *o, td_pstore **out, td_err *err)
         s->opts, (size_t)(o->write_buffer_bytes ? o->write_buffer_bytes : 4u << 20));
     leveldb_options_set_compression(s->opts, leveldb_snappy_compression);
     leveldb_options_set_max_open_files(s->opts, 256);
-    uint64_t symb = o->profile_symbol_cache_bytes ? o->profile_symbol_cache_bytes
-                                                  : SYM_CACHE_DEFAULT;
+    uint64_t symb =
+        o->profile_symbol_cache_bytes ? o->profile_symbol_cache_bytes : SYM_CACHE_DEFAULT;
     for (int k = 0; k < 3; k++) {
         /* the largest power of two of sets within this kind's share, at least one */
         uint64_t sets = symb / 16 * sym_share[k] / (SYM_WAYS * sizeof(sym_ent));
@@ -819,15 +819,15 @@ typedef struct wstate {
     leveldb_writebatch_t *wb;
     tenant_ids *t;
     const td_pwrite *w;
-    uint64_t tm[2];      /* the tenant's hash (symbol cache keys) */
-    uint8_t (*loc_h)[16];   /* cache hash by location (of the ones stacks need) */
-    uint8_t *loc_hashed;    /* whether loc_h is set */
-    uint64_t (*stack_k)[2]; /* symbol cache key by stack (of the ones samples need) */
-    uint32_t *loc_canon;    /* the first location of the write with equal content */
-    uint32_t *stack_canon;  /* the first stack of the write with equal content */
+    uint64_t tm[2];          /* the tenant's hash (symbol cache keys) */
+    uint8_t (*loc_h)[16];    /* cache hash by location (of the ones stacks need) */
+    uint8_t *loc_hashed;     /* whether loc_h is set */
+    uint64_t (*stack_k)[2];  /* symbol cache key by stack (of the ones samples need) */
+    uint32_t *loc_canon;     /* the first location of the write with equal content */
+    uint32_t *stack_canon;   /* the first stack of the write with equal content */
     uint8_t (*series_h)[16]; /* content hash by series */
-    uint64_t *loc_ids;      /* 0 = not interned yet */
-    uint64_t *stack_ids;    /* 0 = not interned yet */
+    uint64_t *loc_ids;       /* 0 = not interned yet */
+    uint64_t *stack_ids;     /* 0 = not interned yet */
     td_buf rec, rec2;
     uint64_t sym[3][3];           /* symbols by counter index and SYM_* (metrics) */
     uint64_t nprofiles, nsamples; /* stored (metrics) */
@@ -945,10 +945,10 @@ static bool loc_cache_hash(strmemo *m, const td_ploc *l, uint8_t out[16])
      * than hashing the 72 bytes again, and as good for a cache key.
      */
     static const uint64_t K[2][5] = {
-        {0x9e3779b97f4a7c15ull, 0xbf58476d1ce4e5b9ull, 0x94d049bb133111ebull,
-         0xff51afd7ed558ccdull, 0xc4ceb9fe1a85ec53ull},
-        {0xd6e8feb86659fd93ull, 0xa0761d6478bd642full, 0xe7037ed1a0b428dbull,
-         0x8ebc6af09c88c6e3ull, 0x589965cc75374cc3ull}};
+        {0x9e3779b97f4a7c15ull, 0xbf58476d1ce4e5b9ull, 0x94d049bb133111ebull, 0xff51afd7ed558ccdull,
+         0xc4ceb9fe1a85ec53ull},
+        {0xd6e8feb86659fd93ull, 0xa0761d6478bd642full, 0xe7037ed1a0b428dbull, 0x8ebc6af09c88c6e3ull,
+         0x589965cc75374cc3ull}};
     for (int half = 0; half < 2; half++) {
         uint64_t acc = (uint64_t)l->line * K[half][4] + 0x2545f4914f6cdd1dull;
         for (int f = 0; f < 4; f++) {
@@ -1192,12 +1192,9 @@ static td_status write_locked(wstate *x, td_err *err)
             if (!x->stack_ids[si]) {
                 st = intern_stack(x, si, err);
             }
-            ws[n++] = (wsample){x->stack_ids[si],
-                                p->span_id,
-                                trace_zero(p->trace_id) ? NULL : p->trace_id,
-                                0,
-                                0,
-                                p->value};
+            ws[n++] = (wsample){
+                x->stack_ids[si], p->span_id, trace_zero(p->trace_id) ? NULL : p->trace_id, 0, 0,
+                p->value};
         }
         if (st) {
             break;
