@@ -12,6 +12,13 @@ typedef struct td__idmap {
     uint64_t *keys;
     uint32_t *vals;
     size_t cap;
+    /*
+     * While every put so far was (id k + 1 -> value k) in order, as Go and most
+     * pprof writers number things, the table stays empty and a lookup is an
+     * index check; the first other put moves those entries into the table.
+     */
+    bool dense;
+    uint32_t ndense;
 } td__idmap;
 
 td_status td__idmap_init(td__idmap *m, size_t n, td_arena *a, td_err *err);

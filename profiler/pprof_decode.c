@@ -25,6 +25,8 @@ td_status td__idmap_init(td__idmap *m, size_t n, td_arena *a, td_err *err)
         cap *= 2;
     }
     m->cap = cap;
+    m->dense = true;
+    m->ndense = 0;
     m->keys = td_arena_calloc(a, cap, sizeof(*m->keys));
     m->vals = td_arena_calloc(a, cap, sizeof(*m->vals));
     if (!m->keys || !m->vals) {
@@ -41,8 +43,28 @@ static size_t id_slot(uint64_t id, size_t cap)
     return (size_t)id & (cap - 1);
 }
 
+static void idmap_insert(td__idmap *m, uint64_t id, uint32_t v)
+{
+    size_t i = id_slot(id, m->cap);
+    while (m->keys[i]) {
+        i = (i + 1) & (m->cap - 1);
+    }
+    m->keys[i] = id;
+    m->vals[i] = v;
+}
+
 bool td__idmap_put(td__idmap *m, uint64_t id, uint32_t v)
 {
+    if (m->dense) {
+        if (v == m->ndense && id == (uint64_t)v + 1) {
+            m->ndense++;
+            return true;
+        }
+        m->dense = false;
+        for (uint32_t k = 0; k < m->ndense; k++) {
+            idmap_insert(m, (uint64_t)k + 1, k);
+        }
+    }
     size_t i = id_slot(id, m->cap);
     while (m->keys[i]) {
         if (m->keys[i] == id) {
@@ -59,6 +81,13 @@ bool td__idmap_get(const td__idmap *m, uint64_t id, uint32_t *v)
 {
     if (!id) {
         return false;
+    }
+    if (m->dense) {
+        if (id > m->ndense) {
+            return false;
+        }
+        *v = (uint32_t)(id - 1);
+        return true;
     }
     size_t i = id_slot(id, m->cap);
     while (m->keys[i]) {

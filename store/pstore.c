@@ -7,8 +7,12 @@
  * or two), found again through a hash -> ID record; a profile is one value of
  * (stack delta, value / gcd[, span, trace]) varints under (series, time).
  *
- * Writes are serialised by write_lock, which also guards the interning caches
- * and the tenants' counters; reads take no lock (LevelDB is thread-safe).
+ * A write hashes its series, locations and stacks before taking write_lock
+ * (so concurrent writers do that in parallel); under it, only the symbol
+ * cache probes, the LevelDB lookups and new IDs for cache misses, the
+ * profile's encoding and the one LevelDB write remain. write_lock guards the
+ * symbol cache and the tenants' counters; reads take no lock (LevelDB is
+ * thread-safe).
  * Every buffer LevelDB hands back is released with leveldb_free where it is
  * consumed.
  */
@@ -39,18 +43,39 @@
 #define LABEL_VALUE_MAX 65536
 
 /*
- * Interned records (series, locations, stacks) seen recently, so that the
- * symbols of a repeated profile are neither looked up in LevelDB nor put
- * again. The key is the 128-bit hash of the hash -> ID record's key (type,
- * tenant, content hash); the entry keeps the ID. 2-way set-associative with
- * LRU per set, as store.c's resource table. {0,0} marks an empty way.
+ * The symbol cache: interned records (series, locations, stacks) seen
+ * recently, one table per kind, so that the symbols of a repeated profile are
+ * neither looked up in LevelDB nor put again. A key is 128 bits: the record's
+ * content hash mixed with the tenant's hash (for a stack, the hash of its
+ * locations' content hashes, so a hit needs no location IDs). 4-way
+ * set-associative, LRU per set; {0,0} marks an empty way. Its memory bound is
+ * td_store_opts.profile_symbol_cache_bytes, shared out by SYM_SHARE.
  */
-#define SEEN_SETS 16384 /* x 2 ways x 24 bytes = 768 KiB per store */
+#define SYM_WAYS 4
+#define SYM_CACHE_DEFAULT (64u << 20)
 
-typedef struct seen_ent {
+typedef struct sym_ent {
     uint64_t a, b;
     uint64_t id;
-} seen_ent;
+} sym_ent;
+
+/*
+ * A table starts at SYM_SETS_MIN sets (or its bound) and doubles when a
+ * quarter of its ways are used (few sets overflow then), up to its share of
+ * the bound: a small working set stays compact (in the CPU caches) however
+ * large the bound. Growing briefly holds the old and the new table.
+ */
+#define SYM_SETS_MIN 1024
+
+typedef struct sym_tab {
+    sym_ent *e;      /* nsets x SYM_WAYS */
+    size_t mask;     /* nsets - 1 (a power of two) */
+    size_t max_sets; /* the bound (a power of two) */
+    size_t used;     /* ways filled (not lowered by eviction) */
+} sym_tab;
+
+/* sixteenths of the bound by counter index: series, locations, stacks */
+static const unsigned sym_share[3] = {1, 10, 5};
 
 /* Next free IDs of one tenant, loaded from its 'C' records on first use. */
 typedef struct tenant_ids {
@@ -75,7 +100,7 @@ struct td_pstore {
     char *path;
     pthread_mutex_t write_lock;
     /* guarded by write_lock: */
-    seen_ent seen[SEEN_SETS][2];
+    sym_tab sym[3]; /* by counter index */
     tenant_ids *tenants;
     size_t ntenants, tenants_cap;
     uint32_t nonce;                                  /* next profile key nonce */
@@ -86,11 +111,17 @@ struct td_pstore {
 
 static uint64_t load_le64(const uint8_t *p)
 {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t v;
+    memcpy(&v, p, 8); /* one load (hot in the symbol cache keys) */
+    return v;
+#else
     uint64_t v = 0;
     for (int i = 7; i >= 0; i--) {
         v = (v << 8) | p[i];
     }
     return v;
+#endif
 }
 
 static td_status check_tenant(const char **tenant, size_t *tlen, td_err *err)
@@ -205,6 +236,9 @@ static void pstore_free(td_pstore *s)
         leveldb_writeoptions_destroy(s->wopts);
     }
     pthread_mutex_destroy(&s->write_lock);
+    for (int k = 0; k < 3; k++) {
+        td_free(s->sym[k].e);
+    }
     td_free(s->tenants);
     td_free(s->path);
     td_free(s);
@@ -236,6 +270,20 @@ td_status td_pstore_open(const td_store_opts *o, td_pstore **out, td_err *err)
         s->opts, (size_t)(o->write_buffer_bytes ? o->write_buffer_bytes : 4u << 20));
     leveldb_options_set_compression(s->opts, leveldb_snappy_compression);
     leveldb_options_set_max_open_files(s->opts, 256);
+    uint64_t symb =
+        o->profile_symbol_cache_bytes ? o->profile_symbol_cache_bytes : SYM_CACHE_DEFAULT;
+    for (int k = 0; k < 3; k++) {
+        /* the largest power of two of sets within this kind's share, at least one */
+        uint64_t sets = symb / 16 * sym_share[k] / (SYM_WAYS * sizeof(sym_ent));
+        size_t n = 1;
+        while ((uint64_t)n * 2 <= sets && n < ((size_t)1 << 40)) {
+            n *= 2;
+        }
+        size_t first = n < SYM_SETS_MIN ? n : SYM_SETS_MIN;
+        s->sym[k].e = td_xcalloc(first * SYM_WAYS, sizeof(sym_ent));
+        s->sym[k].mask = first - 1;
+        s->sym[k].max_sets = n;
+    }
     s->ropts = leveldb_readoptions_create();
     leveldb_readoptions_set_fill_cache(s->ropts, 1);
     s->wopts = leveldb_writeoptions_create();
@@ -278,35 +326,89 @@ void td_pstore_close(td_pstore *s)
 
 /* ---- interning (caller holds write_lock) ---- */
 
-static bool seen_get(td_pstore *s, const uint8_t *key, size_t klen, uint64_t d[2], uint64_t *id)
+static bool sym_get(td_pstore *s, int kind, const uint64_t key[2], uint64_t *id)
 {
-    uint8_t h[TD_HASH128_LEN];
-    td_hash128(key, klen, h);
-    d[0] = load_le64(h);
-    d[1] = load_le64(h + 8);
-    if (d[0] == 0 && d[1] == 0) {
-        d[0] = 1; /* keep clear of the empty marker */
-    }
-    seen_ent *set = s->seen[d[0] & (SEEN_SETS - 1)];
-    if (set[0].a == d[0] && set[0].b == d[1]) {
-        *id = set[0].id;
-        return true;
-    }
-    if (set[1].a == d[0] && set[1].b == d[1]) {
-        seen_ent e = set[1];
-        set[1] = set[0];
-        set[0] = e;
-        *id = e.id;
-        return true;
+    sym_tab *t = &s->sym[kind];
+    sym_ent *set = t->e + (key[0] & t->mask) * SYM_WAYS;
+    for (int w = 0; w < SYM_WAYS; w++) {
+        if (set[w].a == key[0] && set[w].b == key[1]) {
+            sym_ent e = set[w];
+            memmove(set + 1, set, (size_t)w * sizeof(*set));
+            set[0] = e;
+            *id = e.id;
+            return true;
+        }
     }
     return false;
 }
 
-static void seen_put(td_pstore *s, const uint64_t d[2], uint64_t id)
+static void sym_insert(sym_tab *t, const sym_ent *e)
 {
-    seen_ent *set = s->seen[d[0] & (SEEN_SETS - 1)];
-    set[1] = set[0];
-    set[0] = (seen_ent){d[0], d[1], id};
+    sym_ent *set = t->e + (e->a & t->mask) * SYM_WAYS;
+    if (set[SYM_WAYS - 1].a == 0 && set[SYM_WAYS - 1].b == 0) {
+        t->used++;
+    }
+    memmove(set + 1, set, (SYM_WAYS - 1) * sizeof(*set));
+    set[0] = *e;
+}
+
+/* Double t's sets (keeping its entries, most recent first); unchanged on OOM. */
+static void sym_grow(sym_tab *t)
+{
+    size_t nsets = t->mask + 1;
+    sym_ent *ne = td_calloc(nsets * 2 * SYM_WAYS, sizeof(sym_ent));
+    if (!ne) {
+        return;
+    }
+    sym_tab n = {ne, nsets * 2 - 1, t->max_sets, 0};
+    for (size_t i = 0; i < nsets; i++) {
+        for (int w = SYM_WAYS - 1; w >= 0; w--) {
+            const sym_ent *e = &t->e[i * SYM_WAYS + (size_t)w];
+            if (e->a || e->b) {
+                sym_insert(&n, e);
+            }
+        }
+    }
+    td_free(t->e);
+    *t = n;
+}
+
+static void sym_put(td_pstore *s, int kind, const uint64_t key[2], uint64_t id)
+{
+    sym_tab *t = &s->sym[kind];
+    if (t->used >= (t->mask + 1) * SYM_WAYS / 4 && t->mask + 1 < t->max_sets) {
+        sym_grow(t);
+    }
+    sym_ent e = {key[0], key[1], id};
+    sym_insert(t, &e);
+}
+
+/* Forget every cached symbol. */
+static void sym_clear(td_pstore *s)
+{
+    for (int k = 0; k < 3; k++) {
+        memset(s->sym[k].e, 0, (s->sym[k].mask + 1) * SYM_WAYS * sizeof(sym_ent));
+        s->sym[k].used = 0;
+    }
+}
+
+/* The tenant's hash, mixed into its cache keys. */
+static void tenant_mix(const char *tenant, size_t tlen, uint64_t tm[2])
+{
+    uint8_t th[16];
+    td_hash128_seeded(tenant, tlen, 2, th);
+    tm[0] = load_le64(th);
+    tm[1] = load_le64(th + 8);
+}
+
+/* The cache key of content hash h for the tenant whose hash is tm. */
+static void sym_key(const uint8_t h[16], const uint64_t tm[2], uint64_t key[2])
+{
+    key[0] = load_le64(h) ^ tm[0];
+    key[1] = load_le64(h + 8) ^ tm[1];
+    if (key[0] == 0 && key[1] == 0) {
+        key[0] = 1; /* keep clear of the empty marker */
+    }
 }
 
 /* The tenant's counters, loaded from the store on first use. */
@@ -361,23 +463,22 @@ static td_status tenant_get(td_pstore *s, const char *tenant, size_t tlen, tenan
 
 /*
  * The ID of the record whose content hashes to h (kind: counter index; hkey
- * and rkey types: the hash -> ID and ID -> content record types). If it is
- * neither in the recently-seen table nor in the store, a new ID is taken from
- * the tenant's counter and both records are put into wb (content: rec, rlen).
- * *how is SYM_CACHED, SYM_FOUND or SYM_WRITTEN.
+ * and rkey types: the hash -> ID and ID -> content record types; key: its
+ * symbol cache key). If it is neither in the symbol cache nor in the store, a
+ * new ID is taken from the tenant's counter and both records are put into wb
+ * (content: rec, rlen). *how is SYM_CACHED, SYM_FOUND or SYM_WRITTEN.
  */
 static td_status intern(td_pstore *s, leveldb_writebatch_t *wb, tenant_ids *t, int kind,
-                        uint8_t htype, uint8_t rtype, const uint8_t h[16], const uint8_t *rec,
-                        size_t rlen, uint64_t *id, int *how, td_err *err)
+                        uint8_t htype, uint8_t rtype, const uint8_t h[16], const uint64_t key[2],
+                        const uint8_t *rec, size_t rlen, uint64_t *id, int *how, td_err *err)
 {
+    *how = SYM_CACHED;
+    if (sym_get(s, kind, key, id)) {
+        return TD_OK;
+    }
     size_t tlen = strlen(t->tenant);
     uint8_t hk[TD__PK_KEY_MAX];
     size_t hklen = td__pk_hash_key(hk, htype, t->tenant, tlen, h);
-    uint64_t d[2];
-    *how = SYM_CACHED;
-    if (seen_get(s, hk, hklen, d, id)) {
-        return TD_OK;
-    }
     char *v;
     size_t vlen;
     td_status st = db_get(s, hk, hklen, &v, &vlen, err);
@@ -393,7 +494,7 @@ static td_status intern(td_pstore *s, leveldb_writebatch_t *wb, tenant_ids *t, i
         if (!ok || *id == 0) {
             return td_err_set(err, TD_CORRUPT, "malformed profile hash record (%zu bytes)", vlen);
         }
-        seen_put(s, d, *id);
+        sym_put(s, kind, key, *id);
         *how = SYM_FOUND;
         return TD_OK;
     }
@@ -407,7 +508,7 @@ static td_status intern(td_pstore *s, leveldb_writebatch_t *wb, tenant_ids *t, i
     /* the content first, then the hash record naming it */
     leveldb_writebatch_put(wb, (const char *)rk, rklen, (const char *)rec, rlen);
     leveldb_writebatch_put(wb, (const char *)hk, hklen, (const char *)idv, 8);
-    seen_put(s, d, *id);
+    sym_put(s, kind, key, *id);
     return TD_OK;
 }
 
@@ -718,28 +819,281 @@ typedef struct wstate {
     leveldb_writebatch_t *wb;
     tenant_ids *t;
     const td_pwrite *w;
-    uint64_t *loc_ids;   /* 0 = not interned yet */
-    uint64_t *stack_ids; /* 0 = not interned yet */
+    uint64_t tm[2];          /* the tenant's hash (symbol cache keys) */
+    uint8_t (*loc_h)[16];    /* cache hash by location (of the ones stacks need) */
+    uint8_t *loc_hashed;     /* whether loc_h is set */
+    uint64_t (*stack_k)[2];  /* symbol cache key by stack (of the ones samples need) */
+    uint32_t *loc_canon;     /* the first location of the write with equal content */
+    uint32_t *stack_canon;   /* the first stack of the write with equal content */
+    uint8_t (*series_h)[16]; /* content hash by series */
+    uint64_t *loc_ids;       /* 0 = not interned yet */
+    uint64_t *stack_ids;     /* 0 = not interned yet */
     td_buf rec, rec2;
     uint64_t sym[3][3];           /* symbols by counter index and SYM_* (metrics) */
     uint64_t nprofiles, nsamples; /* stored (metrics) */
 } wstate;
 
+/*
+ * Per-write memo of string hashes by pointer: a profile's locations share a
+ * few hundred strings (its pprof string table), so each is hashed once.
+ */
+typedef struct strmemo {
+    const char **key; /* NULL = empty slot */
+    uint8_t (*h)[16];
+    size_t cap, n;
+    /* the last string per field (file, mapping): mostly the same as before */
+    const char *last[2];
+    uint8_t last_h[2][16];
+} strmemo;
+
+static size_t ptr_slot(const void *p, size_t cap)
+{
+    uint64_t v = (uint64_t)(uintptr_t)p;
+    v ^= v >> 29;
+    v *= 0x9e3779b97f4a7c15ull;
+    return (size_t)(v >> 32) & (cap - 1);
+}
+
+static bool strmemo_grow(strmemo *m)
+{
+    size_t ncap = m->cap ? m->cap * 2 : 1024;
+    const char **nk = td_calloc(ncap, sizeof(*nk));
+    uint8_t(*nh)[16] = td_malloc(ncap * sizeof(*nh));
+    if (!nk || !nh) {
+        td_free(nk);
+        td_free(nh);
+        return false;
+    }
+    for (size_t i = 0; i < m->cap; i++) {
+        if (m->key[i]) {
+            size_t j = ptr_slot(m->key[i], ncap);
+            while (nk[j]) {
+                j = (j + 1) & (ncap - 1);
+            }
+            nk[j] = m->key[i];
+            memcpy(nh[j], m->h[i], 16);
+        }
+    }
+    td_free(m->key);
+    td_free(m->h);
+    m->key = nk;
+    m->h = nh;
+    m->cap = ncap;
+    return true;
+}
+
+/* The 128-bit hash of str (NULL = ""), memoised by pointer; false on OOM. */
+static bool strmemo_hash(strmemo *m, const char *str, uint8_t out[16])
+{
+    if (!str) {
+        str = "";
+    }
+    if (m->n * 2 >= m->cap && !strmemo_grow(m)) {
+        return false;
+    }
+    size_t i = ptr_slot(str, m->cap);
+    while (m->key[i]) {
+        if (m->key[i] == str) {
+            memcpy(out, m->h[i], 16);
+            return true;
+        }
+        i = (i + 1) & (m->cap - 1);
+    }
+    td_hash128(str, strlen(str), out);
+    m->key[i] = str;
+    memcpy(m->h[i], out, 16);
+    m->n++;
+    return true;
+}
+
+/* strmemo_hash, first checking the string that field f had last time. */
+static bool strmemo_hash_field(strmemo *m, int f, const char *str, uint8_t out[16])
+{
+    if (str && str == m->last[f]) {
+        memcpy(out, m->last_h[f], 16);
+        return true;
+    }
+    if (!strmemo_hash(m, str, out)) {
+        return false;
+    }
+    m->last[f] = str;
+    memcpy(m->last_h[f], out, 16);
+    return true;
+}
+
+/*
+ * A location's cache hash: over its strings' hashes and its line, so equal
+ * content gives equal hashes (not the store's content hash, which is over the
+ * encoded record and computed only for a location missing from the cache).
+ */
+static bool loc_cache_hash(strmemo *m, const td_ploc *l, uint8_t out[16])
+{
+    uint8_t t[4 * 16];
+    if (!strmemo_hash(m, l->function, t) || !strmemo_hash_field(m, 0, l->file, t + 32) ||
+        !strmemo_hash_field(m, 1, l->mapping, t + 48)) {
+        return false;
+    }
+    /* pprof writers mostly give the system name the function name's string */
+    if (l->system_name == l->function) {
+        memcpy(t + 16, t, 16);
+    } else if (!strmemo_hash(m, l->system_name, t + 16)) {
+        return false;
+    }
+    /*
+     * Each half a multiply-xor chain over the strings' (uniform) hash halves
+     * and the line, with distinct odd constants per position and half: cheaper
+     * than hashing the 72 bytes again, and as good for a cache key.
+     */
+    static const uint64_t K[2][5] = {
+        {0x9e3779b97f4a7c15ull, 0xbf58476d1ce4e5b9ull, 0x94d049bb133111ebull, 0xff51afd7ed558ccdull,
+         0xc4ceb9fe1a85ec53ull},
+        {0xd6e8feb86659fd93ull, 0xa0761d6478bd642full, 0xe7037ed1a0b428dbull, 0x8ebc6af09c88c6e3ull,
+         0x589965cc75374cc3ull}};
+    for (int half = 0; half < 2; half++) {
+        uint64_t acc = (uint64_t)l->line * K[half][4] + 0x2545f4914f6cdd1dull;
+        for (int f = 0; f < 4; f++) {
+            acc = (acc ^ load_le64(t + f * 16 + half * 8)) * K[half][f];
+            acc ^= acc >> 31;
+        }
+        acc *= K[half][4];
+        acc ^= acc >> 29;
+        for (int i = 0; i < 8; i++) {
+            out[half * 8 + i] = (uint8_t)(acc >> (8 * i));
+        }
+    }
+    return true;
+}
+
+/*
+ * Per-write map of cache keys to the first index that had it, so equal
+ * locations or stacks of one write share one ID even when the symbol cache is
+ * too small to remember it until the write's batch is applied.
+ */
+typedef struct keymap {
+    uint32_t *slot; /* index + 1; 0 = empty */
+    size_t cap;
+} keymap;
+
+static bool keymap_init(keymap *m, size_t n)
+{
+    m->cap = 16;
+    while (m->cap < 2 * n + 1) {
+        m->cap *= 2;
+    }
+    m->slot = td_calloc(m->cap, sizeof(*m->slot));
+    return m->slot != NULL;
+}
+
+/* The first index whose key (16 bytes in keys[]) equals keys[i]'s; i when new. */
+static uint32_t keymap_canon(keymap *m, const uint8_t (*keys)[16], uint32_t i)
+{
+    size_t j = (size_t)load_le64(keys[i]) & (m->cap - 1);
+    while (m->slot[j]) {
+        uint32_t o = m->slot[j] - 1;
+        if (memcmp(keys[o], keys[i], 16) == 0) {
+            return o;
+        }
+        j = (j + 1) & (m->cap - 1);
+    }
+    m->slot[j] = i + 1;
+    return i;
+}
+
+/*
+ * Before the write lock: the content hashes of the series, the cache hashes
+ * of the locations and the cache keys of the stacks that nonzero samples use,
+ * each computed once per write. Pure CPU work on the request's own data, so
+ * concurrent writers do it in parallel.
+ */
+static td_status hash_write(wstate *x, td_err *err)
+{
+    const td_pwrite *w = x->w;
+    strmemo memo = {0};
+    keymap lm = {0}, km = {0};
+    td_status st = TD_OK;
+    uint8_t *need = td_calloc(w->nstacks ? w->nstacks : 1, 1);
+    if (!need || !keymap_init(&lm, w->nlocs) || !keymap_init(&km, w->nstacks)) {
+        td_free(need);
+        td_free(lm.slot);
+        return td_err_set(err, TD_NOMEM, "out of memory writing a profile");
+    }
+    for (size_t i = 0; i < w->nseries; i++) {
+        const td_pseries_in *se = &w->series[i];
+        for (size_t j = 0; j < se->nsamples; j++) {
+            if (se->samples[j].value != 0) {
+                need[se->samples[j].stack] = 1;
+            }
+        }
+        encode_labels(&x->rec, se->labels, se->nlabels);
+        td_hash128(x->rec.data, x->rec.len, x->series_h[i]);
+    }
+    for (size_t si = 0; si < w->nstacks && !st; si++) {
+        if (!need[si]) {
+            continue;
+        }
+        const td_pstack *k = &w->stacks[si];
+        /* a multiply-xor chain per half over the frames' hashes (see loc_cache_hash) */
+        uint64_t acc[2] = {k->nframes * 0x9e3779b97f4a7c15ull + 1,
+                           k->nframes * 0xd6e8feb86659fd93ull + 2};
+        for (uint32_t j = 0; j < k->nframes; j++) {
+            uint32_t li = k->frames[j];
+            if (!x->loc_hashed[li]) {
+                if (!loc_cache_hash(&memo, &w->locs[li], x->loc_h[li])) {
+                    st = td_err_set(err, TD_NOMEM, "out of memory writing a profile");
+                    break;
+                }
+                x->loc_hashed[li] = 1;
+                x->loc_canon[li] = keymap_canon(&lm, (const uint8_t(*)[16])x->loc_h, li);
+            }
+            acc[0] = (acc[0] ^ load_le64(x->loc_h[li])) * 0xbf58476d1ce4e5b9ull;
+            acc[0] ^= acc[0] >> 31;
+            acc[1] = (acc[1] ^ load_le64(x->loc_h[li] + 8)) * 0xa0761d6478bd642full;
+            acc[1] ^= acc[1] >> 31;
+        }
+        /* finalise each half */
+        uint8_t h[16];
+        for (int half = 0; half < 2; half++) {
+            uint64_t v = acc[half] * 0x94d049bb133111ebull;
+            v ^= v >> 32;
+            for (int i = 0; i < 8; i++) {
+                h[half * 8 + i] = (uint8_t)(v >> (8 * i));
+            }
+        }
+        sym_key(h, x->tm, x->stack_k[si]);
+        x->stack_canon[si] = keymap_canon(&km, (const uint8_t(*)[16])x->stack_k, (uint32_t)si);
+    }
+    td_free(lm.slot);
+    td_free(km.slot);
+    td_free(memo.key);
+    td_free(memo.h);
+    td_free(need);
+    return st;
+}
+
 static td_status intern_stack(wstate *x, uint32_t si, td_err *err)
 {
+    if (sym_get(x->s, CNT_STACK, x->stack_k[si], &x->stack_ids[si])) {
+        x->sym[CNT_STACK][SYM_CACHED]++;
+        return TD_OK;
+    }
     const td_pstack *k = &x->w->stacks[si];
     /* its locations first */
     for (uint32_t j = 0; j < k->nframes; j++) {
-        uint32_t li = k->frames[j];
+        uint32_t li = x->loc_canon[k->frames[j]];
         if (x->loc_ids[li]) {
             continue;
         }
-        encode_loc(&x->rec, &x->w->locs[li]);
-        uint8_t h[16];
-        td_hash128(x->rec.data, x->rec.len, h);
-        int how;
-        td_status st = intern(x->s, x->wb, x->t, CNT_LOC, TD__PK_LOC_HASH, TD__PK_LOC, h,
-                              (const uint8_t *)x->rec.data, x->rec.len, &x->loc_ids[li], &how, err);
+        uint64_t key[2];
+        sym_key(x->loc_h[li], x->tm, key);
+        int how = SYM_CACHED;
+        td_status st = TD_OK;
+        if (!sym_get(x->s, CNT_LOC, key, &x->loc_ids[li])) {
+            encode_loc(&x->rec, &x->w->locs[li]);
+            uint8_t h[16];
+            td_hash128(x->rec.data, x->rec.len, h);
+            st = intern(x->s, x->wb, x->t, CNT_LOC, TD__PK_LOC_HASH, TD__PK_LOC, h, key,
+                        (const uint8_t *)x->rec.data, x->rec.len, &x->loc_ids[li], &how, err);
+        }
         if (st) {
             return st;
         }
@@ -752,7 +1106,7 @@ static td_status intern_stack(wstate *x, uint32_t si, td_err *err)
     add_varint(&x->rec2, k->nframes);
     for (uint32_t j = 0; j < k->nframes; j++) {
         uint8_t b[8];
-        uint64_t id = x->loc_ids[k->frames[j]];
+        uint64_t id = x->loc_ids[x->loc_canon[k->frames[j]]];
         td__pk_put_be64(b, id);
         td_buf_add(&x->rec, b, 8);
         add_varint(&x->rec2, id);
@@ -760,23 +1114,28 @@ static td_status intern_stack(wstate *x, uint32_t si, td_err *err)
     uint8_t h[16];
     td_hash128(x->rec.data, x->rec.len, h);
     int how;
-    td_status st = intern(x->s, x->wb, x->t, CNT_STACK, TD__PK_STACK_HASH, TD__PK_STACK, h,
-                          (const uint8_t *)x->rec2.data, x->rec2.len, &x->stack_ids[si], &how, err);
+    td_status st =
+        intern(x->s, x->wb, x->t, CNT_STACK, TD__PK_STACK_HASH, TD__PK_STACK, h, x->stack_k[si],
+               (const uint8_t *)x->rec2.data, x->rec2.len, &x->stack_ids[si], &how, err);
     if (!st) {
         x->sym[CNT_STACK][how]++;
     }
     return st;
 }
 
-/* Series ID of labels; a new series also gets its postings. */
-static td_status intern_series(wstate *x, const td_pseries_in *se, uint64_t *id, td_err *err)
+/* Series ID of series i; a new series also gets its postings. */
+static td_status intern_series(wstate *x, size_t i, uint64_t *id, td_err *err)
 {
-    encode_labels(&x->rec, se->labels, se->nlabels);
-    uint8_t h[16];
-    td_hash128(x->rec.data, x->rec.len, h);
-    int how;
-    td_status st = intern(x->s, x->wb, x->t, CNT_SERIES, TD__PK_SERIES_HASH, TD__PK_SERIES, h,
-                          (const uint8_t *)x->rec.data, x->rec.len, id, &how, err);
+    const td_pseries_in *se = &x->w->series[i];
+    uint64_t key[2];
+    sym_key(x->series_h[i], x->tm, key);
+    int how = SYM_CACHED;
+    td_status st = TD_OK;
+    if (!sym_get(x->s, CNT_SERIES, key, id)) {
+        encode_labels(&x->rec, se->labels, se->nlabels);
+        st = intern(x->s, x->wb, x->t, CNT_SERIES, TD__PK_SERIES_HASH, TD__PK_SERIES,
+                    x->series_h[i], key, (const uint8_t *)x->rec.data, x->rec.len, id, &how, err);
+    }
     if (st) {
         return st;
     }
@@ -829,15 +1188,13 @@ static td_status write_locked(wstate *x, td_err *err)
             if (p->value == 0) {
                 continue;
             }
-            if (!x->stack_ids[p->stack]) {
-                st = intern_stack(x, p->stack, err);
+            uint32_t si = x->stack_canon[p->stack];
+            if (!x->stack_ids[si]) {
+                st = intern_stack(x, si, err);
             }
-            ws[n++] = (wsample){x->stack_ids[p->stack],
-                                p->span_id,
-                                trace_zero(p->trace_id) ? NULL : p->trace_id,
-                                0,
-                                0,
-                                p->value};
+            ws[n++] = (wsample){
+                x->stack_ids[si], p->span_id, trace_zero(p->trace_id) ? NULL : p->trace_id, 0, 0,
+                p->value};
         }
         if (st) {
             break;
@@ -848,7 +1205,7 @@ static td_status write_locked(wstate *x, td_err *err)
             continue;
         }
         uint64_t sid;
-        st = intern_series(x, se, &sid, err);
+        st = intern_series(x, i, &sid, err);
         if (st) {
             break;
         }
@@ -877,12 +1234,24 @@ td_status td_pstore_write(td_pstore *s, const td_pwrite *w, td_err *err)
         return st;
     }
     wstate x = {.s = s, .w = w, .rec = TD_BUF_INIT, .rec2 = TD_BUF_INIT};
-    x.loc_ids = td_calloc(w->nlocs ? w->nlocs : 1, sizeof(uint64_t));
-    x.stack_ids = td_calloc(w->nstacks ? w->nstacks : 1, sizeof(uint64_t));
-    if (!x.loc_ids || !x.stack_ids) {
-        td_free(x.loc_ids);
-        td_free(x.stack_ids);
-        return td_err_set(err, TD_NOMEM, "out of memory writing a profile");
+    size_t nl = w->nlocs ? w->nlocs : 1, nk = w->nstacks ? w->nstacks : 1;
+    x.loc_ids = td_calloc(nl, sizeof(uint64_t));
+    x.stack_ids = td_calloc(nk, sizeof(uint64_t));
+    x.loc_h = td_malloc(nl * sizeof(*x.loc_h)); /* set where loc_hashed says */
+    x.loc_hashed = td_calloc(nl, 1);
+    x.stack_k = td_malloc(nk * sizeof(*x.stack_k)); /* set for the stacks samples use */
+    x.series_h = td_calloc(w->nseries ? w->nseries : 1, sizeof(*x.series_h));
+    x.loc_canon = td_malloc(nl * sizeof(uint32_t));
+    x.stack_canon = td_malloc(nk * sizeof(uint32_t));
+    if (!x.loc_ids || !x.stack_ids || !x.loc_h || !x.loc_hashed || !x.stack_k || !x.series_h ||
+        !x.loc_canon || !x.stack_canon) {
+        st = td_err_set(err, TD_NOMEM, "out of memory writing a profile");
+        goto out;
+    }
+    tenant_mix(tenant, tlen, x.tm);
+    st = hash_write(&x, err);
+    if (st) {
+        goto out;
     }
     x.wb = leveldb_writebatch_create();
     pthread_mutex_lock(&s->write_lock);
@@ -914,7 +1283,7 @@ td_status td_pstore_write(td_pstore *s, const td_pwrite *w, td_err *err)
          * IDs noted as interned may not have been written: forget them all (a
          * rare path). Counters stay advanced: IDs only have to be unique.
          */
-        memset(s->seen, 0, sizeof(s->seen));
+        sym_clear(s);
     }
     pthread_mutex_unlock(&s->write_lock);
     if (!st) {
@@ -927,10 +1296,17 @@ td_status td_pstore_write(td_pstore *s, const td_pwrite *w, td_err *err)
         }
     }
     leveldb_writebatch_destroy(x.wb);
+out:
     td_buf_release(&x.rec);
     td_buf_release(&x.rec2);
     td_free(x.loc_ids);
     td_free(x.stack_ids);
+    td_free(x.loc_h);
+    td_free(x.loc_hashed);
+    td_free(x.stack_k);
+    td_free(x.series_h);
+    td_free(x.loc_canon);
+    td_free(x.stack_canon);
     return st;
 }
 
@@ -1606,15 +1982,20 @@ uint64_t td_pstore_approx_size(td_pstore *s)
 
 #define RETAIN_BATCH_BYTES (4u << 20)
 
-/* Forget the interned series whose 's' key is key (caller holds write_lock). */
-static void seen_drop(td_pstore *s, const uint8_t *key, size_t klen)
+/* Forget the cached ID of the series whose content hash is h (caller holds write_lock). */
+static void sym_drop_series(td_pstore *s, const char *tenant, size_t tlen, const uint8_t h[16])
 {
-    uint64_t d[2], id;
-    if (seen_get(s, key, klen, d, &id)) {
-        /* seen_get moved the entry to way 0 */
-        seen_ent *set = s->seen[d[0] & (SEEN_SETS - 1)];
-        set[0] = set[1];
-        set[1] = (seen_ent){0, 0, 0};
+    uint64_t tm[2], key[2];
+    tenant_mix(tenant, tlen, tm);
+    sym_key(h, tm, key);
+    sym_tab *t = &s->sym[CNT_SERIES];
+    sym_ent *set = t->e + (key[0] & t->mask) * SYM_WAYS;
+    for (int w = 0; w < SYM_WAYS; w++) {
+        if (set[w].a == key[0] && set[w].b == key[1]) {
+            memmove(set + w, set + w + 1, (size_t)(SYM_WAYS - 1 - w) * sizeof(*set));
+            set[SYM_WAYS - 1] = (sym_ent){0, 0, 0};
+            break; /* a key is in a set once */
+        }
     }
 }
 
@@ -1639,7 +2020,7 @@ static td_status drop_series(td_pstore *s, leveldb_writebatch_t *wb, const char 
         td_hash128(v, vlen, h);
         size_t hkl = td__pk_hash_key(hk, TD__PK_SERIES_HASH, tenant, tlen, h);
         leveldb_writebatch_delete(wb, (const char *)hk, hkl);
-        seen_drop(s, hk, hkl);
+        sym_drop_series(s, tenant, tlen, h);
         td_buf pk = TD_BUF_INIT;
         for (size_t i = 0; i < r->n; i++) {
             uint8_t p[TD__PK_TENANT_MAX], b[8];

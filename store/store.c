@@ -193,6 +193,13 @@ const td_opt td_store_opt_rows[] = {
      "means faster ingest and fewer files, but more memory and a longer start-up after "
      "a crash.",
      64 * KiB, 1 * GiB},
+    {"profile-symbol-cache", TD_OPT_SIZE, "64MiB",
+     offsetof(td_store_opts, profile_symbol_cache_bytes),
+     "Memory that remembers the IDs of recently stored profile symbols, stacks and "
+     "series, so that ingesting a profile seldom has to look them up on disk. Size it "
+     "for the number of services: about 1 MiB per 10,000 distinct stack frames and "
+     "stacks; too small slows profile ingest down, it never loses data.",
+     64 * KiB, 64 * GiB},
     {"store-sync", TD_OPT_BOOL, "false", offsetof(td_store_opts, sync),
      "Flush every store write to disk (fsync) before it counts as written. Off, a crash "
      "of the process loses nothing already written, but a power loss or kernel crash can "

@@ -221,6 +221,7 @@ typedef struct td_store_opts {
     uint64_t max_open_files;     /* LevelDB table files kept open (0: the default, 128) */
     uint64_t index_max_value_len;   /* longer values are not indexed (counted) */
     uint64_t index_max_values;      /* distinct values indexed per tenant, scope and key */
+    uint64_t profile_symbol_cache_bytes; /* profile store's symbol cache; 0 = 64 MiB */
     int64_t retention_ms;           /* data older than this is deleted; 0 = keep forever */
     int64_t retention_interval_ms;  /* time between retention passes */
 } td_store_opts;

@@ -747,6 +747,195 @@ static void test_dedup_and_reopen(void)
     tmp_remove();
 }
 
+/* ---- the symbol cache ---- */
+
+#define SC_LOCS 64
+#define SC_STACKS 40
+#define SC_USED_LOCS 61 /* distinct locations the stacks below use */
+
+typedef struct sc_got {
+    uint64_t stack[SC_STACKS]; /* by value - 1 */
+    size_t n;
+} sc_got;
+
+static bool sc_sample(void *ud, const td_psample_out *smp)
+{
+    sc_got *g = ud;
+    TD_CHECK(smp->value >= 1 && smp->value <= SC_STACKS);
+    g->stack[smp->value - 1] = smp->stack;
+    g->n++;
+    return true;
+}
+
+static td_pstore *open_sc(uint64_t cache_bytes)
+{
+    td_store_opts o = opts();
+    o.profile_symbol_cache_bytes = cache_bytes;
+    td_pstore *s = NULL;
+    td_err err;
+    TD_ASSERT_EQ_INT(td_pstore_open(&o, &s, &err), TD_OK);
+    return s;
+}
+
+/*
+ * One profile of SC_STACKS stacks over SC_LOCS locations (plus one location
+ * equal in content to location 0 but with its own string copies) at t_ms;
+ * stack i has value i + 1. Returns the stack IDs read back by value, and
+ * checks each stack's frames by name.
+ */
+static void sc_write_check(td_pstore *s, int64_t t_ms, sc_got *g)
+{
+    char names[SC_LOCS + 1][16];
+    td_ploc l[SC_LOCS + 1];
+    for (int i = 0; i < SC_LOCS; i++) {
+        snprintf(names[i], sizeof(names[i]), "fn%d", i);
+        l[i] = (td_ploc){names[i], names[i], "f.go", i, "/bin/app"};
+    }
+    char *dup[3] = {td_xstrdup("fn0"), td_xstrdup("f.go"), td_xstrdup("/bin/app")};
+    l[SC_LOCS] = (td_ploc){dup[0], dup[0], dup[1], 0, dup[2]};
+    uint32_t fr[SC_STACKS][4];
+    td_pstack k[SC_STACKS];
+    td_psample smp[SC_STACKS];
+    for (int i = 0; i < SC_STACKS; i++) {
+        uint32_t d = 1 + (uint32_t)i % 4;
+        for (uint32_t j = 0; j < d; j++) {
+            fr[i][j] = (uint32_t)(i * 3 + (int)j * 11) % SC_LOCS;
+        }
+        if (i % 5 == 0 && d > 1) {
+            fr[i][d - 1] = SC_LOCS; /* the copy of location 0 as the root */
+        }
+        k[i] = (td_pstack){fr[i], d};
+        smp[i] = (td_psample){(uint32_t)i, i + 1, 0, {0}};
+    }
+    td_pseries_in se = {lab_a_cpu, 3, smp, SC_STACKS};
+    td_pwrite w = {"t1", t_ms * 1000000, 0, l, SC_LOCS + 1, k, SC_STACKS, &se, 1};
+    td_err err;
+    TD_ASSERT_EQ_INT(td_pstore_write(s, &w, &err), TD_OK);
+    for (int i = 0; i < 3; i++) {
+        td_free(dup[i]);
+    }
+
+    memset(g, 0, sizeof(*g));
+    got_series gs = series_of(s, "t1", NULL, 0, 0, 0);
+    TD_ASSERT_EQ_INT(gs.n, 1);
+    td_pvisit v = {NULL, sc_sample, g};
+    TD_ASSERT_EQ_INT(td_pstore_select(s, "t1", gs.id, 1, t_ms, t_ms, &v, &err), TD_OK);
+    TD_ASSERT_EQ_INT(g->n, SC_STACKS);
+    td_buf got = TD_BUF_INIT, want = TD_BUF_INIT;
+    for (int i = 0; i < SC_STACKS; i++) {
+        stack_text(s, "t1", g->stack[i], &got);
+        td_buf_reset(&want);
+        for (uint32_t j = k[i].nframes; j-- > 0;) {
+            uint32_t li = fr[i][j];
+            td_buf_addf(&want, "%s%s", j + 1 < k[i].nframes ? ";" : "",
+                        li == SC_LOCS ? "fn0" : names[li]);
+        }
+        TD_ASSERT_EQ_STR(got.data, want.data);
+    }
+    td_buf_release(&got);
+    td_buf_release(&want);
+}
+
+static void test_symbol_cache(void)
+{
+    tmp_make();
+    /* a tiny cache (one set of 4 ways per kind) still writes the right data */
+    td_pstore *s = open_sc(1);
+    sc_got a, b, c, d;
+    sc_write_check(s, T0, &a);
+    sc_write_check(s, T0 + 10000, &b);
+    td_pstore_close(s);
+    TD_ASSERT_EQ_INT(memcmp(a.stack, b.stack, sizeof(a.stack)), 0);
+    /* 61 locations (the copy is location 0), 40 distinct stacks, each stored once */
+    TD_ASSERT_EQ_INT(count_type(TD__PK_LOC, NULL), SC_USED_LOCS);
+    TD_ASSERT_EQ_INT(count_type(TD__PK_STACK, NULL), SC_STACKS);
+
+    /* after a restart a cold cache resolves to the same IDs, then hits */
+    uint64_t cached = sym_metric("stack", "cached"), found = sym_metric("stack", "found");
+    uint64_t written = sym_metric("stack", "written");
+    s = open_sc(0);
+    sc_write_check(s, T0 + 20000, &c);
+    TD_ASSERT_EQ_U64(sym_metric("stack", "found") - found, SC_STACKS);
+    sc_write_check(s, T0 + 30000, &d);
+    TD_ASSERT_EQ_U64(sym_metric("stack", "cached") - cached, SC_STACKS);
+    TD_ASSERT_EQ_U64(sym_metric("stack", "written") - written, 0);
+    td_pstore_close(s);
+    TD_ASSERT_EQ_INT(memcmp(a.stack, c.stack, sizeof(a.stack)), 0);
+    TD_ASSERT_EQ_INT(memcmp(a.stack, d.stack, sizeof(a.stack)), 0);
+    TD_ASSERT_EQ_INT(count_type(TD__PK_LOC, NULL), SC_USED_LOCS);
+    TD_ASSERT_EQ_INT(count_type(TD__PK_STACK, NULL), SC_STACKS);
+    tmp_remove();
+}
+
+#define SG_N 5000
+
+typedef struct sg_got {
+    uint64_t stack[SG_N]; /* by value - 1 */
+    size_t n;
+} sg_got;
+
+static bool sg_sample(void *ud, const td_psample_out *smp)
+{
+    sg_got *g = ud;
+    TD_CHECK(smp->value >= 1 && smp->value <= SG_N);
+    g->stack[smp->value - 1] = smp->stack;
+    g->n++;
+    return true;
+}
+
+/* SG_N one-frame stacks of distinct locations, stack i with value i + 1. */
+static void sg_write(td_pstore *s, int64_t t_ms, sg_got *g)
+{
+    static char names[SG_N][16];
+    static td_ploc l[SG_N];
+    static uint32_t fr[SG_N];
+    static td_pstack k[SG_N];
+    static td_psample smp[SG_N];
+    for (uint32_t i = 0; i < SG_N; i++) {
+        snprintf(names[i], sizeof(names[i]), "g%u", i);
+        l[i] = (td_ploc){names[i], names[i], "g.go", 1, ""};
+        fr[i] = i;
+        k[i] = (td_pstack){&fr[i], 1};
+        smp[i] = (td_psample){i, (int64_t)i + 1, 0, {0}};
+    }
+    td_pseries_in se = {lab_a_cpu, 3, smp, SG_N};
+    td_pwrite w = {"t1", t_ms * 1000000, 0, l, SG_N, k, SG_N, &se, 1};
+    td_err err;
+    TD_ASSERT_EQ_INT(td_pstore_write(s, &w, &err), TD_OK);
+    memset(g, 0, sizeof(*g));
+    got_series gs = series_of(s, "t1", NULL, 0, 0, 0);
+    td_pvisit v = {NULL, sg_sample, g};
+    TD_ASSERT_EQ_INT(td_pstore_select(s, "t1", gs.id, 1, t_ms, t_ms, &v, &err), TD_OK);
+    TD_ASSERT_EQ_INT(g->n, SG_N);
+}
+
+/* The cache grows past its first size and keeps every entry it had. */
+static void test_symbol_cache_grow(void)
+{
+    tmp_make();
+    static sg_got a, b;
+    td_pstore *s = open_sc(0);
+    sg_write(s, T0, &a);
+    uint64_t cached = sym_metric("stack", "cached"), lcached = sym_metric("location", "cached");
+    uint64_t written = sym_metric("stack", "written"), found = sym_metric("stack", "found");
+    sg_write(s, T0 + 10000, &b);
+    /* a few evicted while the table was small are found in the store */
+    uint64_t hits = sym_metric("stack", "cached") - cached;
+    TD_CHECK(hits >= SG_N * 98 / 100);
+    TD_ASSERT_EQ_U64(hits + sym_metric("stack", "found") - found, SG_N);
+    /* a cached stack needs no location lookups */
+    TD_CHECK(sym_metric("location", "cached") - lcached <= SG_N - hits);
+    TD_ASSERT_EQ_U64(sym_metric("stack", "written") - written, 0);
+    TD_ASSERT_EQ_INT(memcmp(a.stack, b.stack, sizeof(a.stack)), 0);
+    td_buf txt = TD_BUF_INIT;
+    stack_text(s, "t1", a.stack[SG_N - 1], &txt);
+    TD_ASSERT_EQ_STR(txt.data, "g4999");
+    td_buf_release(&txt);
+    td_pstore_close(s);
+    TD_ASSERT_EQ_INT(count_type(TD__PK_STACK, NULL), SG_N);
+    tmp_remove();
+}
+
 static void test_time_windows(void)
 {
     tmp_make();
@@ -1380,6 +1569,8 @@ TEST_LIST = {
     {"selector_match", test_selector_match},
     {"roundtrip", test_roundtrip},
     {"dedup_and_reopen", test_dedup_and_reopen},
+    {"symbol_cache", test_symbol_cache},
+    {"symbol_cache_grow", test_symbol_cache_grow},
     {"time_windows", test_time_windows},
     {"or_selectors", test_or_selectors},
     {"invalid_writes", test_invalid_writes},
