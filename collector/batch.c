@@ -589,6 +589,27 @@ static bool idx_kvs(idx_list *l, uint32_t frag, uint8_t scope, td_otlp_kv *const
     return true;
 }
 
+/*
+ * The n < 8 bytes at p as a little-endian word, the value memcpy gave on the
+ * little-endian hosts we run on, without a variable-length memcpy call (in the
+ * profile that call cost a third of the entry lookup): two overlapping loads,
+ * whose shared bytes are equal, so OR-ing them is exact.
+ */
+static inline uint64_t load_tail(const uint8_t *p, size_t n)
+{
+    if (n >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, p, 4);
+        memcpy(&hi, p + n - 4, 4);
+        return (uint64_t)lo | (uint64_t)hi << (8 * (n - 4));
+    }
+    if (n == 0) {
+        return 0;
+    }
+    return (uint64_t)p[0] | (uint64_t)p[n / 2] << (8 * (n / 2)) |
+           (uint64_t)p[n - 1] << (8 * (n - 1));
+}
+
 /* A cheap 64-bit hash, 8 bytes per step (strings here are short). */
 static uint64_t str_hash(const uint8_t *p, size_t n)
 {
@@ -601,10 +622,7 @@ static uint64_t str_hash(const uint8_t *p, size_t n)
         h = (h ^ w) * m;
         h ^= h >> 29;
     }
-    uint64_t w = 0;
-    if (i < n) {
-        memcpy(&w, p + i, n - i);
-    }
+    uint64_t w = load_tail(p + i, n - i);
     h = (h ^ w) * m;
     return h ^ (h >> 32);
 }
