@@ -17,6 +17,7 @@
  * consumed.
  */
 #include "store/pstore.h"
+#include "store/ldb.h"
 
 #include "core/buf.h"
 #include "core/hash.h"
@@ -92,11 +93,7 @@ static const char *const sym_outcome[3] = {"cached", "found", "written"};
 static const uint8_t cnt_kind[3] = {TD__PK_CNT_SERIES, TD__PK_CNT_LOC, TD__PK_CNT_STACK};
 
 struct td_pstore {
-    leveldb_t *db;
-    leveldb_options_t *opts;
-    leveldb_cache_t *cache;
-    leveldb_readoptions_t *ropts;
-    leveldb_writeoptions_t *wopts;
+    td__ldb l; /* the database and its options (store/ldb.h) */
     char *path;
     pthread_mutex_t write_lock;
     /* guarded by write_lock: */
@@ -148,7 +145,7 @@ static td_status db_get(td_pstore *s, const uint8_t *k, size_t klen, char **v, s
                         td_err *err)
 {
     char *lerr = NULL;
-    *v = leveldb_get(s->db, s->ropts, (const char *)k, klen, vlen, &lerr);
+    *v = leveldb_get(s->l.db, s->l.ropts, (const char *)k, klen, vlen, &lerr);
     if (lerr) {
         return io_err(err, lerr);
     }
@@ -189,29 +186,6 @@ static int64_t ns_to_ms(int64_t ns)
 
 /* ---- open / close ---- */
 
-static td_status mkdir_p(const char *dir, td_err *err)
-{
-    char *p = td_xstrdup(dir);
-    td_status st = TD_OK;
-    for (char *c = p + 1;; c++) {
-        if (*c != '/' && *c != '\0') {
-            continue;
-        }
-        char ch = *c;
-        *c = '\0';
-        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-            st = td_err_set(err, TD_IO, "cannot create directory %s: %s", p, strerror(errno));
-            break;
-        }
-        *c = ch;
-        if (ch == '\0') {
-            break;
-        }
-    }
-    td_free(p);
-    return st;
-}
-
 static int64_t size_gauge(void *ud)
 {
     uint64_t n = td_pstore_approx_size(ud);
@@ -220,21 +194,7 @@ static int64_t size_gauge(void *ud)
 
 static void pstore_free(td_pstore *s)
 {
-    if (s->db) {
-        leveldb_close(s->db);
-    }
-    if (s->opts) {
-        leveldb_options_destroy(s->opts);
-    }
-    if (s->cache) {
-        leveldb_cache_destroy(s->cache);
-    }
-    if (s->ropts) {
-        leveldb_readoptions_destroy(s->ropts);
-    }
-    if (s->wopts) {
-        leveldb_writeoptions_destroy(s->wopts);
-    }
+    td__ldb_close(&s->l);
     pthread_mutex_destroy(&s->write_lock);
     for (int k = 0; k < 3; k++) {
         td_free(s->sym[k].e);
@@ -250,7 +210,7 @@ td_status td_pstore_open(const td_store_opts *o, td_pstore **out, td_err *err)
     if (!o->dir || !o->dir[0]) {
         return td_err_set(err, TD_INVALID, "data-dir is empty");
     }
-    td_status st = mkdir_p(o->dir, err);
+    td_status st = td__mkdir_p(o->dir, err);
     if (st) {
         return st;
     }
@@ -262,14 +222,6 @@ td_status td_pstore_open(const td_store_opts *o, td_pstore **out, td_err *err)
 
     /* the profile database is smaller than the span store: a quarter of its cache */
     uint64_t cache = o->cache_bytes / 4 < (1u << 20) ? (1u << 20) : o->cache_bytes / 4;
-    s->cache = leveldb_cache_create_lru((size_t)cache);
-    s->opts = leveldb_options_create();
-    leveldb_options_set_create_if_missing(s->opts, 1);
-    leveldb_options_set_cache(s->opts, s->cache);
-    leveldb_options_set_write_buffer_size(
-        s->opts, (size_t)(o->write_buffer_bytes ? o->write_buffer_bytes : 4u << 20));
-    leveldb_options_set_compression(s->opts, leveldb_snappy_compression);
-    leveldb_options_set_max_open_files(s->opts, 256);
     uint64_t symb =
         o->profile_symbol_cache_bytes ? o->profile_symbol_cache_bytes : SYM_CACHE_DEFAULT;
     for (int k = 0; k < 3; k++) {
@@ -284,17 +236,9 @@ td_status td_pstore_open(const td_store_opts *o, td_pstore **out, td_err *err)
         s->sym[k].mask = first - 1;
         s->sym[k].max_sets = n;
     }
-    s->ropts = leveldb_readoptions_create();
-    leveldb_readoptions_set_fill_cache(s->ropts, 1);
-    s->wopts = leveldb_writeoptions_create();
-    leveldb_writeoptions_set_sync(s->wopts, o->sync);
-
-    char *lerr = NULL;
-    s->db = leveldb_open(s->opts, s->path, &lerr);
-    if (lerr) {
-        st = td_err_set(err, TD_IO, "cannot open profile store %s: %s", s->path, lerr);
-        leveldb_free(lerr);
-        s->db = NULL;
+    if ((st = td__ldb_open(&s->l, s->path, "profile store", cache,
+                           o->write_buffer_bytes ? o->write_buffer_bytes : 4u << 20, 256, o->sync,
+                           err)) != TD_OK) {
         pstore_free(s);
         return st;
     }
@@ -1272,7 +1216,7 @@ td_status td_pstore_write(td_pstore *s, const td_pwrite *w, td_err *err)
             leveldb_writebatch_put(x.wb, (const char *)k, klen, (const char *)v, 8);
         }
         char *lerr = NULL;
-        leveldb_write(s->db, s->wopts, x.wb, &lerr);
+        leveldb_write(s->l.db, s->l.wopts, x.wb, &lerr);
         if (lerr) {
             st = td_err_set(err, TD_IO, "profile store write failed: %s", lerr);
             leveldb_free(lerr);
@@ -1393,7 +1337,7 @@ static td_status postings(td_pstore *s, const char *tenant, size_t tlen, const c
     }
     td_status st = TD_OK;
     bool last_ok = false, have_last = false;
-    leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->ropts);
+    leveldb_iterator_t *it = leveldb_create_iterator(s->l.db, s->l.ropts);
     for (leveldb_iter_seek(it, pre.data, pre.len); leveldb_iter_valid(it); leveldb_iter_next(it)) {
         size_t klen;
         const char *k = leveldb_iter_key(it, &klen);
@@ -1444,7 +1388,7 @@ static td_status all_series(td_pstore *s, const char *tenant, size_t tlen, idset
     uint8_t p[TD__PK_TENANT_MAX];
     size_t plen = td__pk_prefix(p, TD__PK_SERIES, tenant, tlen);
     td_status st = TD_OK;
-    leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->ropts);
+    leveldb_iterator_t *it = leveldb_create_iterator(s->l.db, s->l.ropts);
     for (leveldb_iter_seek(it, (const char *)p, plen); leveldb_iter_valid(it);
          leveldb_iter_next(it)) {
         size_t klen;
@@ -1615,7 +1559,7 @@ td_status td_pstore_series(td_pstore *s, const char *tenant, const td_pselector 
     }
     idset_sort(&ids);
     series_rec r = {.strs = TD_BUF_INIT};
-    leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->ropts);
+    leveldb_iterator_t *it = leveldb_create_iterator(s->l.db, s->l.ropts);
     for (size_t i = 0; i < ids.n && !st; i++) {
         if (end_ms != 0) {
             bool yes;
@@ -1759,7 +1703,7 @@ td_status td_pstore_select(td_pstore *s, const char *tenant, const uint64_t *ser
     int64_t lo = ms_to_ns_floor(start_ms);
     int64_t hi = end_ms == 0 ? INT64_MAX : ms_to_ns_ceil(end_ms);
     bool stop = false;
-    leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->ropts);
+    leveldb_iterator_t *it = leveldb_create_iterator(s->l.db, s->l.ropts);
     for (size_t i = 0; i < ids.n && !st && !stop; i++) {
         uint8_t k[TD__PK_KEY_MAX];
         size_t klen = td__pk_profile_key(k, tenant, tlen, ids.v[i], lo, 0);
@@ -1917,7 +1861,7 @@ td_status td_pstore_stats(td_pstore *s, const char *tenant, bool *any, int64_t *
      */
     uint8_t p[TD__PK_TENANT_MAX];
     size_t plen = td__pk_prefix(p, TD__PK_TIME, tenant, tlen);
-    leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->ropts);
+    leveldb_iterator_t *it = leveldb_create_iterator(s->l.db, s->l.ropts);
     leveldb_iter_seek(it, (const char *)p, plen);
     while (leveldb_iter_valid(it)) {
         size_t klen;
@@ -1974,7 +1918,7 @@ uint64_t td_pstore_approx_size(td_pstore *s)
     const char *limit_key = limit;
     size_t start_len = 0, limit_len = sizeof(limit);
     uint64_t size = 0;
-    leveldb_approximate_sizes(s->db, 1, &start_key, &start_len, &limit_key, &limit_len, &size);
+    leveldb_approximate_sizes(s->l.db, 1, &start_key, &start_len, &limit_key, &limit_len, &size);
     return size;
 }
 
@@ -2062,7 +2006,7 @@ static td_status retain_series(td_pstore *s, const char *tenant, size_t tlen, ui
         size_t bytes = 0;
         uint8_t k[TD__PK_KEY_MAX];
         pthread_mutex_lock(&s->write_lock);
-        leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->ropts);
+        leveldb_iterator_t *it = leveldb_create_iterator(s->l.db, s->l.ropts);
         leveldb_writebatch_t *wb = leveldb_writebatch_create();
         size_t klen = td__pk_profile_key(k, tenant, tlen, id, INT64_MIN, 0);
         size_t plen = klen - 12;
@@ -2118,7 +2062,7 @@ static td_status retain_series(td_pstore *s, const char *tenant, size_t tlen, ui
         }
         if (!st && (nprof || ntime || nser)) {
             char *lerr = NULL;
-            leveldb_write(s->db, s->wopts, wb, &lerr);
+            leveldb_write(s->l.db, s->l.wopts, wb, &lerr);
             if (lerr) {
                 st = td_err_set(err, TD_IO, "retention delete failed: %s", lerr);
                 leveldb_free(lerr);
@@ -2145,7 +2089,7 @@ td_status td_pstore_retain(td_pstore *s, int64_t cutoff_ns, const atomic_bool *s
     int64_t cut_ms = ns_to_ms(cutoff_ns);
     if (cutoff_ns > 0) {
         series_rec rec = {.strs = TD_BUF_INIT};
-        leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->ropts);
+        leveldb_iterator_t *it = leveldb_create_iterator(s->l.db, s->l.ropts);
         char c = TD__PK_SERIES;
         for (leveldb_iter_seek(it, &c, 1); !st && leveldb_iter_valid(it); leveldb_iter_next(it)) {
             if (stop && atomic_load_explicit(stop, memory_order_relaxed)) {

@@ -7,6 +7,7 @@
  * records, which a trace read keeps until it ends (res_cache).
  */
 #include "store/store.h"
+#include "store/ldb.h"
 
 #include "core/buf.h"
 #include "core/hash.h"
@@ -33,7 +34,8 @@
 /* td_batch_new lays out header, td_frag array, td_res array and data in one block. */
 _Static_assert(sizeof(td_batch) % alignof(td_frag) == 0, "td_frag array must follow td_batch");
 _Static_assert(sizeof(td_frag) % alignof(td_res) == 0, "td_res array must follow td_frag");
-_Static_assert(sizeof(td_res) % alignof(td_idx_entry) == 0, "td_idx_entry array must follow td_res");
+_Static_assert(sizeof(td_res) % alignof(td_idx_entry) == 0,
+               "td_idx_entry array must follow td_res");
 _Static_assert(sizeof(td_frag) % alignof(td_idx_entry) == 0, "td_idx_entry may follow td_frag");
 _Static_assert(TD_TENANT_MAX <= 255, "tenant length must fit the key's length byte");
 
@@ -83,11 +85,7 @@ typedef struct idx_key {
 #define IDX_VAL_SLOTS (2u * 1024 * 1024)
 
 struct td_store {
-    leveldb_t *db;
-    leveldb_options_t *opts;
-    leveldb_cache_t *cache;
-    leveldb_readoptions_t *ropts;
-    leveldb_writeoptions_t *wopts;
+    td__ldb l; /* the database and its options (store/ldb.h) */
     /*
      * Held across a whole td_store_write: seq numbers are handed out and the
      * persisted high-water mark (TD__KEY_META_SEQ) is written in the same order,
@@ -103,7 +101,7 @@ struct td_store {
     td_metric *m_res_written, *m_res_cached;
     /* ---- secondary index ---- */
     uint64_t idx_max_value_len, idx_max_values;
-    uint64_t idx_since;                    /* TD__KEY_META_IDX_SINCE, read at open */
+    uint64_t idx_since;   /* TD__KEY_META_IDX_SINCE, read at open */
     uint64_t idx_fmt_seq; /* TD__KEY_META_IDX_FMT: 'I' records below this seq are unreadable */
     /*
      * TD__KEY_META_IDX_HOLE in memory (empty when lo > hi). Guarded by hole_lock,
@@ -113,8 +111,8 @@ struct td_store {
     pthread_mutex_t hole_lock;
     uint64_t hole_lo, hole_hi;
     res_seen_ent tag_seen[TAG_SEEN_SETS][2]; /* guarded by write_lock */
-    idx_key *idx_keys;                     /* [idx_cap], guarded by write_lock */
-    size_t idx_cap, idx_nkeys, idx_nslots; /* table size, keys tracked, value slots */
+    idx_key *idx_keys;                       /* [idx_cap], guarded by write_lock */
+    size_t idx_cap, idx_nkeys, idx_nslots;   /* table size, keys tracked, value slots */
     td_metric *m_idx_entries, *m_idx_too_long, *m_idx_too_many;
 };
 
@@ -228,8 +226,8 @@ const td_opt td_store_opt_rows[] = {
      "forever.",
      0, 3650LL * 24 * 3600 * 1000},
     {"retention-interval", TD_OPT_DURATION, "10m", offsetof(td_store_opts, retention_interval_ms),
-     "Time between two retention passes; the first runs shortly after start.",
-     100, 7LL * 24 * 3600 * 1000},
+     "Time between two retention passes; the first runs shortly after start.", 100,
+     7LL * 24 * 3600 * 1000},
 };
 const size_t td_store_nopt_rows = sizeof(td_store_opt_rows) / sizeof(td_store_opt_rows[0]);
 
@@ -240,34 +238,6 @@ static uint64_t wall_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* mkdir -p: create dir and its missing parents. */
-static td_status mkdir_p(const char *dir, td_err *err)
-{
-    char *p = td_xstrdup(dir);
-    td_status st = TD_OK;
-    for (char *s = p + 1;; s++) {
-        if (*s != '/' && *s != '\0') {
-            continue;
-        }
-        char c = *s;
-        *s = '\0';
-        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-            st = td_err_set(err, TD_IO, "cannot create directory %s: %s", p, strerror(errno));
-            break;
-        }
-        *s = c;
-        if (c == '\0') {
-            break;
-        }
-    }
-    struct stat sb;
-    if (!st && (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))) {
-        st = td_err_set(err, TD_IO, "data directory %s is not a directory", dir);
-    }
-    td_free(p);
-    return st;
 }
 
 /*
@@ -284,8 +254,7 @@ static int pick_max_open_files(uint64_t want)
 {
     struct rlimit rl;
     rlim_t n = want ? (rlim_t)want : 128;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-        rl.rlim_cur / 4 < n) {
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 4 < n) {
         n = rl.rlim_cur / 4;
     }
     if (n < 74) {
@@ -307,8 +276,8 @@ static void load_next_seq(td_store *s)
     uint64_t seq = wall_ns();
     char *lerr = NULL;
     size_t vlen = 0;
-    char *v =
-        leveldb_get(s->db, s->ropts, TD__KEY_META_SEQ, sizeof(TD__KEY_META_SEQ) - 1, &vlen, &lerr);
+    char *v = leveldb_get(s->l.db, s->l.ropts, TD__KEY_META_SEQ, sizeof(TD__KEY_META_SEQ) - 1,
+                          &vlen, &lerr);
     if (lerr) {
         td_log(TD_LOG_WARN, MODULE, "cannot read the stored sequence mark: %s", lerr);
         leveldb_free(lerr);
@@ -339,7 +308,7 @@ static td_status load_idx_since(td_store *s, bool *had, td_err *err)
     *had = false;
     char *lerr = NULL;
     size_t vlen = 0;
-    char *v = leveldb_get(s->db, s->ropts, TD__KEY_META_IDX_SINCE,
+    char *v = leveldb_get(s->l.db, s->l.ropts, TD__KEY_META_IDX_SINCE,
                           sizeof(TD__KEY_META_IDX_SINCE) - 1, &vlen, &lerr);
     if (lerr) {
         td_status st = td_err_set(err, TD_IO, "cannot read the index start mark: %s", lerr);
@@ -359,7 +328,7 @@ static td_status load_idx_since(td_store *s, bool *had, td_err *err)
         return TD_OK;
     }
     /* absent: is there any fragment from before indexing? */
-    leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->ropts);
+    leveldb_iterator_t *it = leveldb_create_iterator(s->l.db, s->l.ropts);
     char t = TD__REC_TRACE;
     leveldb_iter_seek(it, &t, 1);
     bool old = false;
@@ -372,7 +341,7 @@ static td_status load_idx_since(td_store *s, bool *had, td_err *err)
     s->idx_since = old ? wall_ns() : 0;
     uint8_t mark[8];
     td__put_be64(mark, s->idx_since);
-    leveldb_put(s->db, s->wopts, TD__KEY_META_IDX_SINCE, sizeof(TD__KEY_META_IDX_SINCE) - 1,
+    leveldb_put(s->l.db, s->l.wopts, TD__KEY_META_IDX_SINCE, sizeof(TD__KEY_META_IDX_SINCE) - 1,
                 (const char *)mark, sizeof(mark), &lerr);
     if (lerr) {
         td_status st = td_err_set(err, TD_IO, "cannot write the index start mark: %s", lerr);
@@ -398,8 +367,8 @@ static td_status load_idx_fmt(td_store *s, bool had_since, td_err *err)
 {
     char *lerr = NULL;
     size_t vlen = 0;
-    char *v = leveldb_get(s->db, s->ropts, TD__KEY_META_IDX_FMT, sizeof(TD__KEY_META_IDX_FMT) - 1,
-                          &vlen, &lerr);
+    char *v = leveldb_get(s->l.db, s->l.ropts, TD__KEY_META_IDX_FMT,
+                          sizeof(TD__KEY_META_IDX_FMT) - 1, &vlen, &lerr);
     if (lerr) {
         td_status st = td_err_set(err, TD_IO, "cannot read the index format mark: %s", lerr);
         leveldb_free(lerr);
@@ -435,7 +404,7 @@ static td_status load_idx_fmt(td_store *s, bool had_since, td_err *err)
     td__put_be64(fv + 1, s->idx_fmt_seq);
     leveldb_writebatch_put(wb, TD__KEY_META_IDX_FMT, sizeof(TD__KEY_META_IDX_FMT) - 1,
                            (const char *)fv, sizeof(fv));
-    leveldb_write(s->db, s->wopts, wb, &lerr);
+    leveldb_write(s->l.db, s->l.wopts, wb, &lerr);
     leveldb_writebatch_destroy(wb);
     if (lerr) {
         td_status st = td_err_set(err, TD_IO, "cannot write the index format mark: %s", lerr);
@@ -452,7 +421,7 @@ static td_status load_idx_hole(td_store *s, td_err *err)
     s->hole_hi = 0;
     char *lerr = NULL;
     size_t vlen = 0;
-    char *v = leveldb_get(s->db, s->ropts, TD__KEY_META_IDX_HOLE,
+    char *v = leveldb_get(s->l.db, s->l.ropts, TD__KEY_META_IDX_HOLE,
                           sizeof(TD__KEY_META_IDX_HOLE) - 1, &vlen, &lerr);
     if (lerr) {
         td_status st = td_err_set(err, TD_IO, "cannot read the unindexed range: %s", lerr);
@@ -491,22 +460,7 @@ static int64_t size_gauge(void *ud)
 
 static void store_free(td_store *s)
 {
-    if (s->db) {
-        leveldb_close(s->db);
-    }
-    /* the cache is referenced by the options and the db: destroy it last */
-    if (s->opts) {
-        leveldb_options_destroy(s->opts);
-    }
-    if (s->cache) {
-        leveldb_cache_destroy(s->cache);
-    }
-    if (s->ropts) {
-        leveldb_readoptions_destroy(s->ropts);
-    }
-    if (s->wopts) {
-        leveldb_writeoptions_destroy(s->wopts);
-    }
+    td__ldb_close(&s->l);
     idx_keys_clear(s);
     pthread_mutex_destroy(&s->write_lock);
     pthread_mutex_destroy(&s->hole_lock);
@@ -520,7 +474,7 @@ td_status td_store_open(const td_store_opts *o, td_store **out, td_err *err)
     if (!o->dir || !o->dir[0]) {
         return td_err_set(err, TD_INVALID, "data-dir is empty");
     }
-    td_status st = mkdir_p(o->dir, err);
+    td_status st = td__mkdir_p(o->dir, err);
     if (st) {
         return st;
     }
@@ -531,26 +485,8 @@ td_status td_store_open(const td_store_opts *o, td_store **out, td_err *err)
     td_buf_addf(&path, "%s/traces", o->dir);
     s->path = td_buf_detach(&path, NULL);
 
-    s->cache = leveldb_cache_create_lru((size_t)o->cache_bytes);
-    s->opts = leveldb_options_create();
-    leveldb_options_set_create_if_missing(s->opts, 1);
-    leveldb_options_set_cache(s->opts, s->cache);
-    leveldb_options_set_write_buffer_size(s->opts, (size_t)o->write_buffer_bytes);
-    /* snappy is LevelDB's default; it silently stores blocks raw if built without it */
-    leveldb_options_set_compression(s->opts, leveldb_snappy_compression);
-    leveldb_options_set_max_open_files(s->opts, pick_max_open_files(o->max_open_files));
-
-    s->ropts = leveldb_readoptions_create();
-    leveldb_readoptions_set_fill_cache(s->ropts, 1);
-    s->wopts = leveldb_writeoptions_create();
-    leveldb_writeoptions_set_sync(s->wopts, o->sync);
-
-    char *lerr = NULL;
-    s->db = leveldb_open(s->opts, s->path, &lerr);
-    if (lerr) {
-        st = td_err_set(err, TD_IO, "cannot open store %s: %s", s->path, lerr);
-        leveldb_free(lerr);
-        s->db = NULL;
+    if ((st = td__ldb_open(&s->l, s->path, "store", o->cache_bytes, o->write_buffer_bytes,
+                           pick_max_open_files(o->max_open_files), o->sync, err)) != TD_OK) {
         store_free(s);
         return st;
     }
@@ -608,8 +544,7 @@ static uint64_t load_le64(const uint8_t *p)
  * caller puts it into the write batch, and clears the table if that write then
  * fails). Caller holds write_lock.
  */
-static bool seen_test_and_set(res_seen_ent (*tab)[2], size_t nsets, const uint8_t *key,
-                              size_t klen)
+static bool seen_test_and_set(res_seen_ent (*tab)[2], size_t nsets, const uint8_t *key, size_t klen)
 {
     uint8_t d[TD_HASH128_LEN];
     td_hash128(key, klen, d);
@@ -639,11 +574,11 @@ typedef bool (*distinct_fn)(void *ud, uint8_t type, const uint8_t *v, size_t len
 typedef struct distinct_scan {
     const uint8_t *prefix; /* every visited key starts with it */
     size_t plen;
-    bool typed;       /* a type byte precedes the escaped element ('I') */
-    size_t tail;      /* fixed bytes after the element: TD__IDX_TAIL or TD__TAG_TAIL */
-    bool windowed;    /* only elements with a bucket in [lo, hi] */
-    uint32_t lo, hi;  /* the bucket comes first in the tail */
-    size_t max;       /* stop after this many elements (0 = no bound) */
+    bool typed;          /* a type byte precedes the escaped element ('I') */
+    size_t tail;         /* fixed bytes after the element: TD__IDX_TAIL or TD__TAG_TAIL */
+    bool windowed;       /* only elements with a bucket in [lo, hi] */
+    uint32_t lo, hi;     /* the bucket comes first in the tail */
+    size_t max;          /* stop after this many elements (0 = no bound) */
     uint64_t *inspected; /* may be NULL */
     distinct_fn fn;
     void *ud;
@@ -680,7 +615,7 @@ static td_status distinct_run(td_store *s, const distinct_scan *d, td_err *err)
         td_free(val);
         return td_err_set(err, TD_NOMEM, "out of memory reading the index");
     }
-    leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->ropts);
+    leveldb_iterator_t *it = leveldb_create_iterator(s->l.db, s->l.ropts);
     td_status st = TD_OK;
     size_t count = 0;
     leveldb_iter_seek(it, (const char *)d->prefix, d->plen);
@@ -829,8 +764,7 @@ static bool idx_load_one(void *ud, uint8_t type, const uint8_t *v, size_t len)
  * values are read (a key that reached its limit before keeps it, since the
  * index then holds index-max-values of them). Caller holds write_lock.
  */
-static td_status idx_key_get(td_store *s, const uint8_t *p, size_t plen, idx_key **out,
-                             td_err *err)
+static td_status idx_key_get(td_store *s, const uint8_t *p, size_t plen, idx_key **out, td_err *err)
 {
     uint8_t d[TD_HASH128_LEN];
     td_hash128(p, plen, d);
@@ -1114,11 +1048,11 @@ static td_status put_wtabs(leveldb_writebatch_t *wb, td_batch *const *batches, s
     while (ns < 2 * nf) {
         ns *= 2;
     }
-    uint32_t *first = td_malloc(n * sizeof(*first));  /* tenant number -> a batch of it */
-    uint32_t *npos = td_calloc(n, sizeof(*npos));     /* tenant number -> table length */
-    uint32_t *slots = td_calloc(ns, sizeof(*slots));  /* distinct trace + 1, 0 = empty */
-    uint32_t *dt = td_malloc(nf * sizeof(*dt));       /* distinct trace -> tenant number */
-    uint8_t *ids = td_malloc(nf * 16);                /* distinct traces, first-seen order */
+    uint32_t *first = td_malloc(n * sizeof(*first)); /* tenant number -> a batch of it */
+    uint32_t *npos = td_calloc(n, sizeof(*npos));    /* tenant number -> table length */
+    uint32_t *slots = td_calloc(ns, sizeof(*slots)); /* distinct trace + 1, 0 = empty */
+    uint32_t *dt = td_malloc(nf * sizeof(*dt));      /* distinct trace -> tenant number */
+    uint8_t *ids = td_malloc(nf * 16);               /* distinct traces, first-seen order */
     uint8_t *tab = td_malloc(nf * 16);
     uint32_t *dpos = td_malloc(nf * sizeof(*dpos)); /* distinct trace -> its position */
     td_status st = TD_OK;
@@ -1178,8 +1112,7 @@ static td_status put_wtabs(leveldb_writebatch_t *wb, td_batch *const *batches, s
             size_t at = (size_t)c * TD__WTAB_CHUNK;
             size_t cn = npos[t] - at < TD__WTAB_CHUNK ? npos[t] - at : TD__WTAB_CHUNK;
             size_t kl = td__key_wtab(key, tenant, tl, seq, c);
-            leveldb_writebatch_put(wb, (const char *)key, kl, (const char *)val + 16 * at,
-                                   16 * cn);
+            leveldb_writebatch_put(wb, (const char *)key, kl, (const char *)val + 16 * at, 16 * cn);
         }
     }
 out:
@@ -1344,8 +1277,8 @@ static td_status put_index(td_store *s, leveldb_writebatch_t *wb, td_batch *cons
     }
     for (size_t i = 0; i < nr; i++) {
         size_t at = start[refs[i].vid]++;
-        order[at] = (idx_sort){(uint64_t)refs[i].vid << 32 | refs[i].bucket, (uint32_t)i,
-                               refs[i].tix};
+        order[at] =
+            (idx_sort){(uint64_t)refs[i].vid << 32 | refs[i].bucket, (uint32_t)i, refs[i].tix};
     }
     td_free(start);
     for (size_t i = 0; i < nr;) {
@@ -1440,8 +1373,8 @@ static td_status put_index(td_store *s, leveldb_writebatch_t *wb, td_batch *cons
             uint32_t hour = bucket / 60;
             if (hour != last_hour) {
                 uint8_t *tk = key + vend + TD__IDX_TAIL; /* scratch after the 'I' key */
-                size_t tkl = td__key_tag(tk, r->b->tenant, r->tlen, e->scope, e->key, e->key_len,
-                                         hour);
+                size_t tkl =
+                    td__key_tag(tk, r->b->tenant, r->tlen, e->scope, e->key, e->key_len, hour);
                 if (!seen_test_and_set(s->tag_seen, TAG_SEEN_SETS, tk, tkl)) {
                     leveldb_writebatch_put(wb, (const char *)tk, tkl, "", 0);
                 }
@@ -1565,7 +1498,7 @@ td_status td_store_write(td_store *s, td_batch *const *batches, size_t n, td_err
         leveldb_writebatch_put(wb, TD__KEY_META_SEQ, sizeof(TD__KEY_META_SEQ) - 1,
                                (const char *)mark, sizeof(mark));
         char *lerr = NULL;
-        leveldb_write(s->db, s->wopts, wb, &lerr);
+        leveldb_write(s->l.db, s->l.wopts, wb, &lerr);
         if (lerr) {
             st = td_err_set(err, TD_IO, "store write failed: %s", lerr);
             leveldb_free(lerr);
@@ -1639,7 +1572,7 @@ static td_status res_lookup(td_store *s, res_cache *c, const char *tenant, size_
     size_t klen = td__key_res(key, tenant, tlen, hash);
     char *lerr = NULL;
     size_t vlen = 0;
-    char *v = leveldb_get(s->db, s->ropts, (const char *)key, klen, &vlen, &lerr);
+    char *v = leveldb_get(s->l.db, s->l.ropts, (const char *)key, klen, &vlen, &lerr);
     if (lerr) {
         td_status st = td_err_set(err, TD_IO, "store read failed: %s", lerr);
         leveldb_free(lerr);
@@ -1711,7 +1644,7 @@ td_status td_store_trace_get(td_store *s, const char *tenant, const uint8_t trac
     uint8_t prefix[TD__KEY_TRACE_PREFIX_MAX];
     size_t plen = td__key_trace_prefix(prefix, tenant, tlen, trace_id);
 
-    leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->ropts);
+    leveldb_iterator_t *it = leveldb_create_iterator(s->l.db, s->l.ropts);
     size_t visited = 0;
     td_status st = TD_OK;
     res_cache rc = {0};
@@ -1793,7 +1726,7 @@ td_status td_store_summaries(td_store *s, const char *tenant, uint64_t start_ns,
     uint32_t b_lo = td__sum_bucket(start_ns), b_hi = td__sum_bucket(end_ns);
     uint8_t key[TD__KEY_SUM_PREFIX_MAX + 4];
     size_t plen = td__key_sum_prefix(key, tenant, tlen);
-    leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->ropts);
+    leveldb_iterator_t *it = leveldb_create_iterator(s->l.db, s->l.ropts);
     /* position on the last key < (prefix | b_hi + 1): the newest record of the range */
     /* buckets are at most UINT64_MAX / 60e9 (about 3.1e8): b_hi + 1 cannot wrap */
     td__put_be32(key + plen, b_hi + 1);
@@ -1857,7 +1790,7 @@ uint64_t td_store_approx_size(td_store *s)
     const char *limit_key = limit;
     size_t start_len = 0, limit_len = sizeof(limit);
     uint64_t size = 0;
-    leveldb_approximate_sizes(s->db, 1, &start_key, &start_len, &limit_key, &limit_len, &size);
+    leveldb_approximate_sizes(s->l.db, 1, &start_key, &start_len, &limit_key, &limit_len, &size);
     return size;
 }
 
@@ -1940,18 +1873,18 @@ td_status td_store_tag_values(td_store *s, const char *tenant, uint8_t scope, co
     }
     uint8_t prefix[TD__KEY_IDX_PREFIX_MAX];
     value_visit vv = {cb, ud};
-    distinct_scan ds = {.prefix = prefix,
-                        .plen = td__key_idx_prefix(prefix, tenant, tlen, scope,
-                                                   (const uint8_t *)key, key_len),
-                        .typed = true,
-                        .tail = TD__IDX_TAIL,
-                        .windowed = end_ns > 0,
-                        .lo = td__sum_bucket(start_ns),
-                        .hi = td__sum_bucket(end_ns),
-                        .max = max,
-                        .inspected = inspected,
-                        .fn = value_visit_one,
-                        .ud = &vv};
+    distinct_scan ds = {
+        .prefix = prefix,
+        .plen = td__key_idx_prefix(prefix, tenant, tlen, scope, (const uint8_t *)key, key_len),
+        .typed = true,
+        .tail = TD__IDX_TAIL,
+        .windowed = end_ns > 0,
+        .lo = td__sum_bucket(start_ns),
+        .hi = td__sum_bucket(end_ns),
+        .max = max,
+        .inspected = inspected,
+        .fn = value_visit_one,
+        .ud = &vv};
     return distinct_run(s, &ds, err);
 }
 
@@ -1986,8 +1919,8 @@ static int cmp_hit_table(const void *pa, const void *pb)
  * write and position, each chunk of a table that holds a hit is read once (one
  * leveldb_get of at most 1 KiB) and released before the next.
  */
-static td_status resolve_hits(td_store *s, const char *tenant, size_t tlen, idx_hit *hits,
-                              size_t n, td_err *err)
+static td_status resolve_hits(td_store *s, const char *tenant, size_t tlen, idx_hit *hits, size_t n,
+                              td_err *err)
 {
     if (n > 1) {
         qsort(hits, n, sizeof(*hits), cmp_hit_table);
@@ -1998,7 +1931,7 @@ static td_status resolve_hits(td_store *s, const char *tenant, size_t tlen, idx_
         size_t kl = td__key_wtab(key, tenant, tlen, hits[i].seq, chunk);
         char *lerr = NULL;
         size_t vlen = 0;
-        char *v = leveldb_get(s->db, s->ropts, (const char *)key, kl, &vlen, &lerr);
+        char *v = leveldb_get(s->l.db, s->l.ropts, (const char *)key, kl, &vlen, &lerr);
         if (lerr) {
             td_status st = td_err_set(err, TD_IO, "store read failed: %s", lerr);
             leveldb_free(lerr);
@@ -2100,7 +2033,7 @@ td_status td_store_index_traces(td_store *s, const char *tenant, uint8_t scope, 
         size_t n = plen;
         k0[n++] = type;
         n += td__esc_put(k0 + n, lo, lo_len);
-        leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->ropts);
+        leveldb_iterator_t *it = leveldb_create_iterator(s->l.db, s->l.ropts);
         leveldb_iter_seek(it, (const char *)k0, n);
         bool present = false;
         if (leveldb_iter_valid(it)) {
@@ -2142,8 +2075,8 @@ td_status td_store_index_traces(td_store *s, const char *tenant, uint8_t scope, 
         st = td_err_set(err, TD_NOMEM, "out of memory reading the index");
         goto done;
     }
-    leveldb_iterator_t *vit = leveldb_create_iterator(s->db, s->ropts);
-    leveldb_iterator_t *eit = leveldb_create_iterator(s->db, s->ropts);
+    leveldb_iterator_t *vit = leveldb_create_iterator(s->l.db, s->l.ropts);
+    leveldb_iterator_t *eit = leveldb_create_iterator(s->l.db, s->l.ropts);
     uint64_t nread = 0;
     bool old_fmt = false;
     size_t n = plen;
@@ -2286,7 +2219,7 @@ uint64_t td_store_approx_size_type(td_store *s, uint8_t rec_type)
         limit_key = ff;
         limit_len = sizeof(ff);
     }
-    leveldb_approximate_sizes(s->db, 1, &start_key, &start_len, &limit_key, &limit_len, &size);
+    leveldb_approximate_sizes(s->l.db, 1, &start_key, &start_len, &limit_key, &limit_len, &size);
     return size;
 }
 
@@ -2328,7 +2261,7 @@ static td_status rb_flush(rbatch *b, td_err *err)
     char *lerr = NULL;
     if (b->flags & RB_LOCK) {
         pthread_mutex_lock(&b->s->write_lock);
-        leveldb_write(b->s->db, b->s->wopts, b->wb, &lerr);
+        leveldb_write(b->s->l.db, b->s->l.wopts, b->wb, &lerr);
         if (b->clear_vals) {
             idx_keys_clear(b->s);
         }
@@ -2337,7 +2270,7 @@ static td_status rb_flush(rbatch *b, td_err *err)
         }
         pthread_mutex_unlock(&b->s->write_lock);
     } else {
-        leveldb_write(b->s->db, b->s->wopts, b->wb, &lerr);
+        leveldb_write(b->s->l.db, b->s->l.wopts, b->wb, &lerr);
     }
     leveldb_writebatch_clear(b->wb);
     b->bytes = b->n = 0;
@@ -2476,8 +2409,8 @@ static td_status retain_wtabs(td_store *s, leveldb_readoptions_t *ro, const uint
     b->hold = false;
     n = sort_unique(seqs, n);
     /* it: next tables and fragments; wit: the chunks of the table at hand */
-    leveldb_iterator_t *it = leveldb_create_iterator(s->db, ro);
-    leveldb_iterator_t *wit = leveldb_create_iterator(s->db, ro);
+    leveldb_iterator_t *it = leveldb_create_iterator(s->l.db, ro);
+    leveldb_iterator_t *wit = leveldb_create_iterator(s->l.db, ro);
     uint8_t wk[TD__KEY_WTAB_MAX], nk[TD__KEY_WTAB_MAX], fk[TD__KEY_TRACE_MAX];
     const char *tenant = (const char *)tk;
     for (size_t i = 0; i < n && !st; i++) {
@@ -2701,13 +2634,13 @@ td_status td_store_retain(td_store *s, uint64_t cutoff_ns, const atomic_bool *st
      * the write lock together with the snapshot: every seq it holds is below.
      */
     pthread_mutex_lock(&s->write_lock);
-    const leveldb_snapshot_t *snap = leveldb_create_snapshot(s->db);
+    const leveldb_snapshot_t *snap = leveldb_create_snapshot(s->l.db);
     uint64_t snap_seq = s->next_seq;
     pthread_mutex_unlock(&s->write_lock);
     leveldb_readoptions_t *ro = leveldb_readoptions_create();
     leveldb_readoptions_set_snapshot(ro, snap);
     leveldb_readoptions_set_fill_cache(ro, 0);
-    leveldb_iterator_t *it = leveldb_create_iterator(s->db, ro);
+    leveldb_iterator_t *it = leveldb_create_iterator(s->l.db, ro);
     rbatch b = {s, stop, leveldb_writebatch_create(), 0, 0, 0, false, false};
 
     td_status st = retain_frags(s, it, cb, &b, &r.fragments, err);
@@ -2723,7 +2656,7 @@ td_status td_store_retain(td_store *s, uint64_t cutoff_ns, const atomic_bool *st
     leveldb_writebatch_destroy(b.wb);
     leveldb_iter_destroy(it);
     leveldb_readoptions_destroy(ro);
-    leveldb_release_snapshot(s->db, snap);
+    leveldb_release_snapshot(s->l.db, snap);
     /* what was deleted before an error is gone all the same: count it */
     td_count(TD_M_RETENTION_DELETED, r.fragments, "traces", "fragment");
     td_count(TD_M_RETENTION_DELETED, r.index_records, "traces", "index");
