@@ -19,6 +19,7 @@
 #include <ftw.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <leveldb/c.h>
 #include <stdint.h>
@@ -2368,6 +2369,7 @@ static void test_retention_many(void)
 typedef struct race_ctx {
     td_store *s;
     uint64_t t0;
+    atomic_bool go; /* set by the retention loop: the writer starts only then */
     atomic_bool done;
     int failures;
 } race_ctx;
@@ -2377,6 +2379,9 @@ enum { RACE_N = 600 };
 static void *race_writer(void *p)
 {
     race_ctx *c = p;
+    while (!atomic_load(&c->go)) {
+        sched_yield();
+    }
     for (unsigned i = 0; i < RACE_N; i++) {
         /* a late fragment of an old trace next to a new one, in one write */
         uint64_t old = c->t0 + (i % 5) * MIN_NS, now = c->t0 + 30 * MIN_NS + i;
@@ -2426,15 +2431,18 @@ static void test_retention_race(void)
     tmp_make();
     td_store_opts o = opts_for("db");
     race_ctx c = {.s = open_store(&o), .t0 = 1000 * HOUR_NS};
+    atomic_init(&c.go, false);
     atomic_init(&c.done, false);
     pthread_t w, rd;
     TD_ASSERT_EQ_INT(pthread_create(&w, NULL, race_writer, &c), 0);
     TD_ASSERT_EQ_INT(pthread_create(&rd, NULL, race_reader, &c), 0);
+    /* at least one pass starts while the writer runs (a fast writer could finish first) */
     unsigned passes = 0;
-    while (!atomic_load(&c.done)) {
+    atomic_store(&c.go, true);
+    do {
         retain(c.s, c.t0 + 10 * MIN_NS);
         passes++;
-    }
+    } while (!atomic_load(&c.done));
     pthread_join(w, NULL);
     pthread_join(rd, NULL);
     TD_ASSERT_EQ_INT(c.failures, 0);
